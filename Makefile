@@ -1,0 +1,21 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 0.0.0.0
+PORT ?= 8000
+
+.PHONY: install serve test bench
+
+$(VENV)/.installed: pyproject.toml scripts/install.sh $(wildcard clients/python/pyproject.toml clients/node/package.json)
+	VENV=$(VENV) bash scripts/install.sh
+
+install: $(VENV)/.installed
+
+serve: install
+	$(VENV)/bin/audio-service serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(PY) -m pytest -q -rs
+
+bench: install
+	$(PY) bench/batch.py
+	$(PY) bench/streaming.py

@@ -1,0 +1,34 @@
+"""Request-scoped access to the app's services, and the API-key dependency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from audio_service.api.auth import check_api_key, key_from_authorization
+from audio_service.models.registry import ModelRegistry
+from audio_service.pipeline.batch import BatchService
+from audio_service.settings import Settings
+
+
+@dataclass
+class Services:
+    """Everything a route may call; built once per app in :func:`audio_service.app.create_app`."""
+
+    settings: Settings
+    registry: ModelRegistry
+    batch: BatchService
+    extra: dict[str, Any] = field(default_factory=dict)  # services added by later stages (streaming, ...)
+    ready: bool = False
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def require_api_key(request: Request) -> str | None:
+    """FastAPI dependency: the caller's API key, or None on an open server."""
+    services: Services = request.app.state.services
+    return check_api_key(key_from_authorization(request.headers.get("authorization")), services.settings.api_keys)

@@ -1,0 +1,162 @@
+"""Parse and validate the multipart form of the batch endpoints.
+
+Accepts both spellings clients use for list fields (``timestamp_granularities=word,segment`` and
+OpenAI's repeated ``timestamp_granularities[]``) and the reference SDK's always-sent defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from starlette.datastructures import FormData, UploadFile
+
+from audio_service.audio.preprocess import PREPROCESSING_MODES
+from audio_service.errors import InvalidRequestError
+from audio_service.formatting import RESPONSE_FORMATS
+from audio_service.pipeline.batch import BatchJob
+from audio_service.schema import Task
+
+GRANULARITIES = ("word", "segment")
+MAX_PROMPT_CHARS = 4000
+
+
+def whisper_languages() -> frozenset[str]:
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    return frozenset(_LANGUAGE_CODES)
+
+
+class TranscriptionParams(BaseModel):
+    """Every form field of ``/v1/audio/transcriptions`` (translations use a subset)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    model: str | None = Field(None, description="Model id or alias (see GET /v1/models).")
+    vad_model: str = Field("silero", description="silero | whisperx-pyannet")
+    alignment_model: str | None = Field(None, description="mms_fa | tdnn_ffn | gentle, as mapped by the operator.")
+    language: str | None = Field(None, description="ISO-639-1 code of the spoken language (a hint; detected if absent).")
+    prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS, description="Text to condition the decoder on.")
+    temperature: tuple[float, ...] = Field((0.0,), description="A float, or a fallback list like 0.0,0.2,0.4.")
+    response_format: Literal["json", "text", "srt", "verbose_json", "vtt"] = "json"
+    timestamp_granularities: tuple[Literal["word", "segment"], ...] = Field(("segment",))
+    diarize: bool = False
+    diarization_model: str | None = None
+    min_speakers: int | None = Field(None, ge=1, le=64)
+    max_speakers: int | None = Field(None, ge=1, le=64)
+    preprocessing: Literal["none", "dynamic", "soft_dynamic", "bass_dynamic"] = "none"
+    skip_vad: bool = False
+    max_clip_len: float = Field(30.0, gt=0.0, le=30.0, description="Longest chunk given to the decoder, seconds.")
+
+    @field_validator("temperature", mode="before")
+    @classmethod
+    def _split_temperatures(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            parts = [p.strip() for p in v.split(",") if p.strip()]
+            if not parts:
+                raise ValueError("temperature must be a number or a comma-separated list of numbers")
+            return tuple(parts)
+        return v
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature_range(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v or any(not 0.0 <= t <= 1.0 for t in v):
+            raise ValueError("each temperature must be between 0 and 1")
+        return v
+
+    @field_validator("language")
+    @classmethod
+    def _language_code(cls, v: str | None) -> str | None:
+        if v is None or v.strip() == "":
+            return None
+        code = v.strip().lower()
+        if code not in whisper_languages():
+            raise ValueError(f"unsupported language {v!r}; use an ISO-639-1 code Whisper knows, e.g. 'en', 'de'")
+        return code
+
+    @model_validator(mode="after")
+    def _combinations(self) -> "TranscriptionParams":
+        if "word" in self.timestamp_granularities and self.response_format != "verbose_json":
+            raise _combo("timestamp_granularities", "timestamp_granularities=word requires response_format=verbose_json")
+        if self.diarize:
+            if self.response_format != "verbose_json" or "word" not in self.timestamp_granularities:
+                raise _combo(
+                    "diarize", "diarize=true requires response_format=verbose_json and timestamp_granularities to include word"
+                )
+        elif self.min_speakers is not None or self.max_speakers is not None:
+            raise _combo("min_speakers" if self.min_speakers is not None else "max_speakers", "min_speakers/max_speakers require diarize=true")
+        if self.min_speakers is not None and self.max_speakers is not None and self.min_speakers > self.max_speakers:
+            raise _combo("min_speakers", "min_speakers must not exceed max_speakers")
+        return self
+
+    def to_job(self, task: Task) -> BatchJob:
+        return BatchJob(
+            task=task,
+            model=self.model,
+            language=self.language,
+            prompt=self.prompt,
+            temperatures=self.temperature,
+            word_timestamps="word" in self.timestamp_granularities,
+            vad_model=self.vad_model,
+            skip_vad=self.skip_vad,
+            max_clip_len=self.max_clip_len,
+            preprocessing=self.preprocessing,
+            alignment_model=self.alignment_model,
+            diarize=self.diarize,
+            diarization_model=self.diarization_model,
+            min_speakers=self.min_speakers,
+            max_speakers=self.max_speakers,
+        )
+
+
+class _ComboError(ValueError):
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def _combo(param: str, message: str) -> _ComboError:
+    return _ComboError(param, message)
+
+
+TRANSLATION_FIELDS = frozenset(
+    {"model", "vad_model", "alignment_model", "language", "prompt", "temperature", "response_format",
+     "timestamp_granularities", "preprocessing", "skip_vad", "max_clip_len"}
+)
+
+
+def _form_dict(form: FormData, allowed: frozenset[str] | None) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    granularities: list[str] = []
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile) or key == "file":
+            continue
+        if key in ("timestamp_granularities", "timestamp_granularities[]"):
+            granularities += [g.strip() for g in str(value).split(",") if g.strip()]
+            continue
+        if allowed is not None and key not in allowed:
+            continue
+        if value == "" and key not in ("prompt",):
+            continue  # empty optional fields mean "default", as multipart clients often send them
+        data[key] = value
+    if granularities:
+        data["timestamp_granularities"] = tuple(dict.fromkeys(granularities))
+    return data
+
+
+def parse_params(form: FormData, task: Task) -> TranscriptionParams:
+    """Validate the form's fields; raise :class:`InvalidRequestError` naming the bad parameter."""
+    data = _form_dict(form, None if task == "transcribe" else TRANSLATION_FIELDS)
+    try:
+        return TranscriptionParams.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        ctx_error = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _ComboError):
+            raise InvalidRequestError(str(ctx_error), param=ctx_error.param) from None
+        param = str(err["loc"][0]) if err.get("loc") else None
+        msg = err["msg"].removeprefix("Value error, ")
+        if err.get("type") == "literal_error" and param:
+            msg = f"Invalid value {err.get('input')!r}; {msg[0].lower()}{msg[1:]}"
+        raise InvalidRequestError(f"{param}: {msg}" if param else msg, param=param) from None

@@ -1,0 +1,64 @@
+"""Build the FastAPI application from one :class:`Settings` object."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import FastAPI
+
+from audio_service import __version__
+from audio_service.api import batch, system
+from audio_service.api.deps import Services
+from audio_service.api.errors import install_error_handlers
+from audio_service.api.limits import BodyLimitMiddleware
+from audio_service.models.registry import ModelRegistry
+from audio_service.pipeline.batch import BatchService
+from audio_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The application, with its services built from ``settings`` (nothing global)."""
+    registry = ModelRegistry(settings)
+    services = Services(settings=settings, registry=registry, batch=BatchService(settings, registry))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if not settings.api_keys:
+            log.warning("no API keys configured: the server is open to anyone who can reach it")
+        loader = asyncio.create_task(_preload(services))
+        try:
+            yield
+        finally:
+            loader.cancel()
+            for stop in services.extra.get("shutdown_hooks", []):
+                await stop()
+            services.batch.shutdown()
+
+    app = FastAPI(
+        title="audio-service",
+        version=__version__,
+        description="Self-hostable speech-to-text: OpenAI-compatible batch API and WebSocket streaming.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.include_router(system.router)
+    app.include_router(batch.router)
+    return app
+
+
+async def _preload(services: Services) -> None:
+    """Load the configured models off the event loop, then mark the server ready."""
+    for name in services.settings.preload_models:
+        try:
+            await asyncio.to_thread(services.registry.get, name)
+        except Exception:  # logged by the registry; /ready stays 503 for this model
+            log.error("preloading %s failed", name)
+            return
+    services.ready = True
+    log.info("ready: %s", ", ".join(services.settings.preload_models) or "no models preloaded")

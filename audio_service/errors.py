@@ -1,0 +1,79 @@
+"""Errors the service raises, independent of HTTP.
+
+The API edge (``audio_service.api.errors``) maps each to a status code and the OpenAI-style body
+``{"error": {"message", "type", "param", "code"}}``; the WebSocket edge maps them to a close code.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base class: a failure with a message meant for the client."""
+
+    status_code = 500
+    error_type = "server_error"
+    default_code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code or self.default_code
+
+
+class InvalidRequestError(ServiceError):
+    """A parameter is missing, malformed, or inconsistent with another."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+    default_code = "invalid_value"
+
+
+class UnsupportedError(InvalidRequestError):
+    """A valid option this server cannot serve (e.g. a model whose weights are absent)."""
+
+    default_code = "unsupported"
+
+
+class AudioDecodeError(InvalidRequestError):
+    """The input is not audio we can decode."""
+
+    default_code = "invalid_audio"
+
+
+class NotFoundError(ServiceError):
+    status_code = 404
+    error_type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class PayloadTooLargeError(ServiceError):
+    status_code = 413
+    error_type = "invalid_request_error"
+    default_code = "file_too_large"
+
+
+class AuthenticationError(ServiceError):
+    status_code = 401
+    error_type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class OverloadedError(ServiceError):
+    """All workers are busy and the queue is full; the client should retry later."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+    default_code = "server_busy"
+
+    def __init__(self, message: str, *, retry_after_s: int = 5, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after_s = retry_after_s
+
+
+class ModelUnavailableError(ServiceError):
+    """A configured model failed to load (missing weights, no network for a hub id, ...)."""
+
+    status_code = 503
+    error_type = "server_error"
+    default_code = "model_unavailable"

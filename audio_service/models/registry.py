@@ -1,0 +1,145 @@
+"""The model registry: which ids and aliases exist, and the one shared instance of each model.
+
+Model ids a client may send are aliases the operator configures (``Settings.models`` and
+``Settings.aliases``). A model is loaded once and then shared by every request and stream:
+faster-whisper's ``WhisperModel`` is safe to call from several threads, and all per-request state
+lives in the request's own objects, never on the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from audio_service.errors import ModelUnavailableError, NotFoundError
+from audio_service.models.packaged import packaged_model_dir
+from audio_service.settings import Settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from faster_whisper import WhisperModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    source: str  # "packaged:<name>", hub id, or local directory
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    spec: ModelSpec
+    whisper: "WhisperModel"
+    device: str
+    compute_type: str
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self.whisper.model.is_multilingual)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` becomes ``cuda`` when CTranslate2 sees a GPU, else ``cpu``."""
+    if device != "auto":
+        return device
+    import ctranslate2
+
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+def resolve_compute_type(compute_type: str, device: str) -> str:
+    if compute_type != "auto":
+        return compute_type
+    return "float16" if device == "cuda" else "int8"
+
+
+class ModelRegistry:
+    """Resolves names to model specs and loads each model once, thread-safely."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._specs = {mid: ModelSpec(mid, src) for mid, src in settings.models.items()}
+        self._aliases = dict(settings.aliases)
+        for alias, target in self._aliases.items():
+            if target not in self._specs:
+                raise ValueError(f"alias {alias!r} points to unknown model {target!r}")
+        if settings.default_model not in self._specs and settings.default_model not in self._aliases:
+            raise ValueError(f"default_model {settings.default_model!r} is not in the model table")
+        self._loaded: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+        self._load_locks: dict[str, threading.Lock] = {mid: threading.Lock() for mid in self._specs}
+
+    # --- names ---
+    def names(self) -> list[str]:
+        return sorted(self._specs) + sorted(self._aliases)
+
+    def aliases(self) -> dict[str, str]:
+        return dict(self._aliases)
+
+    def specs(self) -> list[ModelSpec]:
+        return [self._specs[k] for k in sorted(self._specs)]
+
+    def resolve(self, name: str | None) -> ModelSpec:
+        """Map a client-sent model name (or None for the default) to its spec."""
+        key = name or self._settings.default_model
+        key = self._aliases.get(key, key)
+        spec = self._specs.get(key)
+        if spec is None:
+            raise NotFoundError(
+                f"The model {name!r} does not exist. Available models: {', '.join(self.names())}.",
+                param="model",
+                code="model_not_found",
+            )
+        return spec
+
+    # --- loading ---
+    def is_loaded(self, name: str | None = None) -> bool:
+        return self.resolve(name).id in self._loaded
+
+    def get(self, name: str | None = None) -> LoadedModel:
+        """The shared loaded model for ``name``; loads it on first use (blocking: call off the event loop)."""
+        spec = self.resolve(name)
+        loaded = self._loaded.get(spec.id)
+        if loaded is not None:
+            return loaded
+        with self._load_locks[spec.id]:  # one loader per model; others wait for it
+            loaded = self._loaded.get(spec.id)
+            if loaded is None:
+                loaded = self._load(spec)
+                with self._lock:
+                    self._loaded[spec.id] = loaded
+        return loaded
+
+    def _load(self, spec: ModelSpec) -> LoadedModel:
+        from faster_whisper import WhisperModel
+
+        s = self._settings
+        device = resolve_device(s.device)
+        compute_type = resolve_compute_type(s.compute_type, device)
+        try:
+            path = self.model_path(spec)
+            log.info("loading model %s from %s on %s (%s)", spec.id, path, device, compute_type)
+            whisper = WhisperModel(
+                str(path),
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=s.cpu_threads or (os.cpu_count() or 1),
+                # Let several threads (batch workers, the streaming scheduler) call the model at once.
+                num_workers=max(1, s.inference_workers + 1),
+                download_root=str(s.model_cache_dir / "hub"),
+            )
+        except Exception as exc:  # weights missing, no hub access, bad directory...
+            log.exception("model %s failed to load", spec.id)
+            raise ModelUnavailableError(f"Model {spec.id!r} could not be loaded: {exc}", param="model") from exc
+        return LoadedModel(spec, whisper, device, compute_type)
+
+    def model_path(self, spec: ModelSpec) -> Path | str:
+        """Local directory for packaged or local models; the hub id otherwise (faster-whisper downloads it)."""
+        if spec.source.startswith("packaged:"):
+            return packaged_model_dir(spec.source.split(":", 1)[1], self._settings.model_cache_dir)
+        return Path(spec.source) if Path(spec.source).expanduser().exists() else spec.source

