@@ -80,7 +80,7 @@ def _batched(model: "LoadedModel", audio: Audio, chunks: list[Chunk], language: 
         clip_timestamps=[{"start": c.start, "end": c.end} for c in chunks],
         vad_filter=False,
         batch_size=opts.batch_size,
-        without_timestamps=True,
+        without_timestamps=False,  # timestamp tokens split a chunk into sentence-sized segments
     )
     return list(segments), info
 
