@@ -98,6 +98,7 @@ class TranscriptionParams(BaseModel):
             prompt=self.prompt,
             temperatures=self.temperature,
             word_timestamps="word" in self.timestamp_granularities,
+            timed_segments=self.response_format in ("srt", "vtt", "verbose_json"),
             vad_model=self.vad_model,
             skip_vad=self.skip_vad,
             max_clip_len=self.max_clip_len,

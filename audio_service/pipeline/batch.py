@@ -18,8 +18,8 @@ from audio_service.errors import InvalidRequestError
 from audio_service.models.registry import ModelRegistry
 from audio_service.pipeline import asr
 from audio_service.pipeline.queue import WorkQueue
-from audio_service.pipeline.vad import VAD_MODELS, fixed_windows, get_vad, group_spans
-from audio_service.schema import Audio, Task, Transcript
+from audio_service.pipeline.vad import VAD_MODELS, get_vad
+from audio_service.schema import Audio, SpeechSpan, Task, Transcript
 from audio_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,8 @@ class BatchJob:
     language: str | None = None
     prompt: str | None = None
     temperatures: tuple[float, ...] = (0.0,)
-    word_timestamps: bool = False
+    word_timestamps: bool = False  # the client asked for word timing
+    timed_segments: bool = False  # the output shows segment times (srt, vtt, verbose_json)
     vad_model: str = "silero"
     skip_vad: bool = False
     max_clip_len: float = 30.0
@@ -88,17 +89,18 @@ class BatchService:
         t0 = time.perf_counter()
         model = self._registry.get(job.model)
         audio = preprocess(decode_audio(source), job.preprocessing)
-        chunks = self._chunks(audio, job)
+        spans = self._speech(audio, job)
         opts = asr.AsrOptions(
             task=job.task,
             language=job.language,
             prompt=job.prompt,
             temperatures=job.temperatures,
             beam_size=self._settings.beam_size,
-            word_timestamps=job.word_timestamps or job.diarize,
+            word_timestamps=job.word_timestamps or job.timed_segments or job.diarize,
             batch_size=self._settings.batch_size,
+            max_window_s=job.max_clip_len,
         )
-        transcript = asr.transcribe(model, audio, chunks, opts)
+        transcript = asr.transcribe(model, audio, spans, opts)
         transcript = transcript.with_provenance(vad="none" if job.skip_vad else job.vad_model)
         if job.word_timestamps:
             transcript = transcript.with_provenance(aligner=self.aligners.get(job.alignment_model or "tdnn_ffn", "whisper"))
@@ -107,11 +109,10 @@ class BatchService:
         )
         return transcript
 
-    def _chunks(self, audio: Audio, job: BatchJob):
+    def _speech(self, audio: Audio, job: BatchJob) -> list[SpeechSpan]:
         if job.skip_vad:
-            return fixed_windows(audio.duration, job.max_clip_len)
-        spans = get_vad(job.vad_model)(audio)
-        return group_spans(spans, max_len=job.max_clip_len)
+            return [SpeechSpan(0.0, audio.duration)]
+        return get_vad(job.vad_model)(audio)
 
     def shutdown(self) -> None:
         self._queue.shutdown()
