@@ -12,11 +12,12 @@ import time
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
-from audio_service.audio.decode import decode_audio
+from audio_service.audio.decode import iter_audio_blocks
 from audio_service.audio.preprocess import preprocess
 from audio_service.errors import InvalidRequestError
 from audio_service.models.registry import ModelRegistry
 from audio_service.pipeline import asr
+from audio_service.pipeline.blocks import join, speech_blocks
 from audio_service.pipeline.queue import WorkQueue
 from audio_service.pipeline.vad import VAD_MODELS, get_vad
 from audio_service.schema import Audio, SpeechSpan, Task, Transcript
@@ -85,12 +86,31 @@ class BatchService:
         return await self._queue.run(self.run_sync, source, job)
 
     def run_sync(self, source: str | BinaryIO, job: BatchJob) -> Transcript:
-        """The whole pipeline, blocking. Also used directly by benchmarks."""
+        """The whole pipeline, blocking. Also used directly by benchmarks.
+
+        The file is decoded block by block (``Settings.batch_block_s``), so memory does not grow
+        with its duration.
+        """
         t0 = time.perf_counter()
         model = self._registry.get(job.model)
-        audio = preprocess(decode_audio(source), job.preprocessing)
-        spans = self._speech(audio, job)
-        opts = asr.AsrOptions(
+        opts = self._asr_options(job)
+        raw = (preprocess(b, job.preprocessing) for b in iter_audio_blocks(source, self._settings.batch_block_s))
+        parts: list[tuple[float, Transcript]] = []
+        duration = 0.0
+        for block in speech_blocks(raw, lambda audio: self._speech(audio, job)):
+            part = asr.transcribe(model, block.audio, list(block.spans), opts)
+            if opts.language is None and job.task == "transcribe":
+                opts = replace(opts, language=part.language)  # detect once: later blocks keep the language
+            parts.append((block.offset, part))
+            duration = block.offset + block.audio.duration
+        transcript = join(parts, duration).with_provenance(vad="none" if job.skip_vad else job.vad_model)
+        if job.word_timestamps:
+            transcript = transcript.with_provenance(aligner=self.aligners.get(job.alignment_model or "tdnn_ffn", "whisper"))
+        log.info("%s %.1fs of audio with %s in %.2fs", job.task, duration, model.spec.id, time.perf_counter() - t0)
+        return transcript
+
+    def _asr_options(self, job: BatchJob) -> asr.AsrOptions:
+        return asr.AsrOptions(
             task=job.task,
             language=job.language,
             prompt=job.prompt,
@@ -100,14 +120,6 @@ class BatchService:
             batch_size=self._settings.batch_size,
             max_window_s=job.max_clip_len,
         )
-        transcript = asr.transcribe(model, audio, spans, opts)
-        transcript = transcript.with_provenance(vad="none" if job.skip_vad else job.vad_model)
-        if job.word_timestamps:
-            transcript = transcript.with_provenance(aligner=self.aligners.get(job.alignment_model or "tdnn_ffn", "whisper"))
-        log.info(
-            "%s %.1fs of audio with %s in %.2fs", job.task, audio.duration, model.spec.id, time.perf_counter() - t0
-        )
-        return transcript
 
     def _speech(self, audio: Audio, job: BatchJob) -> list[SpeechSpan]:
         if job.skip_vad:
