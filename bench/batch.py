@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 import httpx
-
 from _common import JFK, RESULTS, jfk_with_pauses, median, peak_rss_mb, save, timed, wer, write_audio
 
 from audio_service.models.packaged import packaged_model_dir

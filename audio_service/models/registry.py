@@ -35,7 +35,7 @@ class ModelSpec:
 @dataclass(frozen=True)
 class LoadedModel:
     spec: ModelSpec
-    whisper: "WhisperModel"
+    whisper: WhisperModel
     device: str
     compute_type: str
 

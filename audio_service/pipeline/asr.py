@@ -36,7 +36,7 @@ class AsrOptions:
     max_window_s: float = 30.0  # longest stretch of packed speech given to the decoder at once
 
 
-def transcribe(model: "LoadedModel", audio: Audio, spans: list[SpeechSpan], opts: AsrOptions) -> Transcript:
+def transcribe(model: LoadedModel, audio: Audio, spans: list[SpeechSpan], opts: AsrOptions) -> Transcript:
     """Decode the speech ``spans`` of ``audio``; timestamps in the result are on ``audio``'s clock.
 
     The spans are packed (silence removed) into windows of at most ``opts.max_window_s``.
@@ -72,7 +72,7 @@ def transcribe(model: "LoadedModel", audio: Audio, spans: list[SpeechSpan], opts
     )
 
 
-def _batched(model: "LoadedModel", audio: Audio, windows: list[tuple[float, float]], language: str | None, opts: AsrOptions):
+def _batched(model: LoadedModel, audio: Audio, windows: list[tuple[float, float]], language: str | None, opts: AsrOptions):
     from faster_whisper import BatchedInferencePipeline
 
     pipeline = BatchedInferencePipeline(model.whisper)
@@ -93,7 +93,7 @@ def _batched(model: "LoadedModel", audio: Audio, windows: list[tuple[float, floa
     return list(segments), info
 
 
-def _sequential(model: "LoadedModel", audio: Audio, windows: list[tuple[float, float]], language: str | None, opts: AsrOptions):
+def _sequential(model: LoadedModel, audio: Audio, windows: list[tuple[float, float]], language: str | None, opts: AsrOptions):
     clips = [t for w in windows for t in w]
     segments, info = model.whisper.transcribe(
         audio.samples,

@@ -44,15 +44,13 @@ def speech_blocks(raw: Iterable[Audio], find_speech: Callable[[Audio], list[Spee
 
 
 def _cut_point(spans: list[SpeechSpan], duration: float) -> float:
-    """The middle of the last pause that ends the block's speech before its end; the end if none."""
+    """The middle of the latest pause in the block (trailing silence included); the end if none."""
     if not spans:
         return duration
-    gaps = [(a.end, b.start) for a, b in zip(spans, spans[1:])] + [(spans[-1].end, duration)]
+    gaps = [(a.end, b.start) for a, b in zip(spans, spans[1:], strict=False)] + [(spans[-1].end, duration)]
     for start, end in reversed(gaps):
-        if end - start >= MIN_PAUSE_S and end < duration:  # a pause that closes before the end
+        if end - start >= MIN_PAUSE_S:
             return (start + end) / 2
-    if duration - spans[-1].end >= MIN_PAUSE_S:  # trailing silence
-        return (spans[-1].end + duration) / 2
     return duration  # speech without any pause for a whole block: cut hard
 
 
