@@ -105,3 +105,34 @@ def test_url_guard() -> None:
     assert not _allowed("intranet", ["10.1.2.3"], ["192.168.0.0/16"])
     assert _allowed("intranet", ["10.1.2.3"], ["10.0.0.0/8"])
     assert _allowed("localhost", ["127.0.0.1", "::1"], ["localhost"])
+
+
+def test_speech_blocks_cut_in_pauses_and_join_on_the_file_clock() -> None:
+    from audio_service.pipeline.blocks import join, speech_blocks
+    from audio_service.schema import Transcript
+
+    sr = 16000
+    # 25 s of "audio" in 10 s raw blocks; speech at 2-9.9 s, 9.95-12 s (no pause at the first block end), 21-24 s
+    speech = [(2.0, 9.9), (9.95, 12.0), (21.0, 24.0)]
+    raw = [Audio(np.zeros(10 * sr, np.float32)), Audio(np.zeros(10 * sr, np.float32)), Audio(np.zeros(5 * sr, np.float32))]
+    offsets: list[float] = []
+
+    def find_speech(audio: Audio) -> list[SpeechSpan]:  # the file's speech, on this block's clock
+        base = offsets[-1] if offsets else 0.0
+        return [SpeechSpan(max(0.0, a - base), min(audio.duration, b - base)) for a, b in speech
+                if b > base and a < base + audio.duration]
+
+    blocks = []
+    for block in speech_blocks(raw, lambda a: find_speech(a)):
+        blocks.append(block)
+        offsets.append(block.offset + block.audio.duration)
+    assert sum(b.audio.duration for b in blocks) == pytest.approx(25.0)
+    assert blocks[0].audio.duration == pytest.approx(1.0)  # cut in the 0-2 s pause: speech runs over the 10 s mark
+    assert all(s.end <= b.audio.duration for b in blocks for s in b.spans)
+
+    parts = [(b.offset, Transcript("transcribe", "en", b.audio.duration, (Segment(0, 0.5, 1.0, " x", (Word(0.5, 1.0, " x"),)),)))
+             for b in blocks]
+    joined = join(parts, 25.0)
+    assert [s.id for s in joined.segments] == list(range(len(blocks)))
+    assert [s.start for s in joined.segments] == [pytest.approx(b.offset + 0.5) for b in blocks]
+    assert joined.segments[-1].words[0].start == pytest.approx(blocks[-1].offset + 0.5)

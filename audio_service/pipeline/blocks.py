@@ -47,7 +47,8 @@ def _cut_point(spans: list[SpeechSpan], duration: float) -> float:
     """The middle of the latest pause in the block (trailing silence included); the end if none."""
     if not spans:
         return duration
-    gaps = [(a.end, b.start) for a, b in zip(spans, spans[1:], strict=False)] + [(spans[-1].end, duration)]
+    inner = [(a.end, b.start) for a, b in zip(spans, spans[1:], strict=False)]
+    gaps = [(0.0, spans[0].start), *inner, (spans[-1].end, duration)]
     for start, end in reversed(gaps):
         if end - start >= MIN_PAUSE_S:
             return (start + end) / 2
