@@ -119,18 +119,36 @@ async def stream(
         sender = asyncio.create_task(send())
         try:
             async with asyncio.timeout(timeout_s):
-                async for raw in ws:
+                while True:
+                    try:
+                        raw = await ws.recv()
+                    except websockets.ConnectionClosed:
+                        break  # after an error message the server closes with its code
                     msg = json.loads(raw)
                     result.merge(time.perf_counter() - result.t0, msg)
-                    if msg.get("checkpoint_id") == "final" or "error" in msg:
+                    if msg.get("checkpoint_id") == "final":
+                        await ws.close()
                         break
         finally:
             sender.cancel()
             with _suppress():
                 await sender
-        await ws.close()
         result.close_code = ws.close_code
     return result
+
+
+async def expect_close(ws, timeout_s: float = 30.0) -> tuple[list[dict], int | None]:
+    """Read until the server closes; return the error bodies received and the close code."""
+    errors = []
+    async with asyncio.timeout(timeout_s):
+        while True:
+            try:
+                msg = json.loads(await ws.recv())
+            except websockets.ConnectionClosed:
+                break
+            if "error" in msg:
+                errors.append(msg["error"])
+    return errors, ws.close_code
 
 
 class _suppress:

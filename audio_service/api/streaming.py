@@ -20,7 +20,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from audio_service.api.auth import check_api_key, key_from_authorization
 from audio_service.api.deps import Services
-from audio_service.errors import InvalidRequestError, OverloadedError, ServiceError, UnsupportedError
+from audio_service.errors import InvalidRequestError, OverloadedError, ServiceError
 from audio_service.settings import Settings
 from audio_service.streaming.decoder import WindowPolicy
 from audio_service.streaming.engine import StreamingEngine
@@ -30,6 +30,7 @@ from audio_service.streaming.protocol import (
     StreamFinishedError,
     StreamVadParams,
     TooManyStreamsError,
+    UnsupportedFeatureError,
     close_code_for,
     error_message,
     parse_audio_frame,
@@ -114,7 +115,7 @@ async def transcribe_stream(ws: WebSocket) -> None:
         options = parse_options(ws.query_params, _default_vad(s), s.stream_text_timeout_s)
         factory = services.extra.get("speaker_tracker_factory")
         if options.diarize and factory is None:
-            raise UnsupportedError("diarize=true: this server has no streaming speaker tracker installed.", param="diarize")
+            raise UnsupportedFeatureError("diarize=true: this server has no streaming speaker tracker installed.", param="diarize")
         model = await asyncio.to_thread(services.registry.get, options.model)
         limiter.acquire(key)
     except ServiceError as exc:

@@ -38,6 +38,12 @@ class InvalidFrameError(InvalidRequestError):
     close_code = CLOSE_INVALID_PAYLOAD
 
 
+class UnsupportedFeatureError(UnsupportedError):
+    """A valid option this server cannot serve on a stream (e.g. diarize without a speaker tracker)."""
+
+    close_code = CLOSE_UNSUPPORTED_DATA
+
+
 class FrameTooLargeError(InvalidRequestError):
     default_code = "frame_too_large"
     close_code = CLOSE_TOO_BIG
