@@ -17,17 +17,16 @@ from audio_service.audio.preprocess import preprocess
 from audio_service.errors import InvalidRequestError
 from audio_service.models.registry import ModelRegistry
 from audio_service.pipeline import asr
+from audio_service.pipeline.align import AlignerRegistry
 from audio_service.pipeline.blocks import join, speech_blocks
+from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds
 from audio_service.pipeline.queue import WorkQueue
+from audio_service.pipeline.speakers import assign_speakers
 from audio_service.pipeline.vad import VAD_MODELS, get_vad
 from audio_service.schema import Audio, SpeechSpan, Task, Transcript
 from audio_service.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# The reference API's aligner names. Until a deployment maps them elsewhere, all are served by
-# Whisper's own cross-attention word timing, which works offline for every language.
-DEFAULT_ALIGNERS: dict[str, str] = {"mms_fa": "whisper", "tdnn_ffn": "whisper", "gentle": "whisper"}
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,8 @@ class BatchService:
         self._settings = settings
         self._registry = registry
         self._queue = WorkQueue(settings.inference_workers, settings.max_queued_requests, settings.retry_after_s, "batch")
-        self.aligners = dict(DEFAULT_ALIGNERS)
+        self.aligners = AlignerRegistry(settings)
+        self.diarizers = DiarizerRegistry(settings)
 
     @property
     def queue(self) -> WorkQueue:
@@ -72,11 +72,10 @@ class BatchService:
             raise InvalidRequestError(
                 f"Unknown vad_model {job.vad_model!r}. Available: {', '.join(sorted(VAD_MODELS))}.", param="vad_model"
             )
-        if job.alignment_model is not None and job.alignment_model not in self.aligners:
-            raise InvalidRequestError(
-                f"Unknown alignment_model {job.alignment_model!r}. Available: {', '.join(sorted(self.aligners))}.",
-                param="alignment_model",
-            )
+        if job.alignment_model is not None:
+            self.aligners.resolve(job.alignment_model)
+        if job.diarize:
+            self.diarizers.resolve(job.diarization_model)
         if job.task == "translate" and not self._registry.get(spec.id).multilingual:
             raise InvalidRequestError(f"Model {spec.id!r} is English-only and cannot translate.", param="model")
         return replace(job, model=spec.id)
@@ -89,23 +88,32 @@ class BatchService:
         """The whole pipeline, blocking. Also used directly by benchmarks.
 
         The file is decoded block by block (``Settings.batch_block_s``), so memory does not grow
-        with its duration.
+        with its duration; only diarization, which clusters speakers over the whole file, decodes
+        it as one block.
         """
         t0 = time.perf_counter()
         model = self._registry.get(job.model)
         opts = self._asr_options(job)
-        raw = (preprocess(b, job.preprocessing) for b in iter_audio_blocks(source, self._settings.batch_block_s))
+        aligner = self.aligners.resolve(job.alignment_model) if job.word_timestamps or job.diarize else None
+        block_s = float("inf") if job.diarize else self._settings.batch_block_s
+        raw = (preprocess(b, job.preprocessing) for b in iter_audio_blocks(source, block_s))
         parts: list[tuple[float, Transcript]] = []
         duration = 0.0
         for block in speech_blocks(raw, lambda audio: self._speech(audio, job)):
             part = asr.transcribe(model, block.audio, list(block.spans), opts)
+            if aligner is not None:
+                part = self.aligners.realign(aligner, block.audio, part)
             if opts.language is None and job.task == "transcribe":
                 opts = replace(opts, language=part.language)  # detect once: later blocks keep the language
             parts.append((block.offset, part))
             duration = block.offset + block.audio.duration
         transcript = join(parts, duration).with_provenance(vad="none" if job.skip_vad else job.vad_model)
-        if job.word_timestamps:
-            transcript = transcript.with_provenance(aligner=self.aligners.get(job.alignment_model or "tdnn_ffn", "whisper"))
+        if aligner is not None:
+            transcript = transcript.with_provenance(aligner=aligner)
+        if job.diarize:  # a single block: ``block`` holds the whole file
+            diarizer = self.diarizers.get(job.diarization_model)
+            turns = diarizer(block.audio, SpeakerBounds(job.min_speakers, job.max_speakers))
+            transcript = assign_speakers(transcript, turns).with_provenance(diarizer=diarizer.name)
         log.info("%s %.1fs of audio with %s in %.2fs", job.task, duration, model.spec.id, time.perf_counter() - t0)
         return transcript
 
