@@ -73,6 +73,30 @@ class Settings(BaseSettings):
     stream_max_frame_bytes: int = Field(64000, description="Largest binary frame accepted (bytes; 64000 = 2 s of PCM16).")
     stream_idle_timeout_s: float = Field(300.0, description="Close a stream after this long with no frame at all.")
     stream_batching: bool = Field(True, description="Batch decode work of several streams into one model call.")
+    stream_max_batch: int = Field(8, description="Most stream windows decoded in one batched model call.")
+    stream_endpoint_silence_ms: int = Field(
+        500, description="Silence (ms) that ends a speech segment and makes it final; vad_kwargs.min_silence_duration_ms overrides."
+    )
+    stream_short_segment_s: float = Field(
+        2.0, description="Segments with less speech than this wait for stream_short_endpoint_s of silence (context helps Whisper)."
+    )
+    stream_short_endpoint_s: float = Field(1.5, description="Endpoint silence (s) for short segments; see stream_short_segment_s.")
+    stream_vad_threshold: float = Field(0.5, description="Silero speech probability above which a window is speech.")
+    stream_speech_pad_ms: int = Field(200, description="Audio kept before and after detected speech in a segment (ms).")
+    stream_max_segment_s: float = Field(15.0, description="Longest segment; longer speech is cut at its quietest recent point.")
+    stream_partial_interval_s: float = Field(
+        0.5, description="New audio (s) before the open segment is re-decoded; updates get coarser when the model is busy."
+    )
+    stream_text_timeout_s: float = Field(
+        5.0, description="Default text_timeout_seconds: speech with no new text for this long is made final."
+    )
+    stream_max_backlog_s: float = Field(
+        60.0, description="Audio (s) a stream may hold untranscribed before it is closed with 1013 (bounds memory)."
+    )
+    stream_final_beam_size: int = Field(5, description="Beam size of the final pass over each segment.")
+    stream_full_window: bool = Field(
+        False, description="Encode every window as Whisper's full 30 s (slower); default: audio + 1 s padding."
+    )
 
     def model_post_init(self, __context: object) -> None:
         self.model_cache_dir = Path(self.model_cache_dir).expanduser()

@@ -1,0 +1,209 @@
+"""``WS /v1/audio/transcriptions/streaming``: WebSocket I/O only.
+
+Accept, authenticate (``Authorization`` header, raw or Bearer, or an ``Authorization`` query
+parameter, since browsers cannot set WebSocket headers), enforce the per-key stream limit, then
+pump frames into the session and the session's messages out. Errors are sent as
+``{"error": {...}}`` followed by the close code the error carries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from audio_service.api.auth import check_api_key, key_from_authorization
+from audio_service.api.deps import Services
+from audio_service.errors import InvalidRequestError, OverloadedError, ServiceError
+from audio_service.settings import Settings
+from audio_service.streaming.decoder import WindowPolicy
+from audio_service.streaming.engine import StreamingEngine
+from audio_service.streaming.protocol import (
+    CLOSE_NORMAL,
+    CLOSE_SERVER_ERROR,
+    StreamFinishedError,
+    StreamVadParams,
+    TooManyStreamsError,
+    UnsupportedFeatureError,
+    close_code_for,
+    error_message,
+    parse_audio_frame,
+    parse_client_text,
+    parse_options,
+)
+from audio_service.streaming.session import SessionConfig, StreamSession
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+MAX_OUTBOUND = 1000  # messages queued for a client that does not read; more closes the stream
+
+
+@dataclass(frozen=True)
+class _Close:
+    error: ServiceError
+    code: int
+
+
+class StreamLimiter:
+    """Concurrent streams per API key (per server when it is open). Used on the event loop only."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._counts: Counter[str | None] = Counter()
+
+    def acquire(self, key: str | None) -> None:
+        if self._counts[key] >= self.limit:
+            raise TooManyStreamsError(
+                f"Too many concurrent streams for this API key (limit {self.limit}).", param="Authorization"
+            )
+        self._counts[key] += 1
+
+    def release(self, key: str | None) -> None:
+        self._counts[key] -= 1
+        if self._counts[key] <= 0:
+            del self._counts[key]
+
+
+def streaming_services(services: Services) -> tuple[StreamingEngine, StreamLimiter]:
+    """The app's engine and limiter, created on first use; the engine stops at shutdown."""
+    if "streaming_engine" not in services.extra:
+        s = services.settings
+        engine = StreamingEngine(
+            batching=s.stream_batching, max_batch=s.stream_max_batch, window=WindowPolicy(full=s.stream_full_window)
+        )
+        engine.start()
+        services.extra["streaming_engine"] = engine
+        services.extra["stream_limiter"] = StreamLimiter(s.max_streams_per_key)
+        services.extra.setdefault("shutdown_hooks", []).append(engine.stop)
+    return services.extra["streaming_engine"], services.extra["stream_limiter"]
+
+
+def _session_config(s: Settings) -> SessionConfig:
+    return SessionConfig(
+        partial_interval_s=s.stream_partial_interval_s,
+        max_segment_s=min(s.stream_max_segment_s, 28.0),
+        max_backlog_s=s.stream_max_backlog_s,
+        final_beam_size=s.stream_final_beam_size,
+        short_segment_s=s.stream_short_segment_s,
+        short_endpoint_s=s.stream_short_endpoint_s,
+    )
+
+
+def _default_vad(s: Settings) -> StreamVadParams:
+    return StreamVadParams(
+        threshold=s.stream_vad_threshold, min_silence_duration_ms=s.stream_endpoint_silence_ms, speech_pad_ms=s.stream_speech_pad_ms
+    )
+
+
+@router.websocket("/v1/audio/transcriptions/streaming")
+async def transcribe_stream(ws: WebSocket) -> None:
+    """Real-time transcription of 16 kHz mono PCM16LE frames; see the README for the protocol."""
+    services: Services = ws.app.state.services
+    s = services.settings
+    await ws.accept()  # accept first: errors are reported as a message, then a close code
+    engine, limiter = streaming_services(services)
+    try:
+        key = check_api_key(
+            key_from_authorization(ws.headers.get("authorization") or ws.query_params.get("Authorization")), s.api_keys
+        )
+        options = parse_options(ws.query_params, _default_vad(s), s.stream_text_timeout_s)
+        factory = services.extra.get("speaker_tracker_factory")
+        if options.diarize and factory is None:
+            raise UnsupportedFeatureError("diarize=true: this server has no streaming speaker tracker installed.", param="diarize")
+        model = await asyncio.to_thread(services.registry.get, options.model)
+        limiter.acquire(key)
+    except ServiceError as exc:
+        await _reject(ws, exc)
+        return
+    try:
+        await _serve(ws, engine, options, model, factory() if options.diarize else None, s)
+    finally:
+        limiter.release(key)
+
+
+async def _serve(ws: WebSocket, engine: StreamingEngine, options, model, tracker, s: Settings) -> None:
+    loop = asyncio.get_running_loop()
+    out: asyncio.Queue[Any] = asyncio.Queue()
+
+    def put(message: Any) -> None:  # runs on the event loop
+        if out.qsize() == MAX_OUTBOUND:
+            out.put_nowait(_Close(OverloadedError("The client does not read its messages."), 1008))
+        elif out.qsize() < MAX_OUTBOUND:
+            out.put_nowait(message)
+
+    session = StreamSession(options, model, _session_config(s), lambda m: loop.call_soon_threadsafe(put, m), tracker)
+    engine.add(session)
+    sender = asyncio.create_task(_send_loop(ws, out))
+    try:
+        close = await _receive_loop(ws, engine, session, s, sender)
+        if close is not None:
+            out.put_nowait(close)
+            with contextlib.suppress(asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(sender), timeout=5)
+    finally:
+        engine.remove(session)
+        sender.cancel()
+        with contextlib.suppress(BaseException):
+            await sender
+
+
+async def _receive_loop(ws: WebSocket, engine: StreamingEngine, session: StreamSession, s: Settings, sender) -> _Close | None:
+    """Feed frames to the session until the client leaves; return how to close on errors."""
+    while not sender.done():
+        try:
+            msg = await asyncio.wait_for(ws.receive(), timeout=s.stream_idle_timeout_s)
+        except asyncio.TimeoutError:
+            err = InvalidRequestError(f"No frame for {s.stream_idle_timeout_s:.0f} s: closing the idle stream.", code="idle_timeout")
+            return _Close(err, CLOSE_NORMAL)
+        except (WebSocketDisconnect, RuntimeError):
+            return None
+        if msg["type"] == "websocket.disconnect":
+            return None
+        try:
+            if msg.get("bytes") is not None:
+                if session.finished:
+                    raise StreamFinishedError("Audio after the 'final' checkpoint: the stream has ended.", param="audio")
+                await engine.feed(session, parse_audio_frame(msg["bytes"], s.stream_max_frame_bytes))
+            elif msg.get("text") is not None:
+                await engine.mark(session, parse_client_text(msg["text"]))
+        except ServiceError as exc:
+            return _Close(exc, close_code_for(exc))
+        except Exception:
+            log.exception("stream failed")
+            return _Close(ServiceError("Internal server error."), CLOSE_SERVER_ERROR)
+    return None
+
+
+async def _send_loop(ws: WebSocket, out: asyncio.Queue) -> None:
+    """Send the session's messages in order; an error item sends the error and closes."""
+    try:
+        while True:
+            item = await out.get()
+            if isinstance(item, _Close):
+                await _reject(ws, item.error, item.code)
+                return
+            if isinstance(item, BaseException):
+                exc = item if isinstance(item, ServiceError) else ServiceError("Internal server error: transcription failed.")
+                await _reject(ws, exc, close_code_for(exc))
+                return
+            await ws.send_json(item)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return  # the client is gone; the receive loop sees the disconnect
+
+
+async def _reject(ws: WebSocket, exc: ServiceError, code: int | None = None) -> None:
+    """Send ``{"error": ...}`` and close with the error's code (quietly if the client is gone)."""
+    if ws.application_state == WebSocketState.DISCONNECTED:
+        return
+    with contextlib.suppress(Exception):
+        await ws.send_json(error_message(exc))
+        await ws.close(code=code if code is not None else close_code_for(exc), reason=(exc.code or "")[:100])
+
+
+__all__ = ["router", "streaming_services"]

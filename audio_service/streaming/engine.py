@@ -1,0 +1,151 @@
+"""The one scheduler that runs every stream's decode work on the shared models.
+
+A single worker thread loops: pick the most urgent kind of work (final passes before partials),
+take one job from each stream that has such work (oldest-served first), and run them as one
+batched model call when ``batching`` is on (one job per call otherwise). Because a stream's next
+partial is only taken once its previous job is done, partial updates of every stream simply
+become coarser when the model is busy: no audio is dropped, and each session bounds its own
+backlog. VAD runs on a second thread, so endpoints are found while the model is busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from audio_service.streaming.decoder import WindowPolicy, decode_batch
+from audio_service.streaming.session import DecodeJob, StreamSession
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineStats:
+    """Counters for logs and benchmarks."""
+
+    calls: int = 0
+    jobs: int = 0
+    busy_s: float = 0.0
+    batch_sizes: dict[int, int] = field(default_factory=dict)
+
+
+class StreamingEngine:
+    """Schedules decode work of all sessions onto the shared models."""
+
+    def __init__(self, batching: bool = True, max_batch: int = 8, window: WindowPolicy = WindowPolicy()) -> None:
+        self.batching = batching
+        self.max_batch = max(1, max_batch) if batching else 1
+        self.window = window
+        self.stats = EngineStats()
+        self._sessions: list[StreamSession] = []
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        # One VAD thread: Silero is tiny, and one thread keeps every stream's frames in order.
+        self._vad_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-vad")
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="stream-engine", daemon=True)
+            self._thread.start()
+
+    async def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 30)
+        self._vad_pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def sessions(self) -> int:
+        with self._cond:
+            return len(self._sessions)
+
+    def add(self, session: StreamSession) -> None:
+        with self._cond:
+            self._sessions.append(session)
+
+    def remove(self, session: StreamSession) -> None:
+        """Forget a session and free its state (a job in flight finishes and is ignored)."""
+        with self._cond:
+            if session in self._sessions:
+                self._sessions.remove(session)
+        session.close()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
+
+    async def feed(self, session: StreamSession, samples: np.ndarray) -> None:
+        """Run the session's VAD over new audio off the event loop, then let the scheduler look."""
+        await asyncio.get_running_loop().run_in_executor(self._vad_pool, session.feed, samples)
+        self.wake()
+
+    async def mark(self, session: StreamSession, message) -> None:
+        """Queue a checkpoint/trace behind the audio already fed (same thread as the VAD: keeps order)."""
+        await asyncio.get_running_loop().run_in_executor(self._vad_pool, session.mark, message)
+        self.wake()
+
+    # --- scheduling -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                jobs = self._collect()
+                while not jobs and not self._stopping:
+                    self._cond.wait(timeout=0.25)
+                    jobs = self._collect()
+                if self._stopping:
+                    return
+            self._execute(jobs)
+
+    def _collect(self) -> list[DecodeJob]:
+        """The next batch: final passes first, then partials; oldest-served sessions first."""
+        for final in (True, False):
+            ready = sorted((s for s in self._sessions if s.has_work(final)), key=lambda s: s.waiting_since)
+            if not ready:
+                continue
+            model_id = ready[0].model.spec.id
+            jobs = []
+            for s in ready:
+                if s.model.spec.id != model_id:
+                    continue
+                job = s.next_job(final)
+                if job is not None:
+                    jobs.append(job)
+                if len(jobs) >= self.max_batch:
+                    break
+            if jobs:
+                return jobs
+        return []
+
+    def _execute(self, jobs: list[DecodeJob]) -> None:
+        t0 = time.perf_counter()
+        try:
+            results = decode_batch(jobs[0].session.model, [j.request for j in jobs], self.window)
+        except Exception as exc:  # a model failure must not kill the scheduler or other streams
+            log.exception("streaming decode failed for %d stream(s)", len(jobs))
+            for j in jobs:
+                j.session.fail(exc)
+            return
+        elapsed = time.perf_counter() - t0
+        self.stats.calls += 1
+        self.stats.jobs += len(jobs)
+        self.stats.busy_s += elapsed
+        self.stats.batch_sizes[len(jobs)] = self.stats.batch_sizes.get(len(jobs), 0) + 1
+        for job, result in zip(jobs, results):
+            try:
+                speaker = job.session.speaker_for(job, result)
+                job.session.complete(job, result, speaker)
+            except Exception as exc:
+                log.exception("streaming session failed")
+                job.session.fail(exc)

@@ -1,0 +1,72 @@
+"""Segment snapshots and the patch messages that carry only what changed.
+
+A client that merges segments by id (``state[seg["id"]] = seg``) holds the whole transcript.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class WordView:
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class SegmentView:
+    """What a client sees of one segment at one moment."""
+
+    id: int
+    text: str
+    start: float
+    end: float
+    is_final: bool
+    words: tuple[WordView, ...] = ()
+    speaker_id: str | None = None
+
+
+def segment_json(seg: SegmentView, with_words: bool = True) -> dict[str, Any]:
+    """The wire form of a segment; finality is on the segment and on each word."""
+    out: dict[str, Any] = {
+        "id": seg.id,
+        "text": seg.text,
+        "start": round(seg.start, 3),
+        "end": round(seg.end, 3),
+        "is_final": seg.is_final,
+    }
+    if with_words:
+        out["words"] = [
+            {
+                "word": w.word,
+                "start": round(w.start, 3),
+                "end": round(w.end, 3),
+                "probability": round(w.probability, 4),
+                "is_final": seg.is_final,
+                **({"speaker_id": seg.speaker_id} if seg.speaker_id is not None else {}),
+            }
+            for w in seg.words
+        ]
+    if seg.speaker_id is not None:
+        out["speaker_id"] = seg.speaker_id
+    return out
+
+
+def changed(previous: SegmentView | None, current: SegmentView) -> bool:
+    """Whether a client must be told about ``current``: new, new text, or newly final."""
+    if previous is None:
+        return True
+    if previous.is_final:
+        return False  # final segments never change again
+    return current.is_final or current.text != previous.text
+
+
+def patch_message(segments: list[SegmentView], with_words: bool = True) -> dict[str, Any] | None:
+    """``{"segments": [...]}`` with the given changed segments, or None when nothing changed."""
+    if not segments:
+        return None
+    return {"segments": [segment_json(s, with_words) for s in sorted(segments, key=lambda s: s.id)]}

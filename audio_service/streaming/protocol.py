@@ -1,0 +1,289 @@
+"""The streaming protocol: query parameters, client messages, server messages and close codes.
+
+Query parameters become a frozen :class:`StreamOptions`; client text frames become
+:class:`Checkpoint` or :class:`Trace`; every protocol violation is a :class:`ServiceError`
+subclass that carries the WebSocket close code the API layer should use.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from audio_service.audio.decode import pcm16_to_float
+from audio_service.errors import InvalidRequestError, OverloadedError, ServiceError, UnsupportedError
+
+# WebSocket close codes (RFC 6455, section 7.4.1).
+CLOSE_NORMAL = 1000
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_INVALID_PAYLOAD = 1007
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_SERVER_ERROR = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
+
+MIN_TEXT_TIMEOUT_S = 1.0
+MAX_TEXT_TIMEOUT_S = 29.0
+MAX_PROMPT_CHARS = 4000
+
+
+class InvalidFrameError(InvalidRequestError):
+    """A frame whose bytes are not what the protocol allows (odd-length PCM, non-JSON text)."""
+
+    default_code = "invalid_frame"
+    close_code = CLOSE_INVALID_PAYLOAD
+
+
+class UnsupportedFeatureError(UnsupportedError):
+    """A valid option this server cannot serve on a stream (e.g. diarize without a speaker tracker)."""
+
+    close_code = CLOSE_UNSUPPORTED_DATA
+
+
+class FrameTooLargeError(InvalidRequestError):
+    default_code = "frame_too_large"
+    close_code = CLOSE_TOO_BIG
+
+
+class UnknownMessageError(UnsupportedError):
+    default_code = "unknown_message_type"
+    close_code = CLOSE_UNSUPPORTED_DATA
+
+
+class StreamFinishedError(InvalidRequestError):
+    """Audio arrived after the client's ``final`` checkpoint."""
+
+    default_code = "stream_finished"
+    close_code = CLOSE_POLICY
+
+
+class TooManyStreamsError(OverloadedError):
+    default_code = "too_many_streams"
+    close_code = CLOSE_POLICY
+
+
+class StreamLagError(OverloadedError):
+    """The server fell so far behind this stream that buffering more audio would be unbounded."""
+
+    default_code = "stream_lagging"
+    close_code = CLOSE_TRY_AGAIN_LATER
+
+
+def close_code_for(exc: BaseException) -> int:
+    """The close code for an error: its own, else policy for client errors and 1011 for ours."""
+    code = getattr(exc, "close_code", None)
+    if code is not None:
+        return int(code)
+    if isinstance(exc, ServiceError) and exc.status_code < 500:
+        return CLOSE_POLICY
+    return CLOSE_SERVER_ERROR
+
+
+def error_message(exc: ServiceError) -> dict[str, Any]:
+    """The JSON error sent before closing, shaped like the HTTP API's error body."""
+    return {"error": {"message": exc.message, "type": exc.error_type, "param": exc.param, "code": exc.code}}
+
+
+# --- query parameters --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StreamVadParams:
+    """Silero thresholds and the endpoint silence; overridable per stream through ``vad_kwargs``."""
+
+    threshold: float = 0.5
+    neg_threshold: float | None = None  # None: threshold - 0.15, as Silero's own default
+    min_speech_duration_ms: int = 250
+    min_silence_duration_ms: int = 500  # the endpoint: this much silence ends a segment
+    speech_pad_ms: int = 200
+
+    @property
+    def off_threshold(self) -> float:
+        return self.neg_threshold if self.neg_threshold is not None else max(self.threshold - 0.15, 0.01)
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """One stream's validated options."""
+
+    model: str | None = None
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float = 0.0
+    response_format: str = "verbose_json"
+    word_timestamps: bool = True
+    skip_vad: bool = False
+    vad: StreamVadParams = StreamVadParams()
+    text_timeout_s: float = 5.0
+    diarize: bool = False
+
+
+_VAD_KWARGS = {
+    "threshold": float,
+    "neg_threshold": float,
+    "min_speech_duration_ms": int,
+    "min_silence_duration_ms": int,
+    "speech_pad_ms": int,
+}
+
+
+def parse_options(query: Mapping[str, str], default_vad: StreamVadParams, default_text_timeout_s: float) -> StreamOptions:
+    """Validate the query parameters of a stream; unknown parameters are ignored.
+
+    Raises :class:`InvalidRequestError` naming the bad parameter.
+    """
+    q = {k: v for k, v in query.items() if k != "Authorization"}
+    language = _language(q.get("language"))
+    prompt = q.get("prompt") or None
+    if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
+        raise InvalidRequestError(f"prompt: at most {MAX_PROMPT_CHARS} characters", param="prompt")
+    temperature = _float(q, "temperature", 0.0, 0.0, 1.0)
+    fmt = q.get("response_format") or "verbose_json"
+    if fmt not in ("verbose_json", "json"):
+        raise InvalidRequestError(
+            f"response_format: streaming supports 'verbose_json' (or 'json'), not {fmt!r}", param="response_format"
+        )
+    grans = [g.strip() for g in (q.get("timestamp_granularities") or q.get("timestamp_granularities[]") or "segment,word").split(",") if g.strip()]
+    if any(g not in ("word", "segment") for g in grans):
+        raise InvalidRequestError("timestamp_granularities: each must be 'word' or 'segment'", param="timestamp_granularities")
+    text_timeout = _float(q, "text_timeout_seconds", default_text_timeout_s, MIN_TEXT_TIMEOUT_S, MAX_TEXT_TIMEOUT_S)
+    return StreamOptions(
+        model=q.get("model") or None,
+        language=language,
+        prompt=prompt,
+        temperature=temperature,
+        response_format=fmt,
+        word_timestamps="word" in grans,
+        skip_vad=_bool(q, "skip_vad"),
+        vad=_vad_params(q.get("vad_kwargs"), default_vad),
+        text_timeout_s=text_timeout,
+        diarize=_bool(q, "diarize"),
+    )
+
+
+def _language(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    code = value.strip().lower()
+    if code not in _LANGUAGE_CODES:
+        raise InvalidRequestError(f"language: unsupported language {value!r}; use an ISO-639-1 code such as 'en'", param="language")
+    return code
+
+
+def _float(q: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = q.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidRequestError(f"{name}: {raw!r} is not a number", param=name) from None
+    if not lo <= value <= hi:
+        raise InvalidRequestError(f"{name}: must be between {lo} and {hi}", param=name)
+    return value
+
+
+def _bool(q: Mapping[str, str], name: str) -> bool:
+    raw = (q.get(name) or "false").strip().lower()
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise InvalidRequestError(f"{name}: must be true or false", param=name)
+
+
+def _vad_params(raw: str | None, default: StreamVadParams) -> StreamVadParams:
+    if not raw:
+        return default
+    try:
+        given = json.loads(raw)
+    except ValueError:
+        raise InvalidRequestError("vad_kwargs: must be a JSON object", param="vad_kwargs") from None
+    if not isinstance(given, dict):
+        raise InvalidRequestError("vad_kwargs: must be a JSON object", param="vad_kwargs")
+    values = {}
+    for key, value in given.items():
+        if key not in _VAD_KWARGS:
+            raise InvalidRequestError(f"vad_kwargs: unknown key {key!r}; known: {', '.join(_VAD_KWARGS)}", param="vad_kwargs")
+        try:
+            values[key] = _VAD_KWARGS[key](value)
+        except (TypeError, ValueError):
+            raise InvalidRequestError(f"vad_kwargs: {key} must be a number", param="vad_kwargs") from None
+    params = StreamVadParams(**{**default.__dict__, **values})
+    if not 0.0 < params.threshold < 1.0 or (params.neg_threshold is not None and not 0.0 < params.neg_threshold <= params.threshold):
+        raise InvalidRequestError("vad_kwargs: thresholds must lie in (0, 1), neg_threshold <= threshold", param="vad_kwargs")
+    if not 100 <= params.min_silence_duration_ms <= 29000 or not 0 <= params.speech_pad_ms <= 2000 or params.min_speech_duration_ms < 0:
+        raise InvalidRequestError(
+            "vad_kwargs: min_silence_duration_ms 100-29000, speech_pad_ms 0-2000, min_speech_duration_ms >= 0", param="vad_kwargs"
+        )
+    return params
+
+
+# --- client messages ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Checkpoint:
+    checkpoint_id: Any  # echoed back exactly as sent
+
+    @property
+    def is_final(self) -> bool:
+        return self.checkpoint_id == "final"
+
+
+@dataclass(frozen=True)
+class Trace:
+    trace_id: Any
+    event_id: Any = None
+
+
+def parse_audio_frame(data: bytes, max_bytes: int) -> np.ndarray:
+    """PCM16LE bytes -> float32 samples; any whole number of samples up to ``max_bytes``."""
+    if len(data) > max_bytes:
+        raise FrameTooLargeError(f"Binary frame of {len(data)} bytes exceeds the maximum of {max_bytes} bytes.", param="audio")
+    if len(data) % 2:
+        raise InvalidFrameError(
+            f"Binary frame of {len(data)} bytes is not a whole number of 16-bit PCM samples.", param="audio"
+        )
+    return pcm16_to_float(data)
+
+
+def parse_client_text(text: str) -> Checkpoint | Trace:
+    """A text frame -> :class:`Checkpoint` or :class:`Trace`."""
+    try:
+        msg = json.loads(text)
+    except ValueError:
+        raise InvalidFrameError("Text frames must be JSON objects.", param="message") from None
+    if not isinstance(msg, dict):
+        raise InvalidFrameError("Text frames must be JSON objects.", param="message")
+    if msg.get("object") == "stt.input.trace":
+        if "trace_id" not in msg:
+            raise InvalidFrameError("stt.input.trace needs a trace_id.", param="trace_id")
+        return Trace(msg["trace_id"], msg.get("event_id"))
+    if "checkpoint_id" in msg and "object" not in msg:
+        cid = msg["checkpoint_id"]
+        if not isinstance(cid, (str, int)) or isinstance(cid, bool):
+            raise InvalidFrameError("checkpoint_id must be a string.", param="checkpoint_id")
+        return Checkpoint(cid)
+    raise UnknownMessageError(
+        "Unknown message: expected {\"checkpoint_id\": ...} or {\"object\": \"stt.input.trace\", \"trace_id\": ...}.",
+        param="message",
+    )
+
+
+# --- server messages ---------------------------------------------------------------------------
+
+def checkpoint_message(checkpoint_id: Any) -> dict[str, Any]:
+    return {"checkpoint_id": checkpoint_id}
+
+
+def trace_message(trace: Trace, lag_s: float) -> dict[str, Any]:
+    """The trace echo; ``lag_s`` is how far transcription trails the audio received (seconds)."""
+    msg: dict[str, Any] = {"object": "stt.output.trace", "trace_id": trace.trace_id, "lag_s": round(lag_s, 3)}
+    if trace.event_id is not None:
+        msg["event_id"] = trace.event_id
+    return msg
