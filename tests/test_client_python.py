@@ -184,3 +184,42 @@ def test_cli_error_exit_code(server):
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 1 and "unsupported language" in proc.stderr
+
+
+def test_api_key_paths(make_server):
+    """Header auth for HTTP and streams, the query-parameter key (browser style), and a wrong key."""
+    srv = make_server(api_keys=["k1"])
+    with asc.Client(srv.base_url, api_key="k1") as ok:
+        assert wer(JFK_TEXT, ok.transcribe(JFK, language="en").text) <= 0.1
+        assert wer(JFK_TEXT, ok.stream(JFK, language="en").result().final_text) <= 0.12
+    with asc.Client(srv.base_url, api_key="k1", key_in_query=True) as query_key:
+        assert query_key.stream(JFK, language="en").result().segments
+    with asc.Client(srv.base_url, api_key="wrong") as bad:
+        with pytest.raises(asc.AuthenticationError) as info:
+            bad.transcribe(JFK)
+        assert info.value.status_code == 401 and "API key" in info.value.message
+        with pytest.raises(asc.AudioServiceError) as sinfo:  # StreamError, or the refused handshake's status
+            bad.stream(JFK).result()
+        assert "API key" in sinfo.value.message
+
+
+def test_cli_stream_plain(server):
+    out = subprocess.run(
+        [sys.executable, "-m", "audio_service_client.cli", "--url", server.base_url, "stream", str(JFK), "--speed", "0",
+         "--plain"],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    assert wer(JFK_TEXT, " ".join(out.split())) <= 0.12
+
+
+def test_live_view_styles_partial_apart_from_final():
+    from audio_service_client.cli import render_transcript
+
+    t = asc.StreamTranscript()
+    t.apply([asc.StreamSegment(id=0, text="ask not", is_final=True), asc.StreamSegment(id=1, text="what your", is_final=False)])
+    spans = {render_transcript(t).plain[s.start : s.end].strip(): str(s.style) for s in render_transcript(t).spans}
+    assert spans["ask not"] == "default" and "dim" in spans["what your"]
+    assert t.final_text == "ask not" and t.partial_text == "what your" and t.state == {0: "ask not", 1: "what your"}
+    # a final segment that changes is recorded (the protocol forbids it)
+    t.apply([asc.StreamSegment(id=0, text="ask nut", is_final=True)])
+    assert t.changed_after_final == [0]
