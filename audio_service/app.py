@@ -9,12 +9,13 @@ import logging
 from fastapi import FastAPI
 
 from audio_service import __version__
-from audio_service.api import batch, demo, streaming, system
+from audio_service.api import alignments, batch, demo, streaming, system
 from audio_service.api.deps import Services
 from audio_service.api.errors import install_error_handlers
 from audio_service.api.limits import BodyLimitMiddleware
 from audio_service.models.registry import ModelRegistry
 from audio_service.pipeline.batch import BatchService
+from audio_service.pipeline.diarize import speaker_tracker_factory
 from audio_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ def create_app(settings: Settings) -> FastAPI:
     """The application, with its services built from ``settings`` (nothing global)."""
     registry = ModelRegistry(settings)
     services = Services(settings=settings, registry=registry, batch=BatchService(settings, registry))
+    services.extra["speaker_tracker_factory"] = speaker_tracker_factory(settings.stream_speaker_threshold)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -50,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(system.router)
     app.include_router(batch.router)
     app.include_router(streaming.router)
+    app.include_router(alignments.router)
     app.include_router(demo.router)
     return app
 

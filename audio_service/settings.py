@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from audio_service.pipeline.align import DEFAULT_ALIGNERS
+
 DEFAULT_MODELS: dict[str, str] = {
     # model id -> source: "packaged:<name>", a hub id (e.g. "Systran/faster-whisper-large-v3") or a local directory
     "whisper-base": "packaged:whisper-base",
@@ -96,6 +98,33 @@ class Settings(BaseSettings):
     stream_final_beam_size: int = Field(5, description="Beam size of the final pass over each segment.")
     stream_full_window: bool = Field(
         False, description="Encode every window as Whisper's full 30 s (slower); default: audio + 1 s padding."
+    )
+
+    # --- alignment and diarization ---
+    aligners: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_ALIGNERS),
+        description='Aligner aliases as JSON: name a client sends -> aligner ("whisper" or "mms_fa").',
+    )
+    default_aligner: str = Field("tdnn_ffn", description="Aligner name used when a request names none.")
+    mms_fa_dir: Path | None = Field(
+        None, description="Directory holding torchaudio's MMS_FA checkpoint (model.pt); enables the real mms_fa aligner."
+    )
+    diarizers: dict[str, str] = Field(
+        default_factory=lambda: {
+            "pyannote": "offline",
+            "pyannote-offline": "offline",
+            "community-1": "community-1",
+            "pyannote/speaker-diarization-community-1": "community-1",
+        },
+        description='Diarizer aliases as JSON: name a client sends -> "offline" or "community-1".',
+    )
+    default_diarizer: str = Field("pyannote", description="diarization_model used when a request names none.")
+    hub_token: str | None = Field(None, description="Model hub token; enables pyannote speaker-diarization-community-1.")
+    diarization_pipeline_dir: Path | None = Field(
+        None, description="Local copy of pyannote speaker-diarization-community-1 (used instead of the hub)."
+    )
+    stream_speaker_threshold: float = Field(
+        0.75, description="Streaming diarization: cosine similarity for a segment to join a known speaker."
     )
 
     def model_post_init(self, __context: object) -> None:

@@ -17,16 +17,15 @@ from audio_service.audio.preprocess import preprocess
 from audio_service.errors import InvalidRequestError
 from audio_service.models.registry import ModelRegistry
 from audio_service.pipeline import asr
+from audio_service.pipeline.align import AlignerRegistry
+from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds
 from audio_service.pipeline.queue import WorkQueue
+from audio_service.pipeline.speakers import assign_speakers
 from audio_service.pipeline.vad import VAD_MODELS, fixed_windows, get_vad, group_spans
 from audio_service.schema import Audio, Task, Transcript
 from audio_service.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# The reference API's aligner names. Until a deployment maps them elsewhere, all are served by
-# Whisper's own cross-attention word timing, which works offline for every language.
-DEFAULT_ALIGNERS: dict[str, str] = {"mms_fa": "whisper", "tdnn_ffn": "whisper", "gentle": "whisper"}
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,8 @@ class BatchService:
         self._settings = settings
         self._registry = registry
         self._queue = WorkQueue(settings.inference_workers, settings.max_queued_requests, settings.retry_after_s, "batch")
-        self.aligners = dict(DEFAULT_ALIGNERS)
+        self.aligners = AlignerRegistry(settings)
+        self.diarizers = DiarizerRegistry(settings)
 
     @property
     def queue(self) -> WorkQueue:
@@ -70,11 +70,10 @@ class BatchService:
             raise InvalidRequestError(
                 f"Unknown vad_model {job.vad_model!r}. Available: {', '.join(sorted(VAD_MODELS))}.", param="vad_model"
             )
-        if job.alignment_model is not None and job.alignment_model not in self.aligners:
-            raise InvalidRequestError(
-                f"Unknown alignment_model {job.alignment_model!r}. Available: {', '.join(sorted(self.aligners))}.",
-                param="alignment_model",
-            )
+        if job.alignment_model is not None:
+            self.aligners.resolve(job.alignment_model)
+        if job.diarize:
+            self.diarizers.resolve(job.diarization_model)
         if job.task == "translate" and not self._registry.get(spec.id).multilingual:
             raise InvalidRequestError(f"Model {spec.id!r} is English-only and cannot translate.", param="model")
         return replace(job, model=spec.id)
@@ -100,8 +99,13 @@ class BatchService:
         )
         transcript = asr.transcribe(model, audio, chunks, opts)
         transcript = transcript.with_provenance(vad="none" if job.skip_vad else job.vad_model)
-        if job.word_timestamps:
-            transcript = transcript.with_provenance(aligner=self.aligners.get(job.alignment_model or "tdnn_ffn", "whisper"))
+        if job.word_timestamps or job.diarize:
+            aligner = self.aligners.resolve(job.alignment_model)
+            transcript = self.aligners.realign(aligner, audio, transcript).with_provenance(aligner=aligner)
+        if job.diarize:
+            diarizer = self.diarizers.get(job.diarization_model)
+            turns = diarizer(audio, SpeakerBounds(job.min_speakers, job.max_speakers))
+            transcript = assign_speakers(transcript, turns).with_provenance(diarizer=diarizer.name)
         log.info(
             "%s %.1fs of audio with %s in %.2fs", job.task, audio.duration, model.spec.id, time.perf_counter() - t0
         )

@@ -40,7 +40,13 @@ def silero_vad(audio: Audio, params: VadParams = VadParams()) -> list[SpeechSpan
 
 
 # name -> loader returning the VAD function; loaders let heavy VADs import lazily.
-VAD_MODELS: dict[str, Callable[[], VadFn]] = {"silero": lambda: silero_vad}
+def _load_pyannet() -> VadFn:
+    from audio_service.pipeline import vad_pyannote  # imports torch/pyannote only when first asked for
+
+    return vad_pyannote.load()
+
+
+VAD_MODELS: dict[str, Callable[[], VadFn]] = {"silero": lambda: silero_vad, "whisperx-pyannet": _load_pyannet}
 
 
 def get_vad(name: str) -> VadFn:

@@ -1,0 +1,294 @@
+"""Word alignment: word timings for a transcript, or for a known text (forced alignment).
+
+Aligner names a client sends (the reference API's ``mms_fa``, ``tdnn_ffn``, ``gentle``) are aliases the
+operator maps (``Settings.aligners``) to the aligners this server has:
+
+* ``whisper``: Whisper's cross-attention timing (CTranslate2 ``Whisper.align`` through
+  faster-whisper's ``find_alignment``); offline, every language the model knows. In transcriptions the
+  decoder's own word timestamps are exactly this, so it adds no work there.
+* ``mms_fa``: torchaudio's MMS forced aligner (wav2vec2 CTC + ``forced_align``), only where the
+  deployment puts its checkpoint (``model.pt``) in ``Settings.mms_fa_dir``.
+
+An alias may list several aligners separated by ``|``: the first one available serves it, so the
+default ``mms_fa -> mms_fa|whisper`` upgrades itself when MMS weights are installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import numpy as np
+
+from audio_service.errors import InvalidRequestError
+from audio_service.schema import Audio, Segment, Transcript, Word
+
+if TYPE_CHECKING:  # pragma: no cover
+    from audio_service.models.registry import LoadedModel
+    from audio_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ALIGNERS: dict[str, str] = {
+    "mms_fa": "mms_fa|whisper",
+    "tdnn_ffn": "whisper",
+    "gentle": "whisper",
+    "whisper": "whisper",
+}
+
+WINDOW_S = 30.0  # Whisper's input window
+MAX_TEXT_TOKENS = 440  # Whisper's decoder holds 448 positions, some taken by the start sequence
+# A text needing more than this many tokens per second of audio cannot have been spoken in it
+# (fast speech is about 4 tokens/s; Whisper's alignment resolution is 50 frames/s).
+MAX_TOKENS_PER_SECOND = 12.0
+SEGMENT_GAP_S = 1.0
+SENTENCE_END = ".!?。！？"
+
+
+class AlignerRegistry:
+    """Resolves aligner names to available aligners and runs them."""
+
+    def __init__(self, settings: "Settings") -> None:
+        self._aliases = dict(settings.aligners)
+        self._default = settings.default_aligner
+        self._available = {"whisper"}
+        self._mms_dir = Path(settings.mms_fa_dir).expanduser() if settings.mms_fa_dir else None
+        if self._mms_dir is not None and (self._mms_dir / "model.pt").is_file():
+            self._available.add("mms_fa")
+        self._mms: MmsAligner | None = None
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        """The names that work on this server."""
+        return sorted(n for n in self._aliases if self._backend(n) is not None)
+
+    def _backend(self, name: str) -> str | None:
+        target = self._aliases.get(name)
+        if target is None:
+            return None
+        return next((b for b in target.split("|") if b in self._available), None)
+
+    def resolve(self, name: str | None) -> str:
+        """The aligner serving ``name`` (None = the default); 400 listing working names if none."""
+        backend = self._backend(name or self._default)
+        if backend is None:
+            raise InvalidRequestError(
+                f"Unknown alignment_model {name!r}. Available: {', '.join(self.names())}.", param="alignment_model"
+            )
+        return backend
+
+    def realign(self, backend: str, audio: Audio, transcript: Transcript) -> Transcript:
+        """Word timings of ``transcript`` from ``backend`` (whisper's come with the transcript already)."""
+        if backend == "whisper":
+            return transcript
+        return self._mms_aligner().realign(audio, transcript)
+
+    def align_text(self, backend: str, model: "LoadedModel", audio: Audio, text: str, language: str | None) -> Transcript:
+        """Forced-align a known ``text`` to ``audio``."""
+        check_text_fits(model, audio, text)
+        if backend == "whisper":
+            return whisper_align_text(model, audio, text, language)
+        words = self._mms_aligner().align_words(audio, text.split(), 0.0)
+        return Transcript("transcribe", language or "en", audio.duration, tuple(segments_from_words(words)))
+
+    def align_source(
+        self, model: "LoadedModel", source: "str | BinaryIO", text: str, alignment_model: str | None, language: str | None
+    ) -> Transcript:
+        """Decode ``source`` and forced-align ``text`` to it (blocking: run on a worker thread)."""
+        from audio_service.audio.decode import decode_audio
+
+        backend = self.resolve(alignment_model)
+        audio = decode_audio(source)
+        transcript = self.align_text(backend, model, audio, text, language)
+        return transcript.with_provenance(model=model.spec.id, aligner=backend)
+
+    def _mms_aligner(self) -> "MmsAligner":
+        with self._lock:
+            if self._mms is None:
+                assert self._mms_dir is not None
+                self._mms = MmsAligner(self._mms_dir)
+            return self._mms
+
+
+# --- Whisper cross-attention alignment -------------------------------------------------------------
+
+
+def _tokenizer(model: "LoadedModel", audio: Audio, language: str | None):
+    from faster_whisper.tokenizer import Tokenizer
+
+    wm = model.whisper
+    if not model.multilingual:
+        language = "en"
+    elif language is None:
+        language, _, _ = wm.detect_language(audio.samples[: int(WINDOW_S * audio.sample_rate)])
+    return Tokenizer(wm.hf_tokenizer, wm.model.is_multilingual, task="transcribe", language=language), language
+
+
+def check_text_fits(model: "LoadedModel", audio: Audio, text: str) -> None:
+    """400 for an empty text, or one far longer than the audio could hold."""
+    if not text.strip():
+        raise InvalidRequestError("text is empty: give the words spoken in the audio.", param="text")
+    tokens = len(model.whisper.hf_tokenizer.encode(" " + text.strip(), add_special_tokens=False).ids)
+    limit = MAX_TOKENS_PER_SECOND * audio.duration + 10
+    if tokens > limit:
+        raise InvalidRequestError(
+            f"text is far longer than {audio.duration:.1f}s of audio could hold ({tokens} tokens, at most {int(limit)}).",
+            param="text",
+        )
+
+
+def whisper_align_text(model: "LoadedModel", audio: Audio, text: str, language: str | None) -> Transcript:
+    """Align ``text`` with Whisper's cross-attention, window by window of 30 s.
+
+    Each window gets all remaining words (up to the decoder's capacity); words ending well inside
+    the window are kept and the next window starts at the last kept word's end, so long audio is
+    covered without transcribing it.
+    """
+    from faster_whisper.transcribe import merge_punctuations
+
+    wm = model.whisper
+    tokenizer, language = _tokenizer(model, audio, language)
+    words, word_tokens = tokenizer.split_to_word_tokens(tokenizer.encode(" " + text.strip()) + [tokenizer.eot])
+    words, word_tokens = words[:-1], word_tokens[:-1]  # drop the end-of-text marker
+    out: list[Word] = []
+    i, offset = 0, 0.0
+    while i < len(words):
+        window = audio.slice(offset, offset + WINDOW_S)
+        last_window = offset + WINDOW_S >= audio.duration
+        j, n_tokens = i, 0
+        while j < len(words) and n_tokens + len(word_tokens[j]) <= MAX_TEXT_TOKENS:
+            n_tokens += len(word_tokens[j])
+            j += 1
+        alignment = _align_window(wm, tokenizer, window, [t for w in word_tokens[i:j] for t in w])
+        merge_punctuations(alignment, "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、")
+        timed = [a for a in alignment if a["word"]]
+        keep = len(timed) if last_window and j == len(words) else _kept(timed, window.duration)
+        for a in timed[:keep]:
+            out.append(Word(offset + float(a["start"]), offset + float(a["end"]), a["word"], float(a["probability"])))
+        i = _advance(word_tokens, i, sum(len(a["tokens"]) for a in timed[:keep]))
+        if i < len(words) and last_window:  # text left over at the very end: the window is all there is
+            offset = max(offset + 1.0, out[-1].end if out else offset)
+            if offset >= audio.duration:
+                out += [Word(audio.duration, audio.duration, "".join(words[k:]).strip() or "", 0.0) for k in [i]]
+                break
+        else:
+            offset = max(offset + 1.0, out[-1].end if out else offset + WINDOW_S / 2)
+    words_out = _monotone(out, audio.duration)
+    return Transcript("transcribe", language, audio.duration, tuple(segments_from_words(words_out)), provenance={"model": model.spec.id})
+
+
+def _align_window(wm, tokenizer, window: Audio, tokens: list[int]) -> list[dict]:
+    from faster_whisper.audio import pad_or_trim
+
+    features = wm.feature_extractor(window.samples)[..., :-1]
+    num_frames = min(features.shape[-1], int(WINDOW_S * wm.frames_per_second))
+    encoder_output = wm.encode(pad_or_trim(features))
+    return wm.find_alignment(tokenizer, [tokens], encoder_output, num_frames)[0]
+
+
+def _kept(timed: list[dict], window_s: float) -> int:
+    """How many leading words end safely inside the window (at least one, so alignment advances)."""
+    n = 0
+    while n < len(timed) and timed[n]["end"] < window_s - 2.0:
+        n += 1
+    return max(1, n)
+
+
+def _advance(word_tokens: list[list[int]], i: int, n_tokens: int) -> int:
+    total = 0
+    while i < len(word_tokens) and total < n_tokens:
+        total += len(word_tokens[i])
+        i += 1
+    return i
+
+
+def _monotone(words: list[Word], duration: float) -> list[Word]:
+    """Clamp times into the audio and make starts non-decreasing and each end >= its start."""
+    out: list[Word] = []
+    prev = 0.0
+    for w in words:
+        start = min(max(w.start, prev), duration)
+        end = min(max(w.end, start), duration)
+        out.append(replace(w, start=round(start, 3), end=round(end, 3)))
+        prev = start
+    return out
+
+
+def segments_from_words(words: list[Word]) -> list[Segment]:
+    """Group aligned words into segments at sentence ends and long pauses."""
+    segments: list[Segment] = []
+    run: list[Word] = []
+
+    def flush() -> None:
+        if run:
+            text = "".join(w.word if w.word.startswith(" ") else " " + w.word for w in run)
+            segments.append(Segment(len(segments), run[0].start, run[-1].end, text, tuple(run)))
+            run.clear()
+
+    for w in words:
+        if run and w.start - run[-1].end > SEGMENT_GAP_S:
+            flush()
+        run.append(w)
+        if w.word.strip()[-1:] in SENTENCE_END:
+            flush()
+    flush()
+    return segments
+
+
+# --- MMS forced aligner (torchaudio), where its weights are installed -------------------------------
+
+
+class MmsAligner:
+    """torchaudio's ``MMS_FA`` bundle loaded from a local ``model.pt`` (never downloaded)."""
+
+    def __init__(self, weights_dir: Path) -> None:
+        import torch
+        import torchaudio
+
+        bundle = torchaudio.pipelines.MMS_FA
+        # load_state_dict_from_url finds model.pt in model_dir and downloads nothing.
+        self._model = bundle.get_model(dl_kwargs={"model_dir": str(weights_dir), "progress": False}).eval()
+        self._dictionary = bundle.get_dict()
+        self._torch = torch
+        self._functional = torchaudio.functional
+
+    def realign(self, audio: Audio, transcript: Transcript) -> Transcript:
+        """New word timings for each segment's words, aligned within the segment's audio."""
+        segments = []
+        for s in transcript.segments:
+            if not s.words:
+                segments.append(s)
+                continue
+            start, end = s.start, max(s.end, s.words[-1].end)
+            timed = self.align_words(audio.slice(start, end), [w.word for w in s.words], start)
+            words = tuple(replace(w, start=t.start, end=t.end) for w, t in zip(s.words, timed))
+            segments.append(replace(s, words=words))
+        return transcript.with_segments(tuple(segments))
+
+    def align_words(self, audio: Audio, words: list[str], offset: float) -> list[Word]:
+        """Forced-align ``words`` to ``audio``; times are offset by ``offset`` seconds."""
+        torch, F = self._torch, self._functional
+        romanized = [_romanize(w) or "*" for w in words]
+        tokens = [self._dictionary[c] for w in romanized for c in w]
+        with torch.inference_mode():
+            emission, _ = self._model(torch.from_numpy(audio.samples)[None])
+        labels, scores = F.forced_align(emission, torch.tensor([tokens], dtype=torch.int32), blank=0)
+        spans = F.merge_tokens(labels[0], scores[0].exp())
+        ratio = audio.duration / emission.shape[1]
+        out, k = [], 0
+        for w, r in zip(words, romanized):
+            piece = spans[k : k + len(r)]
+            k += len(r)
+            out.append(Word(offset + piece[0].start * ratio, offset + piece[-1].end * ratio, w, float(np.mean([p.score for p in piece]))))
+        return out
+
+
+def _romanize(word: str) -> str:
+    """Lower-case ASCII letters and apostrophes: the MMS_FA dictionary (no uroman here)."""
+    text = unicodedata.normalize("NFKD", word.lower())
+    return re.sub(r"[^a-z']", "", text)

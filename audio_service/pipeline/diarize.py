@@ -1,0 +1,363 @@
+"""Speaker diarization: who spoke when.
+
+Two backends, chosen per request through operator aliases (``Settings.diarizers``):
+
+* ``offline`` (default, no model hub): pyannote.audio's own ``SpeakerDiarization`` machinery driven by
+  packaged weights - the pyannote segmentation model shipped in the ``whisperx`` wheel finds up to three
+  local speakers per 5 s window, resemblyzer's GE2E encoder embeds each local speaker, and pyannote's
+  agglomerative clustering links them across windows with a *constrained* assignment (two local
+  speakers of one window are never the same person), within the request's speaker bounds.
+* ``community-1``: ``pyannote/speaker-diarization-community-1`` where a deployment provides a hub token
+  or a local copy of the pipeline.
+
+The online :class:`SpeakerTracker` gives streaming sessions consistent labels, one final segment at a
+time. torch, pyannote and resemblyzer are imported only when a diarizer is first used.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from audio_service.errors import InvalidRequestError, ModelUnavailableError
+from audio_service.schema import Audio, SpeakerTurn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from audio_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Tuned on two_speakers.wav and checked on a file of joined espeak-ng voices (see bench/diarization.py).
+SEGMENTATION_THRESHOLD = 0.5  # onset of a local speaker in the segmentation model's output
+SEGMENTATION_STEP = 0.2  # window hop as a fraction of the 5 s window
+CLUSTER_METHOD = "centroid"
+CLUSTER_THRESHOLD = 0.5  # euclidean distance between unit-norm GE2E centroids
+MIN_CLUSTER_SIZE = 5
+MIN_EMBED_SECONDS = 0.5  # less clean speech than this gives no reliable embedding
+UNBOUNDED_SPEAKERS = 20
+
+
+def whisperx_segmentation_path() -> Path:
+    """The pyannote segmentation checkpoint inside the installed ``whisperx`` wheel (not imported)."""
+    spec = importlib.util.find_spec("whisperx")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError("The whisperx package (which ships the pyannote segmentation model) is not installed.")
+    path = Path(list(spec.submodule_search_locations)[0]) / "assets" / "pytorch_model.bin"
+    if not path.is_file():
+        raise ModelUnavailableError(f"The pyannote segmentation model is missing at {path}.")
+    return path
+
+
+_shared_lock = threading.Lock()
+_shared: dict[str, Any] = {}
+
+
+def _load_once(key: str, loader: Callable[[], Any]) -> Any:
+    """Load a model once per process and share it (the loaders are slow; the models are read-only)."""
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = loader()
+        return _shared[key]
+
+
+def segmentation_model():
+    """The shared pyannote segmentation model (PyanNet, 3 local speakers per 5 s window), in eval mode."""
+
+    def load():
+        import warnings
+
+        from pyannote.audio import Model
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = Model.from_pretrained(str(whisperx_segmentation_path()))
+        model.eval()
+        return model
+
+    return _load_once("segmentation", load)
+
+
+def voice_encoder():
+    """The shared resemblyzer GE2E voice encoder (256-d speaker embeddings; weights ship in the wheel)."""
+
+    def load():
+        from resemblyzer import VoiceEncoder
+
+        return VoiceEncoder("cpu", verbose=False)
+
+    return _load_once("voice_encoder", load)
+
+
+def embed_speech(samples: np.ndarray) -> np.ndarray:
+    """One L2-normalised GE2E embedding of ``samples`` (16 kHz speech), averaged over 1.6 s partials."""
+    import torch
+    from resemblyzer import audio as raudio
+
+    encoder = voice_encoder()
+    wav = raudio.normalize_volume(samples.astype(np.float32), -30, increase_only=True)
+    with torch.inference_mode():
+        return encoder.embed_utterance(wav.astype(np.float32))
+
+
+class GE2EEmbedding:
+    """Adapter giving resemblyzer's encoder the interface pyannote's pipeline expects of an embedding.
+
+    pyannote calls it with a batch of 5 s windows and a frame mask per (window, local speaker); the
+    masked samples are the local speaker's speech, embedded as one utterance.
+    """
+
+    sample_rate = 16000
+    dimension = 256
+    metric = "cosine"
+    min_num_samples = int(MIN_EMBED_SECONDS * 16000)
+
+    def __call__(self, waveforms, masks=None) -> np.ndarray:
+        out = np.full((waveforms.shape[0], self.dimension), np.nan, dtype=np.float32)
+        for i in range(waveforms.shape[0]):
+            wav = waveforms[i, 0].numpy()
+            if masks is not None:
+                mask = masks[i].numpy()
+                frame = np.minimum((np.arange(len(wav)) * len(mask)) // len(wav), len(mask) - 1)
+                wav = wav[mask[frame] > 0.5]
+            if len(wav) >= self.min_num_samples:
+                out[i] = embed_speech(wav)
+        return out  # NaN rows are left out of clustering by pyannote
+
+
+def _offline_pipeline_class():
+    from pyannote.audio import Inference
+    from pyannote.audio.core.io import Audio as PyannoteAudio
+    from pyannote.audio.core.pipeline import Pipeline
+    from pyannote.audio.pipelines.clustering import AgglomerativeClustering
+    from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization
+    from pyannote.pipeline.parameter import ParamDict, Uniform
+
+    class OfflineSpeakerDiarization(SpeakerDiarization):
+        """pyannote's ``SpeakerDiarization`` with packaged models instead of hub checkpoints.
+
+        Only the constructor differs: it skips the hub look-ups and PLDA (VBx needs it) and plugs in
+        the GE2E adapter and agglomerative clustering with constrained assignment.
+        """
+
+        def __init__(self, model) -> None:
+            Pipeline.__init__(self)
+            self.legacy = True
+            self.segmentation_model = "whisperx-pyannet"
+            self.segmentation_step = SEGMENTATION_STEP
+            self.embedding = "resemblyzer-ge2e"
+            self.embedding_batch_size = 16
+            self.embedding_exclude_overlap = True
+            self.klustering = "AgglomerativeClustering"
+            self.der_variant = {"collar": 0.0, "skip_overlap": False}
+            duration = model.specifications.duration
+            self._segmentation = Inference(
+                model, duration=duration, step=SEGMENTATION_STEP * duration, skip_aggregation=True, batch_size=8
+            )
+            self.segmentation = ParamDict(threshold=Uniform(0.1, 0.9), min_duration_off=Uniform(0.0, 1.0))
+            self._embedding = GE2EEmbedding()
+            self._audio = PyannoteAudio(sample_rate=16000, mono="downmix")
+            self.clustering = AgglomerativeClustering(metric="cosine", constrained_assignment=True)
+            self._expects_num_speakers = False
+
+    return OfflineSpeakerDiarization
+
+
+@dataclass(frozen=True)
+class SpeakerBounds:
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+
+
+class Diarizer(Protocol):
+    name: str
+
+    def __call__(self, audio: Audio, bounds: SpeakerBounds) -> list[SpeakerTurn]: ...
+
+
+def _annotation_to_turns(annotation) -> list[SpeakerTurn]:
+    """pyannote ``Annotation`` -> sorted turns labelled SPEAKER_00, SPEAKER_01, ... in order of appearance."""
+    labels: dict[str, str] = {}
+    turns = []
+    for segment, _, label in sorted(annotation.itertracks(yield_label=True), key=lambda t: t[0].start):
+        name = labels.setdefault(label, f"SPEAKER_{len(labels):02d}")
+        turns.append(SpeakerTurn(float(segment.start), float(segment.end), name))
+    return turns
+
+
+def _pyannote_input(audio: Audio) -> dict[str, Any]:
+    import torch
+
+    # In-memory audio: pyannote then never decodes files itself (no torchcodec).
+    return {"waveform": torch.from_numpy(audio.samples)[None], "sample_rate": audio.sample_rate, "uri": "request"}
+
+
+class OfflineDiarizer:
+    """The default diarizer: packaged segmentation + GE2E embeddings + constrained clustering."""
+
+    name = "pyannote-offline"
+
+    def __init__(self) -> None:
+        self._pipeline = None
+        self._lock = threading.Lock()
+
+    def _get_pipeline(self):
+        if self._pipeline is None:
+            pipeline = _offline_pipeline_class()(segmentation_model())
+            pipeline.instantiate(
+                {
+                    "segmentation": {"threshold": SEGMENTATION_THRESHOLD, "min_duration_off": 0.0},
+                    "clustering": {"method": CLUSTER_METHOD, "threshold": CLUSTER_THRESHOLD, "min_cluster_size": MIN_CLUSTER_SIZE},
+                }
+            )
+            self._pipeline = pipeline
+        return self._pipeline
+
+    def __call__(self, audio: Audio, bounds: SpeakerBounds) -> list[SpeakerTurn]:
+        import torch
+
+        # The pipeline object holds instantiated parameters; one call at a time keeps it consistent
+        # (each call already uses both cores through torch).
+        with self._lock, torch.inference_mode():
+            pipeline = self._get_pipeline()
+            annotation = pipeline(
+                _pyannote_input(audio),
+                min_speakers=bounds.min_speakers,
+                max_speakers=bounds.max_speakers or UNBOUNDED_SPEAKERS,
+            )
+        return _annotation_to_turns(annotation)
+
+
+class CommunityDiarizer:
+    """``pyannote/speaker-diarization-community-1`` from a local directory or the hub (with a token)."""
+
+    name = "pyannote-community-1"
+
+    def __init__(self, source: str, token: str | None) -> None:
+        self._source = source
+        self._token = token
+        self._pipeline = None
+        self._lock = threading.Lock()
+
+    def _get_pipeline(self):
+        if self._pipeline is None:
+            from pyannote.audio import Pipeline
+
+            try:
+                self._pipeline = Pipeline.from_pretrained(self._source, token=self._token)
+            except Exception as exc:
+                raise ModelUnavailableError(f"Diarization pipeline {self._source!r} could not be loaded: {exc}") from exc
+            if self._pipeline is None:
+                raise ModelUnavailableError(f"Diarization pipeline {self._source!r} could not be loaded.")
+        return self._pipeline
+
+    def __call__(self, audio: Audio, bounds: SpeakerBounds) -> list[SpeakerTurn]:
+        import torch
+
+        with self._lock, torch.inference_mode():
+            output = self._get_pipeline()(
+                _pyannote_input(audio), min_speakers=bounds.min_speakers, max_speakers=bounds.max_speakers
+            )
+        annotation = getattr(output, "speaker_diarization", output)
+        return _annotation_to_turns(annotation)
+
+
+COMMUNITY_1 = "pyannote/speaker-diarization-community-1"
+
+
+class DiarizerRegistry:
+    """Client-sent ``diarization_model`` names -> the one shared diarizer backing them."""
+
+    def __init__(self, settings: "Settings") -> None:
+        self._aliases = dict(settings.diarizers)
+        self._default = settings.default_diarizer
+        self._backends: dict[str, Callable[[], Diarizer]] = {"offline": OfflineDiarizer}
+        source = str(settings.diarization_pipeline_dir) if settings.diarization_pipeline_dir else None
+        if source or settings.hub_token:
+            self._backends["community-1"] = lambda: CommunityDiarizer(source or COMMUNITY_1, settings.hub_token)
+        self._instances: dict[str, Diarizer] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        """The names that work on this server."""
+        return sorted(n for n, b in self._aliases.items() if b in self._backends)
+
+    def resolve(self, name: str | None) -> str:
+        """The backend for ``name`` (None = default); 400 listing working names if none."""
+        backend = self._aliases.get(name or self._default)
+        if backend not in self._backends:
+            raise InvalidRequestError(
+                f"Unknown or unavailable diarization_model {name!r}. Available: {', '.join(self.names())}.",
+                param="diarization_model",
+            )
+        return backend
+
+    def get(self, name: str | None) -> Diarizer:
+        backend = self.resolve(name)
+        with self._lock:
+            if backend not in self._instances:
+                self._instances[backend] = self._backends[backend]()
+            return self._instances[backend]
+
+
+# --- streaming: online speaker tracking -------------------------------------------------------------
+
+
+class SpeakerTracker:
+    """Session-consistent speaker labels for a stream's final segments, one segment at a time.
+
+    Each segment is embedded (GE2E) and compared with every known speaker's running centroid; it
+    joins the closest one when the cosine similarity is high enough, else it opens a new speaker
+    (up to ``max_speakers``, after which it joins the closest). Segments too short to embed take
+    the previous label. State is per session: create one tracker per stream.
+    """
+
+    def __init__(self, threshold: float = 0.75, max_speakers: int = UNBOUNDED_SPEAKERS, min_seconds: float = 0.6) -> None:
+        self._threshold = threshold
+        self._max_speakers = max_speakers
+        self._min_seconds = min_seconds
+        self._sums: list[np.ndarray] = []
+        self._last = "SPEAKER_00"
+        self._lock = threading.Lock()
+
+    def assign(self, audio: Audio, start: float, end: float) -> str:
+        """The label of the speaker talking in ``audio`` between ``start`` and ``end`` (seconds)."""
+        piece = audio.slice(start, end).samples
+        if len(piece) < self._min_seconds * audio.sample_rate:
+            return self._last
+        emb = embed_speech(piece)
+        weight = min(end - start, 10.0)  # longer segments give steadier embeddings
+        with self._lock:
+            index = self._closest(emb)
+            if index is None:
+                self._sums.append(emb * weight)
+                index = len(self._sums) - 1
+            else:
+                self._sums[index] = self._sums[index] + emb * weight
+            self._last = f"SPEAKER_{index:02d}"
+            return self._last
+
+    def _closest(self, emb: np.ndarray) -> int | None:
+        if not self._sums:
+            return None
+        centroids = np.stack([s / np.linalg.norm(s) for s in self._sums])
+        sims = centroids @ emb
+        best = int(np.argmax(sims))
+        if sims[best] >= self._threshold or len(self._sums) >= self._max_speakers:
+            return best
+        return None
+
+
+def speaker_tracker_factory(threshold: float = 0.75) -> Callable[..., SpeakerTracker]:
+    """A factory the streaming endpoint calls once per session (``max_speakers`` optional)."""
+
+    def make(max_speakers: int | None = None, **_: object) -> SpeakerTracker:
+        return SpeakerTracker(threshold=threshold, max_speakers=max_speakers or UNBOUNDED_SPEAKERS)
+
+    return make

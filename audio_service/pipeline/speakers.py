@@ -1,0 +1,63 @@
+"""Put diarization's speakers on a transcript's words and segments.
+
+A word gets the speaker whose turns overlap it most (the nearest turn when none overlaps it); a
+segment whose words change speaker is split at each change. New values are returned; nothing is
+mutated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from audio_service.schema import Segment, SpeakerTurn, Transcript, Word
+
+
+def speaker_for(start: float, end: float, turns: list[SpeakerTurn]) -> str | None:
+    """The speaker overlapping ``[start, end]`` most; the closest turn's speaker if none overlaps."""
+    if not turns:
+        return None
+    overlap: dict[str, float] = {}
+    for t in turns:
+        o = min(end, t.end) - max(start, t.start)
+        if o > 0:
+            overlap[t.speaker] = overlap.get(t.speaker, 0.0) + o
+    if overlap:
+        return max(overlap, key=overlap.__getitem__)
+    mid = (start + end) / 2
+    return min(turns, key=lambda t: 0.0 if t.start <= mid <= t.end else min(abs(mid - t.start), abs(mid - t.end))).speaker
+
+
+def assign_speakers(transcript: Transcript, turns: list[SpeakerTurn]) -> Transcript:
+    """A transcript whose words and segments carry speakers, segments split where the speaker changes."""
+    out: list[Segment] = []
+    for segment in transcript.segments:
+        for piece in _split(segment, turns):
+            out.append(replace(piece, id=len(out)))
+    return transcript.with_segments(tuple(out))
+
+
+def _split(segment: Segment, turns: list[SpeakerTurn]) -> list[Segment]:
+    if not segment.words:
+        return [replace(segment, speaker=speaker_for(segment.start, segment.end, turns))]
+    words = [replace(w, speaker=speaker_for(w.start, w.end, turns)) for w in segment.words]
+    runs: list[list[Word]] = []
+    for w in words:
+        if runs and runs[-1][-1].speaker == w.speaker:
+            runs[-1].append(w)
+        else:
+            runs.append([w])
+    if len(runs) == 1:
+        return [replace(segment, words=tuple(words), speaker=words[0].speaker)]
+    # Token ids belong to the whole segment's decoding; a piece cannot keep them meaningfully.
+    return [
+        replace(
+            segment,
+            start=run[0].start if i else segment.start,
+            end=run[-1].end if i < len(runs) - 1 else segment.end,
+            text="".join(w.word for w in run),
+            words=tuple(run),
+            tokens=(),
+            speaker=run[0].speaker,
+        )
+        for i, run in enumerate(runs)
+    ]
