@@ -223,3 +223,36 @@ def test_live_view_styles_partial_apart_from_final():
     # a final segment that changes is recorded (the protocol forbids it)
     t.apply([asc.StreamSegment(id=0, text="ask nut", is_final=True)])
     assert t.changed_after_final == [0]
+
+
+def test_align_returns_every_word_in_order(client):
+    t = client.align(JFK, JFK_TEXT, language="en")
+    assert isinstance(t, asc.Transcription) and t.words
+    assert normalize(" ".join(w.word for w in t.words)) == normalize(JFK_TEXT)
+    assert all(a.start <= b.start for a, b in zip(t.words, t.words[1:]))
+
+
+@pytest.fixture(scope="module")
+def dialogue(tmp_path_factory) -> Path:
+    """16 s of the two-speaker recording (both voices speak in it), to keep diarization quick."""
+    out = tmp_path_factory.mktemp("dialogue") / "dialogue.wav"
+    subprocess.run(["sox", str(TWO_SPEAKERS), str(out), "trim", "7", "16"], check=True)
+    return out
+
+
+def test_cli_transcribe_diarize_prints_speaker_turns(server, dialogue):
+    out = subprocess.run(
+        [sys.executable, "-m", "audio_service_client.cli", "--url", server.base_url, "transcribe", str(dialogue),
+         "--diarize", "--no-progress"],
+        capture_output=True, text=True, timeout=300, check=True,
+    ).stdout
+    turns = [line for line in out.splitlines() if line.startswith("[")]
+    speakers = {line.split("] ", 1)[1].split(":", 1)[0] for line in turns}
+    assert len(turns) >= 2 and len(speakers) >= 2, out
+    assert "?" not in speakers
+
+
+def test_stream_with_speakers(client, dialogue):
+    t = client.stream(dialogue, language="en", diarize=True).result()
+    assert t.segments and all(s.speaker_id for s in t.segments.values())
+    assert all(w.speaker_id for s in t.segments.values() for w in s.words)

@@ -142,6 +142,8 @@ export interface StreamParams {
   skip_vad?: boolean;
   vad_kwargs?: Record<string, number>;
   text_timeout_seconds?: number;
+  /** speaker_id on segments and words (servers with a streaming speaker tracker). */
+  diarize?: boolean;
   [extra: string]: unknown;
 }
 

@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model")
     s.add_argument("--speed", type=float, default=1.0, help="pace for files: 1 = real time, 0 = as fast as possible")
     s.add_argument("--seconds", type=float, help="stop the microphone after this many seconds")
+    s.add_argument("--diarize", action="store_true", help="label speakers (servers with a streaming speaker tracker)")
     s.add_argument("--plain", action="store_true", help="print each final segment as a line instead of a live view")
     return p
 
@@ -109,10 +110,15 @@ def speaker_turns(t: Transcription) -> list[tuple[str, float, float, str]]:
 
 
 def render_transcript(t: StreamTranscript) -> Text:
-    """Final segments in normal style, partial (still changing) ones dim italic."""
+    """Final segments in normal style, partial (still changing) ones dim italic; speaker labels when given."""
     out = Text()
+    speaker = None
     for seg in t.ordered():
         text = seg.text.strip()
+        who = seg.speaker_id or next((w.speaker_id for w in seg.words if w.speaker_id), None)
+        if who and who != speaker:
+            out.append(("\n" if out.plain else "") + f"{who}: ", style="bold cyan")
+            speaker = who
         if text:
             out.append(text + " ", style="default" if seg.final else "dim italic")
     return out
@@ -128,14 +134,16 @@ def _stream(client: Client, args: argparse.Namespace, console: Console) -> int:
         signal.signal(signal.SIGINT, lambda *_: (stop.set(), signal.signal(signal.SIGINT, signal.default_int_handler)))
     else:
         source = args.file
-    stream = client.stream(source, language=args.language, model=args.model, speed=args.speed or None)
+    stream = client.stream(source, language=args.language, model=args.model, speed=args.speed or None,
+                           diarize=args.diarize or None)
     if args.plain or not console.is_terminal:
         printed: set[int] = set()
         for update in stream:
             for seg in update.transcript.ordered():
                 if seg.final and seg.id not in printed:
                     printed.add(seg.id)
-                    print(seg.text.strip(), flush=True)
+                    label = f"{seg.speaker_id}: " if seg.speaker_id else ""
+                    print(label + seg.text.strip(), flush=True)
         return 0
     header = Text("live transcript (final / ", style="bold").append("partial", style="dim italic").append(")", style="bold")
     with Live(Group(header, Text("")), console=console, refresh_per_second=10) as live:

@@ -33,11 +33,12 @@ class _Base:
 
     def _stream_args(self, language: str | None, prompt: str | None, temperature: float | None, model: str | None,
                      timestamp_granularities: Sequence[str] | None, skip_vad: bool | None, vad_kwargs: dict | None,
-                     text_timeout_seconds: float | None, extra: dict[str, Any] | None) -> tuple[str, dict[str, str]]:
+                     text_timeout_seconds: float | None, diarize: bool | None,
+                     extra: dict[str, Any] | None) -> tuple[str, dict[str, str]]:
         params = rq.query_params(
             response_format="verbose_json", language=language, prompt=prompt, temperature=temperature, model=model,
             timestamp_granularities=timestamp_granularities, skip_vad=skip_vad, vad_kwargs=vad_kwargs,
-            text_timeout_seconds=text_timeout_seconds, **(extra or {}),
+            text_timeout_seconds=text_timeout_seconds, diarize=diarize, **(extra or {}),
         )
         url = rq.ws_url(self.base_url, params, self.api_key, self._key_in_query)
         headers = {} if self._key_in_query else rq.auth_headers(self.api_key)
@@ -125,6 +126,7 @@ class Client(_Base):
         skip_vad: bool | None = None,
         vad_kwargs: dict[str, Any] | None = None,
         text_timeout_seconds: float | None = None,
+        diarize: bool | None = None,
         extra: dict[str, Any] | None = None,
         sample_rate: int = 16000,
         frame_ms: int = 100,
@@ -136,11 +138,12 @@ class Client(_Base):
 
         ``source``: a file path (decoded to 16 kHz mono with PyAV), a numpy array (float or int16 at
         ``sample_rate``), PCM16 bytes, or an iterator of chunks (may interleave :class:`Checkpoint` /
-        :class:`TraceProbe`). ``speed``: 1.0 paces at real time, None sends as fast as possible. The
+        :class:`TraceProbe`). ``speed``: 1.0 paces at real time, None sends as fast as possible.
+        ``diarize=True`` asks for ``speaker_id`` on segments and words (servers with a speaker tracker). The
         stream ends with the ``final`` checkpoint, so every segment of ``.transcript`` is final then.
         """
         url, headers = self._stream_args(language, prompt, temperature, model, timestamp_granularities, skip_vad,
-                                         vad_kwargs, text_timeout_seconds, extra)
+                                         vad_kwargs, text_timeout_seconds, diarize, extra)
         return TranscriptionStream(url, headers, source, frame_ms=frame_ms, sample_rate=sample_rate, speed=speed,
                                    open_timeout=open_timeout, final_timeout=final_timeout)
 
@@ -210,12 +213,12 @@ class AsyncClient(_Base):
                temperature: float | None = None, model: str | None = None,
                timestamp_granularities: Sequence[str] | None = None, skip_vad: bool | None = None,
                vad_kwargs: dict[str, Any] | None = None, text_timeout_seconds: float | None = None,
-               extra: dict[str, Any] | None = None, sample_rate: int = 16000, frame_ms: int = 100,
+               diarize: bool | None = None, extra: dict[str, Any] | None = None, sample_rate: int = 16000, frame_ms: int = 100,
                speed: float | None = None, open_timeout: float = 10.0, final_timeout: float = 120.0,
                ) -> AsyncTranscriptionStream:
         """Async :meth:`Client.stream`: ``async for update in client.stream(...)``; ``source`` may also be an
         async iterator of chunks."""
         url, headers = self._stream_args(language, prompt, temperature, model, timestamp_granularities, skip_vad,
-                                         vad_kwargs, text_timeout_seconds, extra)
+                                         vad_kwargs, text_timeout_seconds, diarize, extra)
         return AsyncTranscriptionStream(url, headers, source, frame_ms=frame_ms, sample_rate=sample_rate, speed=speed,
                                         open_timeout=open_timeout, final_timeout=final_timeout)
