@@ -1,5 +1,6 @@
 // audio-service client for Node >= 18: batch endpoints over native fetch/FormData, streaming over `ws`.
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import WebSocket from 'ws';
@@ -45,7 +46,11 @@ function toFields(params) {
 
 async function filePart(file) {
   if (typeof file === 'string' && /^https?:\/\//i.test(file)) return { url: file };
-  if (typeof file === 'string') return { blob: new Blob([await readFile(file)]), name: basename(file) };
+  if (typeof file === 'string') {
+    // openAsBlob (Node >= 19.8) streams the file from disk instead of holding it in memory
+    const blob = fs.openAsBlob ? await fs.openAsBlob(file) : new Blob([await readFile(file)]);
+    return { blob, name: basename(file) };
+  }
   if (file instanceof Blob) return { blob: file, name: file.name ?? 'audio' };
   if (file instanceof Uint8Array || file instanceof ArrayBuffer) return { blob: new Blob([file]), name: 'audio' };
   throw new TypeError('file must be a path, an http(s) URL, a Blob, a Buffer/Uint8Array or an ArrayBuffer');

@@ -12,7 +12,7 @@ from typing_extensions import Unpack
 from audio_service_client import _request as rq
 from audio_service_client.errors import APIConnectionError
 from audio_service_client.results import Transcription
-from audio_service_client.streaming import AsyncTranscriptionStream, StreamSource, TranscriptionStream
+from audio_service_client.streaming import AsyncTranscriptionStream, StreamSource, TranscriptionStream, check_source
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = 600.0  # long files take a while; connect errors still fail fast
@@ -142,6 +142,7 @@ class Client(_Base):
         ``diarize=True`` asks for ``speaker_id`` on segments and words (servers with a speaker tracker). The
         stream ends with the ``final`` checkpoint, so every segment of ``.transcript`` is final then.
         """
+        check_source(source)
         url, headers = self._stream_args(language, prompt, temperature, model, timestamp_granularities, skip_vad,
                                          vad_kwargs, text_timeout_seconds, diarize, extra)
         return TranscriptionStream(url, headers, source, frame_ms=frame_ms, sample_rate=sample_rate, speed=speed,
@@ -218,6 +219,7 @@ class AsyncClient(_Base):
                ) -> AsyncTranscriptionStream:
         """Async :meth:`Client.stream`: ``async for update in client.stream(...)``; ``source`` may also be an
         async iterator of chunks."""
+        check_source(source)
         url, headers = self._stream_args(language, prompt, temperature, model, timestamp_granularities, skip_vad,
                                          vad_kwargs, text_timeout_seconds, diarize, extra)
         return AsyncTranscriptionStream(url, headers, source, frame_ms=frame_ms, sample_rate=sample_rate, speed=speed,

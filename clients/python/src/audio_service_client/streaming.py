@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
@@ -58,6 +59,12 @@ def sync_items(source: StreamSource, frame_ms: int, sample_rate: int) -> Iterato
             yield _chunk_item(item, sample_rate)
     else:
         raise TypeError(f"cannot stream a {type(source).__name__}: give a path, an array, bytes or an iterator")
+
+
+def check_source(source: StreamSource) -> None:
+    """Fail before connecting on a path that does not exist (decoding happens while streaming)."""
+    if (isinstance(source, str) or hasattr(source, "__fspath__")) and not os.path.isfile(os.fspath(source)):
+        raise FileNotFoundError(f"no such audio file: {os.fspath(source)}")
 
 
 class _Pacer:
