@@ -9,7 +9,7 @@ import logging
 from fastapi import FastAPI
 
 from audio_service import __version__
-from audio_service.api import alignments, batch, streaming, system
+from audio_service.api import alignments, batch, demo, streaming, system
 from audio_service.api.deps import Services
 from audio_service.api.errors import install_error_handlers
 from audio_service.api.limits import BodyLimitMiddleware
@@ -53,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(batch.router)
     app.include_router(streaming.router)
     app.include_router(alignments.router)
+    app.include_router(demo.router)
     return app
 
 
