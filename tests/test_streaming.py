@@ -263,3 +263,18 @@ def test_memory_returns_after_twenty_sessions(srv, jfk):
         one()
     after_all = proc.memory_info().rss
     assert after_all <= after_first * 1.10, (after_first / 2**20, after_all / 2**20)
+
+
+def test_fast_client_is_paced_not_dropped(make_server, jfk):
+    """A client sending 4x jfk as fast as it can, with an 8 s backlog limit: nothing is lost, no error.
+
+    The server stops reading while the stream holds 8 s of untranscribed audio (TCP back-pressure),
+    so its memory stays bounded and every word still arrives.
+    """
+    srv2 = make_server(stream_max_backlog_s=8.0)
+    gap = np.zeros(SR, np.float32)
+    audio = np.concatenate([jfk, gap, jfk, gap, jfk, gap, jfk])
+    r = run(stream(srv2.ws_url, audio, pace=0, params={"language": "en"}, timeout_s=180))
+    assert not r.errors and r.checkpoints == ["final"]
+    assert wer(" ".join([JFK_TEXT] * 4), r.text) <= 0.12, r.text
+    check_segments(r)

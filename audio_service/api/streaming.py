@@ -28,6 +28,7 @@ from audio_service.streaming.protocol import (
     CLOSE_NORMAL,
     CLOSE_SERVER_ERROR,
     StreamFinishedError,
+    StreamLagError,
     StreamVadParams,
     TooManyStreamsError,
     UnsupportedFeatureError,
@@ -41,6 +42,7 @@ from audio_service.streaming.session import SessionConfig, StreamSession
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+BACK_PRESSURE_MAX_WAIT_S = 60.0
 MAX_OUTBOUND = 1000  # messages queued for a client that does not read; more closes the stream
 
 
@@ -170,6 +172,7 @@ async def _receive_loop(ws: WebSocket, engine: StreamingEngine, session: StreamS
                 if session.finished:
                     raise StreamFinishedError("Audio after the 'final' checkpoint: the stream has ended.", param="audio")
                 await engine.feed(session, parse_audio_frame(msg["bytes"], s.stream_max_frame_bytes))
+                await _back_pressure(session, s)
             elif msg.get("text") is not None:
                 await engine.mark(session, parse_client_text(msg["text"]))
         except ServiceError as exc:
@@ -178,6 +181,21 @@ async def _receive_loop(ws: WebSocket, engine: StreamingEngine, session: StreamS
             log.exception("stream failed")
             return _Close(ServiceError("Internal server error."), CLOSE_SERVER_ERROR)
     return None
+
+
+async def _back_pressure(session: StreamSession, s: Settings) -> None:
+    """Stop reading while the stream holds too much untranscribed audio: TCP then slows the client.
+
+    A client sending faster than the model transcribes is thus paced instead of dropped; if the
+    backlog does not shrink for a long time, the stream is closed with 1013 (try again later).
+    """
+    deadline = asyncio.get_running_loop().time() + BACK_PRESSURE_MAX_WAIT_S
+    while session.backlog_s() >= s.stream_max_backlog_s:
+        if asyncio.get_running_loop().time() > deadline:
+            raise StreamLagError(
+                f"Transcription is more than {s.stream_max_backlog_s:.0f} s behind this stream; try again later.", param="audio"
+            )
+        await asyncio.sleep(0.05)
 
 
 async def _send_loop(ws: WebSocket, out: asyncio.Queue) -> None:

@@ -39,6 +39,7 @@ from audio_service.streaming.protocol import (
 from audio_service.streaming.vad import WINDOW, StreamingVad
 
 SR = SAMPLE_RATE
+HARD_BACKLOG_MARGIN_S = 10.0
 MIN_PARTIAL_S = 0.6  # shorter windows make Whisper guess; wait for a little more audio
 
 
@@ -141,7 +142,7 @@ class StreamSession:
         self._tracker = tracker
         self._lock = threading.RLock()
         self._buf = _AudioBuffer()
-        self._vad = None if options.skip_vad else StreamingVad()
+        self._vad: StreamingVad | None = None  # made on the first feed, on the VAD thread (loads ONNX once)
         self._open: _Segment | None = None
         self._pending: deque[_Segment] = deque()  # closed, waiting for their final pass
         self._floor = 0  # end of the last closed segment: a new one never overlaps it
@@ -170,16 +171,20 @@ class StreamSession:
                 return
             before = self._buf.end
             self._buf.append(samples)
-            if self._vad is None:
+            if self.options.skip_vad:
                 self._feed_without_vad(before)
             else:
+                if self._vad is None:
+                    self._vad = StreamingVad()
                 probs = self._vad.push(samples)
                 base = self._vad.position - len(probs) * WINDOW
                 for i, p in enumerate(probs):
                     self._vad_step(base + i * WINDOW, float(p))
             self._trim()
+            # The API layer stops reading the socket at max_backlog_s (TCP back-pressure); this
+            # hard limit only trips if a client gets past that, so memory stays bounded regardless.
             backlog = self._buf.end - self._oldest_needed()
-            if backlog > self.config.max_backlog_s * SR:
+            if backlog > (self.config.max_backlog_s + HARD_BACKLOG_MARGIN_S) * SR:
                 raise StreamLagError(
                     f"Transcription fell {backlog / SR:.0f} s behind this stream (limit {self.config.max_backlog_s:.0f} s).",
                     param="audio",
@@ -391,10 +396,7 @@ class StreamSession:
     def _check_text_timeout(self, seg: _Segment, at: int) -> None:
         # speech (or what VAD takes for it) with no new text for text_timeout_seconds: make it final
         if seg is self._open and at - seg.text_changed_at >= self.options.text_timeout_s * SR and seg.view is not None:
-            self._close_open(at)
-            if self._vad is None or self._silence_start is None:
-                self._open = self._new_segment(at)
-                self._open.first_speech = self._open.last_speech = at
+            self._close_open(at)  # speech that goes on opens the next segment (VAD, or the next frame without VAD)
 
     def _view(self, seg: _Segment, result: DecodeResult, final: bool, speaker: str | None = None) -> SegmentView:
         words = tuple(WordView(w.word.strip(), w.start, w.end, w.probability) for w in result.words)
@@ -421,6 +423,11 @@ class StreamSession:
         if self._open is not None:
             return self._open.decoded_end
         return self._buf.end
+
+    def backlog_s(self) -> float:
+        """Seconds of audio held that are not final yet (what the memory bound applies to)."""
+        with self._lock:
+            return (self._buf.end - self._oldest_needed()) / SR
 
     def lag_s(self) -> float:
         with self._lock:

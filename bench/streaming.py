@@ -1,0 +1,253 @@
+"""Streaming benchmark: latency, capacity (batching on/off), the WhisperLive-style lag table, long-file WER.
+
+    python bench/streaming.py            # full run (about 6 minutes on 2 cores)
+    python bench/streaming.py --quick    # short version (about 2 minutes)
+
+Starts the real server (twice: cross-session batching on, then off), streams real speech from
+concurrent WebSocket clients at real-time pace, prints tables and writes
+``bench/results/streaming.json``. Definitions:
+
+- partial latency: wall time from sending the end of a word's audio to the first patch showing it;
+- final latency: wall time from sending the end of a segment's speech (its last word) to the patch
+  marking it final;
+- lag (WhisperLive's measure): at each server message, seconds of audio sent minus the end time
+  of the newest transcribed segment;
+- capacity: the most concurrent real-time streams whose p95 final latency is <= 3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.audio_utils import JFK, JFK_TEXT, espeak, load_16k, normalize, wer, write_wav  # noqa: E402
+from tests.server import ServerProcess  # noqa: E402
+from tests.stream_client import StreamResult, first_appearance, stream  # noqa: E402
+
+SR = 16000
+RESULTS = ROOT / "bench" / "results" / "streaming.json"
+CAPACITY_P95_FINAL_S = 3.0
+ESPEAK_TEXTS = [
+    "The weather service expects heavy rain along the northern coast tomorrow morning, with strong winds in the afternoon.",
+    "Please remember to bring your identification card and a printed copy of the invoice to the front desk.",
+    "Our quarterly results show steady growth in every region, and the board has approved a new research budget.",
+    "The museum opens at nine o'clock on weekdays and stays open until eight in the evening on Saturdays.",
+    "After the meeting, the engineers reviewed the test plan and agreed to release the update next week.",
+]
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * SR), np.float32)
+
+
+def jfk_repeated(times: int, pause_s: float = 1.0) -> tuple[np.ndarray, str]:
+    jfk = load_16k(JFK)
+    parts, texts = [], []
+    for i in range(times):
+        if i:
+            parts.append(silence(pause_s))
+        parts.append(jfk)
+        texts.append(JFK_TEXT)
+    return np.concatenate(parts), " ".join(texts)
+
+
+def long_file(workdir: Path) -> tuple[np.ndarray, str]:
+    """>= 2 minutes: jfk (at varied gains) and espeak-ng sentences, separated by 0.8-3 s pauses."""
+    jfk = load_16k(JFK)
+    parts, texts = [], []
+    pauses = [1.5, 3.0, 0.8, 2.0, 1.2, 2.5, 1.0, 3.0, 1.8, 0.9, 2.2]
+    for i in range(11):
+        if i % 2 == 0:
+            parts.append(jfk * (0.5 + 0.25 * (i % 3)))
+            texts.append(JFK_TEXT)
+        else:
+            text = ESPEAK_TEXTS[(i // 2) % len(ESPEAK_TEXTS)]
+            parts.append(load_16k(espeak(text, workdir / f"s{i}.wav", voice="en-us", speed=160)))
+            texts.append(text)
+        parts.append(silence(pauses[i]))
+    audio = np.concatenate(parts)
+    return audio, " ".join(texts)
+
+
+def pct(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 3) if values else None
+
+
+def analyse(r: StreamResult) -> dict:
+    """Partial/final latencies and WhisperLive lag for one stream."""
+
+    def sent_wall(audio_t: float) -> float:
+        return next((ts for ts, a in r.sent_audio if a >= audio_t - 1e-6), r.sent_audio[-1][0])
+
+    partial = [max(0.0, seen - sent_wall(end)) for _, end, seen in first_appearance(r)]
+    final = []
+    final_seen: dict[int, float] = {}
+    for t, msg in r.messages:
+        for seg in msg.get("segments", []):
+            if seg["is_final"] and seg["id"] not in final_seen and seg["text"].strip():
+                final_seen[seg["id"]] = t
+                final.append(max(0.0, t - sent_wall(float(seg["end"]))))
+    lag, newest_end = [], 0.0
+    for t, msg in r.messages:
+        if msg.get("segments"):
+            newest_end = max([newest_end] + [float(s["end"]) for s in msg["segments"] if s["text"].strip()])
+            lag.append(r.audio_sent_at(t) - newest_end)
+    return {"partial": partial, "final": final, "lag": lag}
+
+
+async def concurrent(ws_url: str, audio: np.ndarray, n: int, frame_ms: int) -> list[StreamResult]:
+    async def one(i: int) -> StreamResult:
+        await asyncio.sleep(0.05 * i)  # clients connect a little apart, as real ones do
+        return await stream(ws_url, audio, frame_ms=frame_ms, pace=1.0, params={"language": "en"}, timeout_s=600)
+
+    return await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def level(ws_url: str, audio: np.ndarray, reference: str, n: int, frame_ms: int) -> dict:
+    results = asyncio.run(concurrent(ws_url, audio, n, frame_ms))
+    partial, final, lag, wers = [], [], [], []
+    for r in results:
+        a = analyse(r)
+        partial += a["partial"]
+        final += a["final"]
+        lag += a["lag"]
+        wers.append(wer(reference, r.text))
+        assert not r.final_changed, r.final_changed
+    row = {
+        "streams": n,
+        "partial_p50": pct(partial, 50), "partial_p95": pct(partial, 95),
+        "final_p50": pct(final, 50), "final_p95": pct(final, 95),
+        "lag_p50": pct(lag, 50), "lag_p95": pct(lag, 95),
+        "wer": round(float(np.mean(wers)), 4),
+        "errors": sum(len(r.errors) for r in results),
+    }
+    print(f"    N={n}: partial p50/p95 {row['partial_p50']}/{row['partial_p95']} s, final p50/p95 "
+          f"{row['final_p50']}/{row['final_p95']} s, lag p50/p95 {row['lag_p50']}/{row['lag_p95']} s, WER {row['wer']}",
+          flush=True)
+    return row
+
+
+def capacity(rows: dict[int, dict], probe) -> int:
+    """Largest N with p95 final latency <= 3 s; probes the levels between tested ones."""
+    ok = lambda row: row["final_p95"] is not None and row["final_p95"] <= CAPACITY_P95_FINAL_S and not row["errors"]
+    passing = [n for n, row in rows.items() if ok(row)]
+    best = max(passing, default=0)
+    failing = [n for n, row in rows.items() if not ok(row) and n > best]
+    hi = min(failing, default=None)
+    while hi is not None and hi - best > 1:
+        mid = (best + hi) // 2
+        rows[mid] = probe(mid)
+        if ok(rows[mid]):
+            best = mid
+        else:
+            hi = mid
+    return best
+
+
+def run_server(batching: bool, levels: list[int], audio, reference, frame_ms: int, log: Path, stop_early: bool) -> dict:
+    print(f"  cross-session batching {'on' if batching else 'off'}:", flush=True)
+    with ServerProcess(log_path=log, stream_batching=batching) as srv:
+        rows: dict[int, dict] = {}
+        probe = lambda n: level(srv.ws_url, audio, reference, n, frame_ms)
+        for n in levels:
+            rows[n] = probe(n)
+            if stop_early and (rows[n]["final_p95"] or 99) > CAPACITY_P95_FINAL_S:
+                break
+        cap = capacity(rows, probe)
+    print(f"    capacity (p95 final <= {CAPACITY_P95_FINAL_S} s): {cap} streams", flush=True)
+    return {"levels": [rows[n] for n in sorted(rows)], "capacity": cap}
+
+
+def long_file_wer(audio: np.ndarray, reference: str, workdir: Path, pace: float, log: Path) -> dict:
+    path = write_wav(workdir / "long.wav", audio)
+    with ServerProcess(log_path=log) as srv:
+        t0 = time.perf_counter()
+        r = asyncio.run(stream(srv.ws_url, audio, frame_ms=100, pace=pace, params={"language": "en"}, timeout_s=900))
+        stream_s = time.perf_counter() - t0
+        with open(path, "rb") as f:
+            resp = httpx.post(f"{srv.base_url}/v1/audio/transcriptions", files={"file": ("long.wav", f, "audio/wav")},
+                              data={"language": "en", "response_format": "json"}, timeout=600)
+        resp.raise_for_status()
+    s_wer, b_wer = wer(reference, r.text), wer(reference, resp.json()["text"])
+    out = {
+        "duration_s": round(len(audio) / SR, 1), "pace": pace, "stream_wall_s": round(stream_s, 1),
+        "streaming_wer": round(s_wer, 4), "batch_wer": round(b_wer, 4),
+        "ratio": round(s_wer / b_wer, 3) if b_wer > 0 else (1.0 if s_wer == 0 else None),
+        "final_changed": len(r.final_changed),
+    }
+    print(f"  {out['duration_s']} s file (pace {pace or 'max'}): streaming WER {out['streaming_wer']}, "
+          f"batch WER {out['batch_wer']}, ratio {out['ratio']}", flush=True)
+    return out
+
+
+def table(title: str, header: list[str], rows: list[list]) -> None:
+    print(f"\n{title}")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in rows:
+        print("| " + " | ".join("-" if v is None else str(v) for v in r) + " |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer levels, shorter audio (about 2 minutes)")
+    ap.add_argument("--frame-ms", type=int, default=100, help="frame size for the concurrency runs (WhisperLive used 100)")
+    args = ap.parse_args()
+    load_before = os.getloadavg()
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        audio, reference = jfk_repeated(1 if args.quick else 3, 1.0)
+        levels = [1, 2, 4] if args.quick else [1, 2, 4, 8]
+        print(f"concurrent real-time streams of jfk x{1 if args.quick else 3} (1 s pauses), {args.frame_ms} ms frames", flush=True)
+        on = run_server(True, levels, audio, reference, args.frame_ms, work / "on.log", stop_early=False)
+        off_levels = [n for n in levels if n <= max(2, on["capacity"] + 1)] or [1]
+        off = run_server(False, off_levels, audio, reference, args.frame_ms, work / "off.log", stop_early=True)
+        long_audio, long_ref = _first_minute(work) if args.quick else long_file(work)
+        long_pace = 0.0 if args.quick else 4.0
+        longf = long_file_wer(long_audio, long_ref, work, long_pace, work / "long.log")
+    load_after = os.getloadavg()
+    results = {
+        "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": load_after},
+        "quick": args.quick, "frame_ms": args.frame_ms, "audio": f"jfk x{1 if args.quick else 3} with 1 s pauses",
+        "batching_on": on, "batching_off": off, "long_file": longf,
+        "wall_s": round(time.perf_counter() - t_start, 1),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+
+    table("Latency, batching on (seconds)", ["N", "partial p50", "partial p95", "final p50", "final p95"],
+          [[r["streams"], r["partial_p50"], r["partial_p95"], r["final_p50"], r["final_p95"]] for r in on["levels"]])
+    table("WhisperLive-style (lag = audio sent - end of newest segment)", ["N", "lag p50", "lag p95", "WER"],
+          [[r["streams"], r["lag_p50"], r["lag_p95"], r["wer"]] for r in on["levels"]])
+    table("Capacity (p95 final <= 3 s)", ["batching", "streams", "levels (N: final p95)"],
+          [["on", on["capacity"], ", ".join(f"{r['streams']}: {r['final_p95']}" for r in on["levels"])],
+           ["off", off["capacity"], ", ".join(f"{r['streams']}: {r['final_p95']}" for r in off["levels"])]])
+    table("Long file", ["duration", "streaming WER", "batch WER", "ratio"],
+          [[longf["duration_s"], longf["streaming_wer"], longf["batch_wer"], longf["ratio"]]])
+    print(f"\nload average before {load_before}, after {load_after}; wrote {RESULTS}")
+
+
+def _first_minute(work: Path) -> tuple[np.ndarray, str]:
+    """The --quick long file: the first five pieces of the long file (about a minute)."""
+    jfk = load_16k(JFK)
+    e1 = load_16k(espeak(ESPEAK_TEXTS[0], work / "q1.wav", voice="en-us", speed=160))
+    e2 = load_16k(espeak(ESPEAK_TEXTS[1], work / "q2.wav", voice="en-us", speed=160))
+    audio = np.concatenate([jfk, silence(1.5), e1, silence(3.0), jfk * 0.5, silence(0.8), e2, silence(2.0), jfk])
+    return audio, " ".join([JFK_TEXT, ESPEAK_TEXTS[0], JFK_TEXT, ESPEAK_TEXTS[1], JFK_TEXT])
+
+
+if __name__ == "__main__":
+    main()
