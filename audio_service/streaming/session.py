@@ -370,7 +370,10 @@ class StreamSession:
             seg.id = self._take_id()
         if self._language is None and text:
             self._language = result.language  # keep the first detected language for the whole stream
-        self._context = (self._context + " " + text).strip()[-self.config.context_chars :]
+        context = (self._context + " " + text).strip()
+        if len(context) > self.config.context_chars:  # keep whole words
+            context = context[-self.config.context_chars :].split(" ", 1)[-1]
+        self._context = context
         seg.view = self._view(seg, result, final=True, speaker=speaker)
         self._send([seg.view])
 
