@@ -38,9 +38,18 @@ class EngineStats:
 class StreamingEngine:
     """Schedules decode work of all sessions onto the shared models."""
 
-    def __init__(self, batching: bool = True, max_batch: int = 8, window: WindowPolicy = WindowPolicy()) -> None:
+    def __init__(
+        self,
+        batching: bool = True,
+        max_batch: int = 8,
+        window: WindowPolicy = WindowPolicy(),
+        partial_batch_audio_s: float = 40.0,
+    ) -> None:
         self.batching = batching
         self.max_batch = max(1, max_batch) if batching else 1
+        # A partial batch stops growing at this much audio, so a final pass that becomes due
+        # while it runs waits at most one short model call (final latency matters most).
+        self.partial_batch_audio_s = partial_batch_audio_s
         self.window = window
         self.stats = EngineStats()
         self._sessions: list[StreamSession] = []
@@ -115,14 +124,16 @@ class StreamingEngine:
             if not ready:
                 continue
             model_id = ready[0].model.spec.id
-            jobs = []
+            jobs: list[DecodeJob] = []
+            audio_s = 0.0
             for s in ready:
                 if s.model.spec.id != model_id:
                     continue
                 job = s.next_job(final)
                 if job is not None:
                     jobs.append(job)
-                if len(jobs) >= self.max_batch:
+                    audio_s += len(job.request.samples) / 16000
+                if len(jobs) >= self.max_batch or (not final and audio_s >= self.partial_batch_audio_s):
                     break
             if jobs:
                 return jobs
