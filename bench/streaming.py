@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.audio_utils import JFK, JFK_TEXT, espeak, load_16k, normalize, wer, write_wav  # noqa: E402
+from tests.audio_utils import JFK, JFK_TEXT, espeak, load_16k, wer, write_wav  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 from tests.stream_client import StreamResult, first_appearance, stream  # noqa: E402
 

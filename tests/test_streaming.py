@@ -278,3 +278,12 @@ def test_fast_client_is_paced_not_dropped(make_server, jfk):
     assert not r.errors and r.checkpoints == ["final"]
     assert wer(" ".join([JFK_TEXT] * 4), r.text) <= 0.12, r.text
     check_segments(r)
+
+
+def test_skip_vad_and_vad_kwargs(srv, jfk):
+    """Without VAD the stream is one segment per max length / checkpoint; a long endpoint merges pauses."""
+    r = run(stream(srv.ws_url, jfk, pace=0, headers=AUTH, params={"language": "en", "skip_vad": "true"}))
+    assert wer(JFK_TEXT, r.text) <= 0.12 and len(r.segments) == 1
+    r = run(stream(srv.ws_url, jfk, pace=0, headers=AUTH,
+                   params={"language": "en", "vad_kwargs": json.dumps({"min_silence_duration_ms": 3000})}))
+    assert wer(JFK_TEXT, r.text) <= 0.12 and len(r.segments) == 1

@@ -42,7 +42,7 @@ class StreamingEngine:
         self,
         batching: bool = True,
         max_batch: int = 8,
-        window: WindowPolicy = WindowPolicy(),
+        window: WindowPolicy | None = None,
         partial_batch_audio_s: float = 40.0,
     ) -> None:
         self.batching = batching
@@ -50,7 +50,7 @@ class StreamingEngine:
         # A partial batch stops growing at this much audio, so a final pass that becomes due
         # while it runs waits at most one short model call (final latency matters most).
         self.partial_batch_audio_s = partial_batch_audio_s
-        self.window = window
+        self.window = window or WindowPolicy()
         self.stats = EngineStats()
         self._sessions: list[StreamSession] = []
         self._cond = threading.Condition()
