@@ -72,7 +72,7 @@ def test_jfk_real_time_50ms_frames(srv, jfk):
     # partial results arrive while the audio is still being sent
     assert any(not s["is_final"] for _, m in r.messages for s in m.get("segments", []))
     first_text_at = next(t for t, m in r.messages if m.get("segments"))
-    assert first_text_at < 4.0
+    assert first_text_at < 8.0  # text shows up long before the 11 s of audio are sent (about 1 s on an idle machine)
 
 
 def test_jfk_ten_times_real_time(srv, jfk):

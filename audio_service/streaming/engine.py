@@ -23,6 +23,7 @@ from audio_service.streaming.decoder import WindowPolicy, decode_batch
 from audio_service.streaming.session import DecodeJob, StreamSession
 
 log = logging.getLogger(__name__)
+STATS_LOG_INTERVAL_S = 60.0
 
 
 @dataclass
@@ -56,6 +57,7 @@ class StreamingEngine:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._logged_at = time.monotonic()
         # One VAD thread: Silero is tiny, and one thread keeps every stream's frames in order.
         self._vad_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-vad")
 
@@ -153,6 +155,13 @@ class StreamingEngine:
         self.stats.jobs += len(jobs)
         self.stats.busy_s += elapsed
         self.stats.batch_sizes[len(jobs)] = self.stats.batch_sizes.get(len(jobs), 0) + 1
+        if time.monotonic() - self._logged_at >= STATS_LOG_INTERVAL_S:
+            self._logged_at = time.monotonic()
+            log.info(
+                "streaming engine: %d sessions, %d model calls, %d jobs (batch sizes %s), %.1f s busy",
+                len(self._sessions), self.stats.calls, self.stats.jobs, dict(sorted(self.stats.batch_sizes.items())),
+                self.stats.busy_s,
+            )
         for job, result in zip(jobs, results):
             try:
                 speaker = job.session.speaker_for(job, result)
