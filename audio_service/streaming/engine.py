@@ -60,6 +60,7 @@ class StreamingEngine:
         self._logged_at = time.monotonic()
         # One VAD thread: Silero is tiny, and one thread keeps every stream's frames in order.
         self._vad_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-vad")
+        self._tracker_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-speakers")
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -75,6 +76,7 @@ class StreamingEngine:
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 30)
         self._vad_pool.shutdown(wait=False, cancel_futures=True)
+        self._tracker_pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def sessions(self) -> int:
@@ -84,6 +86,7 @@ class StreamingEngine:
     def add(self, session: StreamSession) -> None:
         with self._cond:
             self._sessions.append(session)
+        session.notify = self.wake  # a session finished off the decode thread wakes the scheduler
 
     def remove(self, session: StreamSession) -> None:
         """Forget a session and free its state (a job in flight finishes and is ignored)."""
@@ -163,9 +166,18 @@ class StreamingEngine:
                 self.stats.busy_s,
             )
         for job, result in zip(jobs, results):
-            try:
-                speaker = job.session.speaker_for(job, result)
-                job.session.complete(job, result, speaker)
-            except Exception as exc:
-                log.exception("streaming session failed")
-                job.session.fail(exc)
+            if job.final and job.session.has_tracker:
+                # speaker embedding can take a while: keep it off the decode thread (the session
+                # stays busy until it is done, so its segments still go out in order)
+                self._tracker_pool.submit(self._complete, job, result)
+            else:
+                self._complete(job, result)
+
+    @staticmethod
+    def _complete(job: DecodeJob, result) -> None:
+        try:
+            job.session.complete(job, result, job.session.speaker_for(job, result))
+        except Exception as exc:
+            log.exception("streaming session failed")
+            job.session.fail(exc)
+        job.session.notify()
