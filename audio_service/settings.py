@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     stream_idle_timeout_s: float = Field(300.0, description="Close a stream after this long with no frame at all.")
     stream_batching: bool = Field(True, description="Batch decode work of several streams into one model call.")
     stream_max_batch: int = Field(8, description="Most stream windows decoded in one batched model call.")
+    stream_partial_batch_audio_s: float = Field(
+        40.0, description="A batch of partial re-decodes stops growing at this much audio, so due final passes wait little."
+    )
     stream_endpoint_silence_ms: int = Field(
         500, description="Silence (ms) that ends a speech segment and makes it final; vad_kwargs.min_silence_duration_ms overrides."
     )
