@@ -126,8 +126,8 @@ class Settings(BaseSettings):
     diarization_pipeline_dir: Path | None = Field(
         None, description="Local copy of pyannote speaker-diarization-community-1 (used instead of the hub)."
     )
-    stream_speaker_threshold: float = Field(
-        0.75, description="Streaming diarization: cosine similarity for a segment to join a known speaker."
+    stream_speaker_context_s: float = Field(
+        40.0, description="Streaming diarization: seconds of past final segments re-diarized with each new one."
     )
 
     def model_post_init(self, __context: object) -> None:
