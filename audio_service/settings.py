@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     stream_idle_timeout_s: float = Field(300.0, description="Close a stream after this long with no frame at all.")
     stream_batching: bool = Field(True, description="Batch decode work of several streams into one model call.")
     stream_max_batch: int = Field(8, description="Most stream windows decoded in one batched model call.")
+    stream_partial_batch_audio_s: float = Field(
+        40.0, description="A batch of partial re-decodes stops growing at this much audio, so due final passes wait little."
+    )
     stream_endpoint_silence_ms: int = Field(
         500, description="Silence (ms) that ends a speech segment and makes it final; vad_kwargs.min_silence_duration_ms overrides."
     )
@@ -126,8 +129,8 @@ class Settings(BaseSettings):
     diarization_pipeline_dir: Path | None = Field(
         None, description="Local copy of pyannote speaker-diarization-community-1 (used instead of the hub)."
     )
-    stream_speaker_threshold: float = Field(
-        0.75, description="Streaming diarization: cosine similarity for a segment to join a known speaker."
+    stream_speaker_context_s: float = Field(
+        40.0, description="Streaming diarization: seconds of past final segments re-diarized with each new one."
     )
 
     def model_post_init(self, __context: object) -> None:

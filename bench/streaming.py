@@ -28,11 +28,12 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.audio_utils import JFK, JFK_TEXT, espeak, load_16k, normalize, wer, write_wav  # noqa: E402
+from tests.audio_utils import JFK, JFK_TEXT, espeak, load_16k, wer, write_wav  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 from tests.stream_client import StreamResult, first_appearance, stream  # noqa: E402
 
@@ -67,8 +68,8 @@ def long_file(workdir: Path) -> tuple[np.ndarray, str]:
     """>= 2 minutes: jfk (at varied gains) and espeak-ng sentences, separated by 0.8-3 s pauses."""
     jfk = load_16k(JFK)
     parts, texts = [], []
-    pauses = [1.5, 3.0, 0.8, 2.0, 1.2, 2.5, 1.0, 3.0, 1.8, 0.9, 2.2]
-    for i in range(11):
+    pauses = [1.5, 3.0, 0.8, 2.0, 1.2, 2.5, 1.0, 3.0, 1.8, 0.9, 2.2, 1.4]
+    for i in range(12):
         if i % 2 == 0:
             parts.append(jfk * (0.5 + 0.25 * (i % 3)))
             texts.append(JFK_TEXT)
@@ -115,8 +116,11 @@ async def concurrent(ws_url: str, audio: np.ndarray, n: int, frame_ms: int) -> l
     return await asyncio.gather(*(one(i) for i in range(n)))
 
 
-def level(ws_url: str, audio: np.ndarray, reference: str, n: int, frame_ms: int) -> dict:
-    results = asyncio.run(concurrent(ws_url, audio, n, frame_ms))
+def level(srv: ServerProcess, audio: np.ndarray, reference: str, n: int, frame_ms: int) -> dict:
+    proc = psutil.Process(srv.pid)
+    cpu0 = sum(proc.cpu_times()[:2])
+    results = asyncio.run(concurrent(srv.ws_url, audio, n, frame_ms))
+    cpu_s = sum(proc.cpu_times()[:2]) - cpu0
     partial, final, lag, wers = [], [], [], []
     for r in results:
         a = analyse(r)
@@ -132,9 +136,12 @@ def level(ws_url: str, audio: np.ndarray, reference: str, n: int, frame_ms: int)
         "lag_p50": pct(lag, 50), "lag_p95": pct(lag, 95),
         "wer": round(float(np.mean(wers)), 4),
         "errors": sum(len(r.errors) for r in results),
+        # server CPU seconds per second of audio per stream: falls with N when batching pays off
+        "cpu_per_stream_audio_s": round(cpu_s / (n * len(audio) / SR), 3),
     }
     print(f"    N={n}: partial p50/p95 {row['partial_p50']}/{row['partial_p95']} s, final p50/p95 "
-          f"{row['final_p50']}/{row['final_p95']} s, lag p50/p95 {row['lag_p50']}/{row['lag_p95']} s, WER {row['wer']}",
+          f"{row['final_p50']}/{row['final_p95']} s, lag p50/p95 {row['lag_p50']}/{row['lag_p95']} s, WER {row['wer']}, "
+          f"server CPU {row['cpu_per_stream_audio_s']} s per stream-audio-s",
           flush=True)
     return row
 
@@ -160,7 +167,7 @@ def run_server(batching: bool, levels: list[int], audio, reference, frame_ms: in
     print(f"  cross-session batching {'on' if batching else 'off'}:", flush=True)
     with ServerProcess(log_path=log, stream_batching=batching) as srv:
         rows: dict[int, dict] = {}
-        probe = lambda n: level(srv.ws_url, audio, reference, n, frame_ms)
+        probe = lambda n: level(srv, audio, reference, n, frame_ms)
         for n in levels:
             rows[n] = probe(n)
             if stop_early and (rows[n]["final_p95"] or 99) > CAPACITY_P95_FINAL_S:
@@ -213,8 +220,7 @@ def main() -> None:
         levels = [1, 2, 4] if args.quick else [1, 2, 4, 8]
         print(f"concurrent real-time streams of jfk x{1 if args.quick else 3} (1 s pauses), {args.frame_ms} ms frames", flush=True)
         on = run_server(True, levels, audio, reference, args.frame_ms, work / "on.log", stop_early=False)
-        off_levels = [n for n in levels if n <= max(2, on["capacity"] + 1)] or [1]
-        off = run_server(False, off_levels, audio, reference, args.frame_ms, work / "off.log", stop_early=True)
+        off = run_server(False, levels, audio, reference, args.frame_ms, work / "off.log", stop_early=True)
         long_audio, long_ref = _first_minute(work) if args.quick else long_file(work)
         long_pace = 0.0 if args.quick else 4.0
         longf = long_file_wer(long_audio, long_ref, work, long_pace, work / "long.log")
@@ -232,6 +238,10 @@ def main() -> None:
           [[r["streams"], r["partial_p50"], r["partial_p95"], r["final_p50"], r["final_p95"]] for r in on["levels"]])
     table("WhisperLive-style (lag = audio sent - end of newest segment)", ["N", "lag p50", "lag p95", "WER"],
           [[r["streams"], r["lag_p50"], r["lag_p95"], r["wer"]] for r in on["levels"]])
+    table("Server CPU seconds per second of audio per stream", ["N", "batching on", "batching off"],
+          [[r["streams"], r["cpu_per_stream_audio_s"],
+            next((o["cpu_per_stream_audio_s"] for o in off["levels"] if o["streams"] == r["streams"]), None)]
+           for r in on["levels"]])
     table("Capacity (p95 final <= 3 s)", ["batching", "streams", "levels (N: final p95)"],
           [["on", on["capacity"], ", ".join(f"{r['streams']}: {r['final_p95']}" for r in on["levels"])],
            ["off", off["capacity"], ", ".join(f"{r['streams']}: {r['final_p95']}" for r in off["levels"])]])

@@ -8,6 +8,7 @@ after it was sent final.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import urllib.parse
@@ -131,7 +132,7 @@ async def stream(
                         break
         finally:
             sender.cancel()
-            with _suppress():
+            with contextlib.suppress(BaseException):
                 await sender
         result.close_code = ws.close_code
     return result
@@ -149,14 +150,6 @@ async def expect_close(ws, timeout_s: float = 30.0) -> tuple[list[dict], int | N
             if "error" in msg:
                 errors.append(msg["error"])
     return errors, ws.close_code
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
 
 
 def first_appearance(result: StreamResult) -> list[tuple[str, float, float]]:

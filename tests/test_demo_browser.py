@@ -54,15 +54,24 @@ def test_demo_live_microphone_and_upload(server, browser):
     browser.get(f"{server.base_url}/demo")
     assert browser.current_url.endswith("/demo/") and "audio-service" in browser.title
 
+    # note whether partial (still changing) text is ever shown, styled apart from final text
+    browser.execute_script("""
+        window.partialSeen = false;
+        new MutationObserver(() => {
+            const p = document.querySelector('#transcript .partial');
+            if (p && getComputedStyle(p).fontStyle === 'italic') window.partialSeen = true;
+        }).observe(document.getElementById('transcript'), {childList: true, subtree: true});
+    """)
     browser.find_element(By.ID, "start").click()
     # the fake microphone plays jfk.flac; its words must appear as final text in the live transcript
-    WebDriverWait(browser, 90, poll_frequency=0.5).until(
-        lambda d: "americans" in " ".join(e.text for e in d.find_elements(By.CSS_SELECTOR, "#transcript .final")).lower()
-    )
+    # read the text in one script call: the page re-renders its spans on every patch, so element handles go stale
+    final_text = "return [...document.querySelectorAll('#transcript .final')].map(e => e.textContent).join(' ')"
+    WebDriverWait(browser, 90, poll_frequency=0.5).until(lambda d: "americans" in d.execute_script(final_text).lower())
     browser.find_element(By.ID, "stop").click()
     WebDriverWait(browser, 60).until(lambda d: _text(d, "status").startswith("done"))
     live = _text(browser, "transcript").lower()
     assert "fellow americans" in live and "your country" in live
+    assert browser.execute_script("return window.partialSeen")
     assert not browser.find_elements(By.CSS_SELECTOR, "#transcript .partial")  # all final after the flush
 
     browser.find_element(By.ID, "file").send_keys(str(JFK))

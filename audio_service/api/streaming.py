@@ -77,7 +77,10 @@ def streaming_services(services: Services) -> tuple[StreamingEngine, StreamLimit
     if "streaming_engine" not in services.extra:
         s = services.settings
         engine = StreamingEngine(
-            batching=s.stream_batching, max_batch=s.stream_max_batch, window=WindowPolicy(full=s.stream_full_window)
+            batching=s.stream_batching,
+            max_batch=s.stream_max_batch,
+            window=WindowPolicy(full=s.stream_full_window),
+            partial_batch_audio_s=s.stream_partial_batch_audio_s,
         )
         engine.start()
         services.extra["streaming_engine"] = engine

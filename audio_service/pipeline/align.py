@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 from audio_service.errors import InvalidRequestError
-from audio_service.schema import Audio, Segment, Transcript, Word
+from audio_service.schema import Audio, Segment, SpeechSpan, Transcript, Word
 
 if TYPE_CHECKING:  # pragma: no cover
     from audio_service.models.registry import LoadedModel
@@ -83,9 +83,10 @@ class AlignerRegistry:
         return backend
 
     def realign(self, backend: str, audio: Audio, transcript: Transcript) -> Transcript:
-        """Word timings of ``transcript`` from ``backend`` (whisper's come with the transcript already)."""
+        """Word timings of ``transcript`` from ``backend`` (whisper's come with the transcript, and are
+        only tightened to the speech they cover)."""
         if backend == "whisper":
-            return transcript
+            return snap_transcript(transcript, fine_speech_spans(audio))
         return self._mms_aligner().realign(audio, transcript)
 
     def align_text(self, backend: str, model: "LoadedModel", audio: Audio, text: str, language: str | None) -> Transcript:
@@ -178,7 +179,7 @@ def whisper_align_text(model: "LoadedModel", audio: Audio, text: str, language: 
                 break
         else:
             offset = max(offset + 1.0, out[-1].end if out else offset + WINDOW_S / 2)
-    words_out = _monotone(out, audio.duration)
+    words_out = _monotone(snap_words(out, fine_speech_spans(audio)), audio.duration)
     return Transcript("transcribe", language, audio.duration, tuple(segments_from_words(words_out)), provenance={"model": model.spec.id})
 
 
@@ -217,6 +218,41 @@ def _monotone(words: list[Word], duration: float) -> list[Word]:
         out.append(replace(w, start=round(start, 3), end=round(end, 3)))
         prev = start
     return out
+
+
+def fine_speech_spans(audio: Audio) -> list[SpeechSpan]:
+    """Speech spans with short pauses kept apart (silero VAD, 100 ms minimum silence)."""
+    from audio_service.pipeline.vad import VadParams, silero_vad
+
+    return silero_vad(audio, VadParams(min_speech_duration_ms=100, min_silence_duration_ms=100, speech_pad_ms=30))
+
+
+def snap_words(words: list[Word], spans: list[SpeechSpan]) -> list[Word]:
+    """Pull word edges out of silence onto the speech they cover.
+
+    Whisper's cross-attention timing tiles the time axis: a word after a pause starts where the
+    previous word ended. Where a word's edges fall in a pause the VAD found, move them to the first
+    and last speech inside the word; words over continuous speech are left alone.
+    """
+    out = []
+    for w in words:
+        inside = [s for s in spans if s.end > w.start and s.start < w.end]
+        if inside:
+            # The span the word overlaps most is its own speech; spans reaching in from before the
+            # word's start are the previous word's, so the word starts at the first span that begins
+            # inside it (up to that anchor).
+            anchor = max(inside, key=lambda s: min(s.end, w.end) - max(s.start, w.start))
+            starts = [s.start for s in inside if w.start <= s.start <= anchor.start]
+            start = min(starts) if starts else w.start
+            end = max(start, min(w.end, inside[-1].end))
+            w = replace(w, start=start, end=end)
+        out.append(w)
+    return out
+
+
+def snap_transcript(transcript: Transcript, spans: list[SpeechSpan]) -> Transcript:
+    """``transcript`` with every segment's words snapped by :func:`snap_words`."""
+    return transcript.with_segments(tuple(replace(s, words=tuple(snap_words(list(s.words), spans))) for s in transcript.segments))
 
 
 def segments_from_words(words: list[Word]) -> list[Segment]:

@@ -299,7 +299,16 @@ class DiarizerRegistry:
         return backend
 
     def get(self, name: str | None) -> Diarizer:
-        backend = self.resolve(name)
+        """The shared diarizer serving ``name`` (created on first use; models load on first call)."""
+        return self._instance(self.resolve(name))
+
+    def offline(self) -> "OfflineDiarizer":
+        """The shared offline diarizer (streaming's tracker uses it whatever the aliases say)."""
+        diarizer = self._instance("offline")
+        assert isinstance(diarizer, OfflineDiarizer)
+        return diarizer
+
+    def _instance(self, backend: str) -> Diarizer:
         with self._lock:
             if backend not in self._instances:
                 self._instances[backend] = self._backends[backend]()
@@ -312,52 +321,77 @@ class DiarizerRegistry:
 class SpeakerTracker:
     """Session-consistent speaker labels for a stream's final segments, one segment at a time.
 
-    Each segment is embedded (GE2E) and compared with every known speaker's running centroid; it
-    joins the closest one when the cosine similarity is high enough, else it opens a new speaker
-    (up to ``max_speakers``, after which it joins the closest). Segments too short to embed take
-    the previous label. State is per session: create one tracker per stream.
+    GE2E similarity of isolated segments separates speakers poorly, so each new segment is
+    diarized *in context*: the tracker keeps the audio of the session's recent final segments
+    (up to ``context_s`` seconds), runs the offline diarizer on those segments followed by the new
+    one, maps the diarizer's labels onto the labels already given (the assignment that agrees most
+    with past segments) and returns the label of the new segment's dominant speaker, or a new label
+    for a speaker not heard before. Past labels never change. One tracker per stream.
     """
 
-    def __init__(self, threshold: float = 0.75, max_speakers: int = UNBOUNDED_SPEAKERS, min_seconds: float = 0.6) -> None:
-        self._threshold = threshold
+    def __init__(
+        self, diarizer: OfflineDiarizer, context_s: float = 40.0, max_speakers: int | None = None, gap_s: float = 0.3
+    ) -> None:
+        self._diarizer = diarizer
+        self._context_s = context_s
         self._max_speakers = max_speakers
-        self._min_seconds = min_seconds
-        self._sums: list[np.ndarray] = []
-        self._last = "SPEAKER_00"
+        self._gap = np.zeros(int(gap_s * 16000), dtype=np.float32)
+        self._history: list[tuple[np.ndarray, str]] = []  # (samples, label) of past final segments
+        self._count = 0
         self._lock = threading.Lock()
 
     def assign(self, audio: Audio, start: float, end: float) -> str:
         """The label of the speaker talking in ``audio`` between ``start`` and ``end`` (seconds)."""
-        piece = audio.slice(start, end).samples
-        if len(piece) < self._min_seconds * audio.sample_rate:
-            return self._last
-        emb = embed_speech(piece)
-        weight = min(end - start, 10.0)  # longer segments give steadier embeddings
+        piece = audio.slice(start, end).samples.astype(np.float32)
         with self._lock:
-            index = self._closest(emb)
-            if index is None:
-                self._sums.append(emb * weight)
-                index = len(self._sums) - 1
-            else:
-                self._sums[index] = self._sums[index] + emb * weight
-            self._last = f"SPEAKER_{index:02d}"
-            return self._last
+            label = self._label(piece) if len(piece) >= MIN_EMBED_SECONDS * audio.sample_rate else None
+            if label is None:  # too short to tell: most likely the previous speaker goes on
+                label = self._history[-1][1] if self._history else self._new_label()
+            self._history.append((piece, label))
+            self._trim()
+            return label
 
-    def _closest(self, emb: np.ndarray) -> int | None:
-        if not self._sums:
+    def _label(self, piece: np.ndarray) -> str | None:
+        from scipy.optimize import linear_sum_assignment
+
+        from audio_service.pipeline.speakers import speaker_for
+
+        parts, spans, t = [], [], 0.0
+        for samples, label in [*self._history, (piece, None)]:
+            spans.append((t, t + len(samples) / 16000, label))
+            parts += [samples, self._gap]
+            t += (len(samples) + len(self._gap)) / 16000
+        turns = self._diarizer(Audio(np.concatenate(parts)), SpeakerBounds(max_speakers=self._max_speakers))
+        current = speaker_for(spans[-1][0], spans[-1][1], turns)
+        if current is None:
             return None
-        centroids = np.stack([s / np.linalg.norm(s) for s in self._sums])
-        sims = centroids @ emb
-        best = int(np.argmax(sims))
-        if sims[best] >= self._threshold or len(self._sums) >= self._max_speakers:
-            return best
-        return None
+        found = sorted({t.speaker for t in turns})
+        known = sorted({label for _, _, label in spans[:-1]})
+        overlap = np.zeros((len(found), len(known)))
+        for s0, s1, label in spans[:-1]:
+            for turn in turns:
+                overlap[found.index(turn.speaker), known.index(label)] += max(0.0, min(s1, turn.end) - max(s0, turn.start))
+        rows, cols = linear_sum_assignment(overlap, maximize=True)
+        mapping = {found[r]: known[c] for r, c in zip(rows, cols) if overlap[r, c] > 0}
+        return mapping.get(current) or self._new_label()
+
+    def _new_label(self) -> str:
+        if self._max_speakers is not None and self._count >= self._max_speakers:
+            return self._history[-1][1]
+        self._count += 1
+        return f"SPEAKER_{self._count - 1:02d}"
+
+    def _trim(self) -> None:
+        total = sum(len(s) for s, _ in self._history) / 16000
+        while len(self._history) > 1 and total > self._context_s:
+            total -= len(self._history[0][0]) / 16000
+            self._history.pop(0)
 
 
-def speaker_tracker_factory(threshold: float = 0.75) -> Callable[..., SpeakerTracker]:
-    """A factory the streaming endpoint calls once per session (``max_speakers`` optional)."""
+def speaker_tracker_factory(registry: DiarizerRegistry, context_s: float = 40.0) -> Callable[..., SpeakerTracker]:
+    """A factory the streaming endpoint calls once per session; all sessions share the offline diarizer."""
 
     def make(max_speakers: int | None = None, **_: object) -> SpeakerTracker:
-        return SpeakerTracker(threshold=threshold, max_speakers=max_speakers or UNBOUNDED_SPEAKERS)
+        return SpeakerTracker(registry.offline(), context_s=context_s, max_speakers=max_speakers)
 
     return make

@@ -101,6 +101,7 @@ def decode_batch(model: "LoadedModel", requests: list[DecodeRequest], window: Wi
     for i, r in enumerate(requests):
         groups.setdefault((r.beam_size, r.temperature), []).append(i)
     for (beam, temp), idx in groups.items():
+        beam = 1 if temp > 0 else beam  # sampling is per hypothesis; beam search ignores temperature
         enc = encoded if len(idx) == len(requests) else _rows(encoded, idx)
         max_new = max(min(224, int(10 + 7 * len(requests[i].samples) / 16000)) for i in idx)
         out = whisper.model.generate(
@@ -137,6 +138,9 @@ def decode_batch(model: "LoadedModel", requests: list[DecodeRequest], window: Wi
     for i, r in enumerate(requests):
         tok = tokenizer(languages[i], r.task)
         text = tok.decode(text_tokens[i]).strip() if text_tokens[i] else ""
+        kept = _drop_unheard_tail(words[i], r.offset + len(r.samples) / 16000)
+        if len(kept) < len(words[i]):
+            text, words[i] = "".join(w.word for w in kept).strip(), kept
         if text and _compression_ratio(text) > 2.4 and len(text) > 60:
             text, words[i] = _drop_repetition(words[i])
         out_results.append(DecodeResult(text, tuple(words[i]), languages[i], *decoded[i]))
@@ -192,6 +196,22 @@ def _align(model, requests, languages, encoded, feats, text_tokens, tokenizer) -
                 for a in alignment
                 if a["word"]
             ]
+    return words
+
+
+def _drop_unheard_tail(words: list[DecodedWord], audio_end: float) -> list[DecodedWord]:
+    """Drop trailing words the alignment could not place in the audio.
+
+    Conditioned on earlier text, Whisper sometimes repeats a sentence into the padding after the
+    speech; the alignment then squeezes those words into zero length at the very end, or past it.
+    """
+    n = len(words)
+    while n and (words[n - 1].start >= audio_end - 0.02 or words[n - 1].end - words[n - 1].start < 0.02):
+        n -= 1
+    tail = words[n:]
+    # a single very short last word can be real (a clipped syllable); several, or any past the end, are not
+    if len(tail) >= 2 or any(w.start >= audio_end - 0.02 for w in tail):
+        return words[:n]
     return words
 
 

@@ -23,6 +23,7 @@ from audio_service.streaming.decoder import WindowPolicy, decode_batch
 from audio_service.streaming.session import DecodeJob, StreamSession
 
 log = logging.getLogger(__name__)
+STATS_LOG_INTERVAL_S = 60.0
 
 
 @dataclass
@@ -38,17 +39,28 @@ class EngineStats:
 class StreamingEngine:
     """Schedules decode work of all sessions onto the shared models."""
 
-    def __init__(self, batching: bool = True, max_batch: int = 8, window: WindowPolicy = WindowPolicy()) -> None:
+    def __init__(
+        self,
+        batching: bool = True,
+        max_batch: int = 8,
+        window: WindowPolicy | None = None,
+        partial_batch_audio_s: float = 40.0,
+    ) -> None:
         self.batching = batching
         self.max_batch = max(1, max_batch) if batching else 1
-        self.window = window
+        # A partial batch stops growing at this much audio, so a final pass that becomes due
+        # while it runs waits at most one short model call (final latency matters most).
+        self.partial_batch_audio_s = partial_batch_audio_s
+        self.window = window or WindowPolicy()
         self.stats = EngineStats()
         self._sessions: list[StreamSession] = []
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._logged_at = time.monotonic()
         # One VAD thread: Silero is tiny, and one thread keeps every stream's frames in order.
         self._vad_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-vad")
+        self._tracker_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-speakers")
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -64,6 +76,7 @@ class StreamingEngine:
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 30)
         self._vad_pool.shutdown(wait=False, cancel_futures=True)
+        self._tracker_pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def sessions(self) -> int:
@@ -73,6 +86,7 @@ class StreamingEngine:
     def add(self, session: StreamSession) -> None:
         with self._cond:
             self._sessions.append(session)
+        session.notify = self.wake  # a session finished off the decode thread wakes the scheduler
 
     def remove(self, session: StreamSession) -> None:
         """Forget a session and free its state (a job in flight finishes and is ignored)."""
@@ -115,14 +129,16 @@ class StreamingEngine:
             if not ready:
                 continue
             model_id = ready[0].model.spec.id
-            jobs = []
+            jobs: list[DecodeJob] = []
+            audio_s = 0.0
             for s in ready:
                 if s.model.spec.id != model_id:
                     continue
                 job = s.next_job(final)
                 if job is not None:
                     jobs.append(job)
-                if len(jobs) >= self.max_batch:
+                    audio_s += len(job.request.samples) / 16000
+                if len(jobs) >= self.max_batch or (not final and audio_s >= self.partial_batch_audio_s):
                     break
             if jobs:
                 return jobs
@@ -142,10 +158,26 @@ class StreamingEngine:
         self.stats.jobs += len(jobs)
         self.stats.busy_s += elapsed
         self.stats.batch_sizes[len(jobs)] = self.stats.batch_sizes.get(len(jobs), 0) + 1
+        if time.monotonic() - self._logged_at >= STATS_LOG_INTERVAL_S:
+            self._logged_at = time.monotonic()
+            log.info(
+                "streaming engine: %d sessions, %d model calls, %d jobs (batch sizes %s), %.1f s busy",
+                len(self._sessions), self.stats.calls, self.stats.jobs, dict(sorted(self.stats.batch_sizes.items())),
+                self.stats.busy_s,
+            )
         for job, result in zip(jobs, results):
-            try:
-                speaker = job.session.speaker_for(job, result)
-                job.session.complete(job, result, speaker)
-            except Exception as exc:
-                log.exception("streaming session failed")
-                job.session.fail(exc)
+            if job.final and job.session.has_tracker:
+                # speaker embedding can take a while: keep it off the decode thread (the session
+                # stays busy until it is done, so its segments still go out in order)
+                self._tracker_pool.submit(self._complete, job, result)
+            else:
+                self._complete(job, result)
+
+    @staticmethod
+    def _complete(job: DecodeJob, result) -> None:
+        try:
+            job.session.complete(job, result, job.session.speaker_for(job, result))
+        except Exception as exc:
+            log.exception("streaming session failed")
+            job.session.fail(exc)
+        job.session.notify()

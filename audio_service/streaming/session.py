@@ -46,7 +46,9 @@ MIN_PARTIAL_S = 0.6  # shorter windows make Whisper guess; wait for a little mor
 class SpeakerTracker(Protocol):
     """Labels each final segment with a speaker, consistently within one stream.
 
-    Called on a worker thread, once per final segment, in time order.
+    Called on a worker thread (not the decode thread), once per final segment with text, in time
+    order. ``audio`` is the segment's audio (with its VAD padding); ``start``/``end`` locate the
+    segment's words inside it, in seconds from the start of ``audio``.
     """
 
     def assign(self, audio: Audio, start: float, end: float) -> str: ...
@@ -155,6 +157,11 @@ class StreamSession:
         self._language = options.language
         self._context = ""  # recent final text, the decoder's prompt for the next segment
         self.waiting_since = time.monotonic()  # for fair scheduling between streams
+        self.notify: Callable[[], None] = lambda: None  # set by the engine
+
+    @property
+    def has_tracker(self) -> bool:
+        return self._tracker is not None
 
     # --- input ------------------------------------------------------------------------------------
 
@@ -339,12 +346,13 @@ class StreamSession:
 
     def speaker_for(self, job: DecodeJob, result: DecodeResult) -> str | None:
         """Ask the speaker tracker (if any) who spoke a final segment; runs on the engine thread."""
-        if self._tracker is None or not job.final or not result.text:
+        tracker = self._tracker  # close() may clear it meanwhile
+        if tracker is None or not job.final or not result.text:
             return None
         start = result.words[0].start if result.words else job.request.offset
         end = result.words[-1].end if result.words else job.end / SR
         audio = Audio(job.request.samples)
-        return self._tracker.assign(audio, start - job.request.offset, end - job.request.offset)
+        return tracker.assign(audio, start - job.request.offset, end - job.request.offset)
 
     def complete(self, job: DecodeJob, result: DecodeResult, speaker: str | None = None) -> None:
         """Take a decode result: send the changed segment and any markers it satisfies."""
@@ -370,7 +378,10 @@ class StreamSession:
             seg.id = self._take_id()
         if self._language is None and text:
             self._language = result.language  # keep the first detected language for the whole stream
-        self._context = (self._context + " " + text).strip()[-self.config.context_chars :]
+        context = (self._context + " " + text).strip()
+        if len(context) > self.config.context_chars:  # keep whole words
+            context = context[-self.config.context_chars :].split(" ", 1)[-1]
+        self._context = context
         seg.view = self._view(seg, result, final=True, speaker=speaker)
         self._send([seg.view])
 

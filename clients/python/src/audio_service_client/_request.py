@@ -6,13 +6,11 @@ import io
 import json
 import os
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, Literal, NamedTuple, Union
-from collections.abc import Mapping
-
-from typing_extensions import TypedDict
 
 import httpx
+from typing_extensions import TypedDict
 
 from audio_service_client.errors import error_from_body
 from audio_service_client.results import ResponseFormat, Transcription

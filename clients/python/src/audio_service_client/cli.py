@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "stream":
                 return _stream(client, args, console)
             return _batch(client, args, console)
-    except AudioServiceError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}")
+    except (AudioServiceError, RuntimeError, OSError) as exc:  # server errors, no microphone, unreadable file
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         return 1
 
 

@@ -12,7 +12,7 @@ from typing_extensions import Unpack
 from audio_service_client import _request as rq
 from audio_service_client.errors import APIConnectionError
 from audio_service_client.results import Transcription
-from audio_service_client.streaming import AsyncTranscriptionStream, StreamSource, TranscriptionStream, check_source
+from audio_service_client.streaming import AsyncTranscriptionStream, StreamConfig, StreamSource, TranscriptionStream, check_source
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = 600.0  # long files take a while; connect errors still fail fast
@@ -56,7 +56,7 @@ class Client(_Base):
             base_url=self.base_url, headers=rq.auth_headers(self.api_key), timeout=httpx.Timeout(timeout, connect=10.0)
         )
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -145,8 +145,7 @@ class Client(_Base):
         check_source(source)
         url, headers = self._stream_args(language, prompt, temperature, model, timestamp_granularities, skip_vad,
                                          vad_kwargs, text_timeout_seconds, diarize, extra)
-        return TranscriptionStream(url, headers, source, frame_ms=frame_ms, sample_rate=sample_rate, speed=speed,
-                                   open_timeout=open_timeout, final_timeout=final_timeout)
+        return TranscriptionStream(StreamConfig(url, headers, frame_ms, sample_rate, speed, open_timeout, final_timeout), source)
 
 
 class AsyncClient(_Base):
@@ -159,7 +158,7 @@ class AsyncClient(_Base):
             base_url=self.base_url, headers=rq.auth_headers(self.api_key), timeout=httpx.Timeout(timeout, connect=10.0)
         )
 
-    async def __aenter__(self) -> "AsyncClient":
+    async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -222,5 +221,4 @@ class AsyncClient(_Base):
         check_source(source)
         url, headers = self._stream_args(language, prompt, temperature, model, timestamp_granularities, skip_vad,
                                          vad_kwargs, text_timeout_seconds, diarize, extra)
-        return AsyncTranscriptionStream(url, headers, source, frame_ms=frame_ms, sample_rate=sample_rate, speed=speed,
-                                        open_timeout=open_timeout, final_timeout=final_timeout)
+        return AsyncTranscriptionStream(StreamConfig(url, headers, frame_ms, sample_rate, speed, open_timeout, final_timeout), source)

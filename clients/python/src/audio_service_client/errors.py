@@ -29,7 +29,8 @@ class AudioServiceError(Exception):
     def __str__(self) -> str:
         where = f" (param {self.param})" if self.param else ""
         status = f"{self.status_code} " if self.status_code else ""
-        return f"{status}{self.type or 'error'}: {self.message}{where}"
+        kind = f"{self.type}: " if self.type else ""
+        return f"{status}{kind}{self.message}{where}"
 
 
 class APIConnectionError(AudioServiceError):

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Union
 
 import numpy as np
@@ -126,15 +127,25 @@ def _handshake_error(exc: Exception) -> Exception:
     return error_from_body(status, body)
 
 
+@dataclass(frozen=True)
+class StreamConfig:
+    """Where and how a session streams; built by the clients' ``stream()``."""
+
+    url: str
+    headers: dict[str, str]
+    frame_ms: int = 100
+    sample_rate: int = SAMPLE_RATE
+    speed: float | None = None
+    open_timeout: float = 10.0
+    final_timeout: float = 120.0
+
+
 class TranscriptionStream:
     """A synchronous streaming session. Iterate it for :class:`StreamUpdate` values; the merged transcript is
     ``.transcript``. Sending runs in a thread so that updates arrive while audio is still going up."""
 
-    def __init__(self, url: str, headers: dict[str, str], source: StreamSource, *, frame_ms: int, sample_rate: int,
-                 speed: float | None, open_timeout: float, final_timeout: float) -> None:
-        self._url, self._headers, self._source = url, headers, source
-        self._frame_ms, self._rate, self._speed = frame_ms, sample_rate, speed
-        self._open_timeout, self._final_timeout = open_timeout, final_timeout
+    def __init__(self, config: StreamConfig, source: StreamSource) -> None:
+        self._cfg, self._source = config, source
         self._merger = _Merger()
         self._send_error: BaseException | None = None
         self._stop = threading.Event()
@@ -154,19 +165,19 @@ class TranscriptionStream:
         from websockets.sync.client import connect
 
         try:
-            ws = connect(self._url, additional_headers=self._headers, open_timeout=self._open_timeout, max_size=None)
+            ws = connect(self._cfg.url, additional_headers=self._cfg.headers, open_timeout=self._cfg.open_timeout, max_size=None)
         except InvalidHandshake as exc:
             raise _handshake_error(exc) from exc
         except OSError as exc:
-            raise APIConnectionError(f"could not connect to {self._url.split('?')[0]}: {exc}") from exc
+            raise APIConnectionError(f"could not connect to {self._cfg.url.split('?')[0]}: {exc}") from exc
         sender = threading.Thread(target=self._send, args=(ws,), name="audio-service-stream-sender", daemon=True)
         sender.start()
         try:
             while True:
                 try:
-                    raw = ws.recv(timeout=None if sender.is_alive() else self._final_timeout)
+                    raw = ws.recv(timeout=None if sender.is_alive() else self._cfg.final_timeout)
                 except TimeoutError:
-                    raise StreamError(f"no final checkpoint within {self._final_timeout} s after the audio ended") from None
+                    raise StreamError(f"no final checkpoint within {self._cfg.final_timeout} s after the audio ended") from None
                 except ConnectionClosed as exc:
                     if self._send_error is not None:
                         raise self._send_error from exc
@@ -195,9 +206,9 @@ class TranscriptionStream:
             pass
 
     def _send(self, ws: Any) -> None:
-        pacer = _Pacer(self._speed)
+        pacer = _Pacer(self._cfg.speed)
         try:
-            for item in sync_items(self._source, self._frame_ms, self._rate):
+            for item in sync_items(self._source, self._cfg.frame_ms, self._cfg.sample_rate):
                 if self._stop.is_set():
                     return
                 ws.send(item if isinstance(item, bytes) else control_message(item))
@@ -227,11 +238,8 @@ async def async_items(source: StreamSource, frame_ms: int, sample_rate: int) -> 
 class AsyncTranscriptionStream:
     """The asynchronous session: ``async for update in stream``; ``await stream.result()``."""
 
-    def __init__(self, url: str, headers: dict[str, str], source: StreamSource, *, frame_ms: int, sample_rate: int,
-                 speed: float | None, open_timeout: float, final_timeout: float) -> None:
-        self._url, self._headers, self._source = url, headers, source
-        self._frame_ms, self._rate, self._speed = frame_ms, sample_rate, speed
-        self._open_timeout, self._final_timeout = open_timeout, final_timeout
+    def __init__(self, config: StreamConfig, source: StreamSource) -> None:
+        self._cfg, self._source = config, source
         self._merger = _Merger()
 
     @property
@@ -251,22 +259,22 @@ class AsyncTranscriptionStream:
         from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
         try:
-            ws = await connect(self._url, additional_headers=self._headers, open_timeout=self._open_timeout, max_size=None)
+            ws = await connect(self._cfg.url, additional_headers=self._cfg.headers, open_timeout=self._cfg.open_timeout, max_size=None)
         except InvalidHandshake as exc:
             raise _handshake_error(exc) from exc
         except OSError as exc:
-            raise APIConnectionError(f"could not connect to {self._url.split('?')[0]}: {exc}") from exc
+            raise APIConnectionError(f"could not connect to {self._cfg.url.split('?')[0]}: {exc}") from exc
         sender = asyncio.create_task(self._send(ws))
         try:
             while True:
                 try:
-                    timeout = None if not sender.done() else self._final_timeout
+                    timeout = None if not sender.done() else self._cfg.final_timeout
                     raw = await asyncio.wait_for(ws.recv(), timeout)
                 except asyncio.TimeoutError:
-                    raise StreamError(f"no final checkpoint within {self._final_timeout} s after the audio ended") from None
+                    raise StreamError(f"no final checkpoint within {self._cfg.final_timeout} s after the audio ended") from None
                 except ConnectionClosed:
-                    if sender.done() and sender.exception() is not None:
-                        raise sender.exception()  # type: ignore[misc]
+                    if sender.done() and not sender.cancelled() and sender.exception() is not None:
+                        raise sender.exception() from None  # type: ignore[misc]
                     raise self._merger.failure(ws.close_code, ws.close_reason or "") from None
                 update = self._merger.handle(raw)
                 if self._merger.error is not None:
@@ -288,9 +296,9 @@ class AsyncTranscriptionStream:
     async def _send(self, ws: Any) -> None:
         from websockets.exceptions import ConnectionClosed
 
-        pacer = _Pacer(self._speed)
+        pacer = _Pacer(self._cfg.speed)
         try:
-            async for item in async_items(self._source, self._frame_ms, self._rate):
+            async for item in async_items(self._source, self._cfg.frame_ms, self._cfg.sample_rate):
                 await ws.send(item if isinstance(item, bytes) else control_message(item))
                 pause = pacer.delay_after(item)
                 if pause:

@@ -1,0 +1,96 @@
+"""Diarization benchmark: DER through the batch endpoint, added time per audio minute, streaming tracker DER.
+
+    .venv/bin/python bench/diarization.py        # about 3 minutes on 2 cores
+
+Scores with pyannote.metrics (collar 0.25 s, overlap scored):
+* two_speakers.wav (real conversation) against its RTTM, via POST /v1/audio/transcriptions diarize=true;
+* a file of espeak-ng voices (en-us, en+f3, de, en+m7) joined with known turn boundaries, same way;
+* the online SpeakerTracker fed the final segments of a plain transcription in order (what streaming does).
+Speed: the same requests with and without diarize=true; the difference per minute of audio.
+Prints its figures and writes bench/results/diarization.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from audio_service.audio.decode import decode_audio  # noqa: E402
+from audio_service.pipeline.diarize import DiarizerRegistry, speaker_tracker_factory  # noqa: E402
+from audio_service.settings import Settings  # noqa: E402
+from tests.audio_utils import TWO_SPEAKERS  # noqa: E402
+from tests.diarization_utils import (  # noqa: E402
+    annotation,
+    build_joined_voices,
+    der,
+    reference_two_speakers,
+    segments_annotation,
+)
+from tests.server import ServerProcess  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def transcribe(srv: ServerProcess, path: Path, diarize: bool) -> tuple[float, dict]:
+    data = {"response_format": "verbose_json", "timestamp_granularities[]": ["word", "segment"]}
+    if diarize:
+        data["diarize"] = "true"
+    t0 = time.perf_counter()
+    with open(path, "rb") as f:
+        r = httpx.post(f"{srv.base_url}/v1/audio/transcriptions", files={"file": (path.name, f)}, data=data, timeout=600)
+    r.raise_for_status()
+    return time.perf_counter() - t0, r.json()
+
+
+def tracker_der(path: Path, segments: list[dict], reference) -> dict:
+    """Feed final segments to one session's tracker in order; score the labels it gives."""
+    audio = decode_audio(str(path))
+    tracker = speaker_tracker_factory(DiarizerRegistry(Settings()), Settings().stream_speaker_context_s)()
+    labelled = [(s["start"], s["end"], tracker.assign(audio, s["start"], s["end"])) for s in segments]
+    return der(reference, annotation(labelled, reference.uri))
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="bench-diar-"))
+    joined, joined_ref = build_joined_voices(work)
+    files = {"two_speakers": (TWO_SPEAKERS, reference_two_speakers()), "joined_voices": (joined, joined_ref)}
+    results: dict = {"machine": f"{os.cpu_count()} cores, CPU (shared with other work: indicative)", "collar": 0.25}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with ServerProcess(log_path=RESULTS / "diarization-server.log") as srv:
+        transcribe(srv, TWO_SPEAKERS, diarize=True)  # warm-up: loads the diarization models once
+        for name, (path, ref) in files.items():
+            plain_s, plain = transcribe(srv, path, diarize=False)
+            diar_s, body = transcribe(srv, path, diarize=True)
+            minutes = body["duration"] / 60
+            score = der(ref, segments_annotation(body["segments"], ref.uri))
+            stream = tracker_der(path, plain["segments"], ref)
+            results[name] = {
+                "duration_s": body["duration"],
+                "batch": score,
+                "speakers_found": sorted({s["speaker_id"] for s in body["segments"]}),
+                "streaming_tracker": stream,
+                "transcribe_s_per_min": round(plain_s / minutes, 2),
+                "diarize_added_s_per_min": round((diar_s - plain_s) / minutes, 2),
+            }
+            print(
+                f"{name}: batch DER {score['der']:.3f} (confusion {score['confusion_s']:.2f}s, missed {score['missed_s']:.2f}s, "
+                f"false alarm {score['false_alarm_s']:.2f}s of {score['total_s']:.1f}s); streaming tracker DER {stream['der']:.3f}; "
+                f"transcription {plain_s / minutes:.1f}s/min, diarization adds {(diar_s - plain_s) / minutes:.1f}s/min"
+            )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / "diarization.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

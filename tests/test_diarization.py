@@ -1,0 +1,118 @@
+"""Diarization through the real batch endpoint, the whisperx-pyannet VAD, speaker assignment, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from audio_service.pipeline.speakers import assign_speakers
+from audio_service.schema import Segment, SpeakerTurn, Transcript, Word
+from tests.audio_utils import JFK, JFK_TEXT, ROOT, TWO_SPEAKERS, wer
+from tests.diarization_utils import der, reference_two_speakers, segments_annotation
+
+DIARIZE = {"response_format": "verbose_json", "timestamp_granularities[]": ["word", "segment"], "diarize": "true"}
+
+
+def post(server, path, data, audio=TWO_SPEAKERS, timeout=300.0) -> httpx.Response:
+    with open(audio, "rb") as f:
+        return httpx.post(f"{server.base_url}{path}", files={"file": (audio.name, f)}, data=data, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def diarized(server) -> httpx.Response:
+    r = post(server, "/v1/audio/transcriptions", DIARIZE)
+    assert r.status_code == 200, r.text
+    return r
+
+
+def test_two_speakers_der_through_batch_endpoint(diarized):
+    body = diarized.json()
+    assert diarized.headers["x-audio-service-diarizer"] == "pyannote-offline"
+    assert all("speaker_id" in s for s in body["segments"])
+    score = der(reference_two_speakers(), segments_annotation(body["segments"], "two_speakers"))
+    assert score["der"] <= 0.15, score
+    assert len({s["speaker_id"] for s in body["segments"]}) == 2
+
+
+def test_words_inside_one_reference_turn_get_that_speaker(diarized):
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    words = diarized.json()["words"]
+    assert words and all("speaker_id" in w for w in words)
+    ref = reference_two_speakers()
+    hyp = segments_annotation(diarized.json()["segments"], "two_speakers")
+    mapping = DiarizationErrorRate().optimal_mapping(ref, hyp)  # hypothesis label -> reference label
+    turns = [(seg.start, seg.end, spk) for seg, _, spk in ref.itertracks(yield_label=True)]
+    checked = correct = 0
+    for w in words:
+        inside = [spk for s, e, spk in turns if s <= w["start"] and w["end"] <= e]
+        touching = {spk for s, e, spk in turns if min(e, w["end"]) > max(s, w["start"])}
+        if len(inside) == 1 and touching == {inside[0]}:
+            checked += 1
+            correct += mapping.get(w["speaker_id"]) == inside[0]
+    assert checked >= 20
+    assert correct / checked >= 0.9, (correct, checked)
+
+
+def test_max_speakers_is_honoured(server):
+    r = post(server, "/v1/audio/transcriptions", {**DIARIZE, "max_speakers": "1"})
+    assert r.status_code == 200, r.text
+    assert {w["speaker_id"] for w in r.json()["words"]} == {"SPEAKER_00"}
+
+
+def test_whisperx_pyannet_vad_transcribes_jfk(server):
+    r = post(server, "/v1/audio/transcriptions", {"vad_model": "whisperx-pyannet"}, audio=JFK)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-audio-service-vad"] == "whisperx-pyannet"
+    assert wer(JFK_TEXT, r.json()["text"]) <= 0.1
+
+
+@pytest.mark.parametrize(
+    ("data", "param", "needle"),
+    [
+        ({"diarize": "true"}, "diarize", "verbose_json"),
+        ({"diarize": "true", "response_format": "verbose_json"}, "diarize", "word"),
+        ({**DIARIZE, "min_speakers": "3", "max_speakers": "2"}, "min_speakers", "exceed"),
+        ({**DIARIZE, "min_speakers": "two"}, "min_speakers", "integer"),
+        ({**DIARIZE, "max_speakers": "1.5x"}, "max_speakers", "integer"),
+        ({**DIARIZE, "diarization_model": "nemo"}, "diarization_model", "pyannote"),
+        ({"alignment_model": "wav2vec9"}, "alignment_model", "tdnn_ffn"),
+    ],
+)
+def test_bad_diarization_input_is_4xx_then_server_still_serves(server, data, param, needle):
+    r = post(server, "/v1/audio/transcriptions", data, audio=JFK)
+    assert 400 <= r.status_code < 500, r.text
+    err = r.json()["error"]
+    assert err["param"] == param and needle in err["message"], err
+    ok = post(server, "/v1/audio/transcriptions", {}, audio=JFK)
+    assert ok.status_code == 200 and wer(JFK_TEXT, ok.json()["text"]) <= 0.1
+
+
+def test_server_starts_without_heavy_imports():
+    code = (
+        "import sys\n"
+        "from audio_service.app import create_app\n"
+        "from audio_service.settings import Settings\n"
+        "create_app(Settings())\n"
+        "heavy = [m for m in ('torch', 'pyannote.audio', 'resemblyzer', 'torchaudio') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+def test_segment_split_where_words_change_speaker():
+    words = (Word(0.0, 0.5, " Hello"), Word(0.6, 1.0, " there."), Word(1.2, 1.6, " Hi"), Word(1.7, 2.0, " back."))
+    seg = Segment(0, 0.0, 2.0, " Hello there. Hi back.", words, tokens=(1, 2, 3))
+    transcript = Transcript("transcribe", "en", 2.0, (seg,))
+    turns = [SpeakerTurn(0.0, 1.1, "SPEAKER_00"), SpeakerTurn(1.1, 2.0, "SPEAKER_01"), SpeakerTurn(0.9, 1.05, "SPEAKER_01")]
+    out = assign_speakers(transcript, turns)
+    assert [(s.id, s.speaker, s.text) for s in out.segments] == [
+        (0, "SPEAKER_00", " Hello there."),
+        (1, "SPEAKER_01", " Hi back."),
+    ]
+    assert (out.segments[0].start, out.segments[0].end, out.segments[1].start, out.segments[1].end) == (0.0, 1.0, 1.2, 2.0)
+    assert [w.speaker for w in out.words] == ["SPEAKER_00", "SPEAKER_00", "SPEAKER_01", "SPEAKER_01"]
+    assert transcript.segments[0].speaker is None  # input untouched
