@@ -1,7 +1,7 @@
 """Streaming benchmark: latency, capacity (batching on/off), the WhisperLive-style lag table, long-file WER.
 
-    python bench/streaming.py            # full run (about 10 minutes on 2 cores)
-    python bench/streaming.py --quick    # short version (about 2 minutes)
+    python bench/streaming.py            # full run (12-15 minutes on 2 cores: capacity is searched)
+    python bench/streaming.py --quick    # short version (about 3 minutes)
 
 Starts the real server (twice: cross-session batching on, then off), streams real speech from
 concurrent WebSocket clients at real-time pace, prints tables and writes
