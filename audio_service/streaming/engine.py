@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from audio_service.models.priority import lower_thread_priority
 from audio_service.streaming.decoder import WindowPolicy, decode_batch
 from audio_service.streaming.session import DecodeJob, StreamSession
 
@@ -112,6 +113,7 @@ class StreamingEngine:
     # --- scheduling -------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        lower_thread_priority()  # decode work yields the CPU to the event loop and the VAD thread
         while True:
             with self._cond:
                 jobs = self._collect()
