@@ -26,6 +26,8 @@ import httpx  # noqa: E402
 
 from audio_service.audio.decode import decode_audio  # noqa: E402
 from audio_service.pipeline.diarize import DiarizerRegistry, speaker_tracker_factory  # noqa: E402
+from audio_service.pipeline.align import segments_from_words  # noqa: E402
+from audio_service.schema import Word  # noqa: E402
 from audio_service.settings import Settings  # noqa: E402
 from tests.audio_utils import TWO_SPEAKERS  # noqa: E402
 from tests.diarization_utils import (  # noqa: E402
@@ -40,7 +42,16 @@ from tests.server import ServerProcess  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 
 
-def transcribe(srv: ServerProcess, path: Path, diarize: bool) -> tuple[float, dict]:
+def transcribe(srv: ServerProcess, path: Path, diarize: bool, runs: int = 2) -> tuple[float, dict]:
+    """Fastest of ``runs`` identical requests (the machine is shared), and the response body."""
+    best, body = float("inf"), {}
+    for _ in range(runs):
+        seconds, body = _transcribe_once(srv, path, diarize)
+        best = min(best, seconds)
+    return best, body
+
+
+def _transcribe_once(srv: ServerProcess, path: Path, diarize: bool) -> tuple[float, dict]:
     data = {"response_format": "verbose_json", "timestamp_granularities[]": ["word", "segment"]}
     if diarize:
         data["diarize"] = "true"
@@ -51,9 +62,15 @@ def transcribe(srv: ServerProcess, path: Path, diarize: bool) -> tuple[float, di
     return time.perf_counter() - t0, r.json()
 
 
-def tracker_der(path: Path, segments: list[dict], reference) -> dict:
-    """Feed final segments to one session's tracker in order; score the labels it gives."""
+def tracker_der(path: Path, words: list[dict], reference) -> dict:
+    """Feed sentence-like final segments to one session's tracker in order; score the labels it gives.
+
+    Streaming finals end at sentence ends and pauses, so the segments are rebuilt that way from the
+    plain transcription's word timings.
+    """
     audio = decode_audio(str(path))
+    timed = [Word(w["start"], w["end"], " " + w["word"].strip()) for w in words]
+    segments = [{"start": s.start, "end": s.end} for s in segments_from_words(timed)]
     tracker = speaker_tracker_factory(DiarizerRegistry(Settings()), Settings().stream_speaker_context_s)()
     labelled = [(s["start"], s["end"], tracker.assign(audio, s["start"], s["end"])) for s in segments]
     return der(reference, annotation(labelled, reference.uri))
@@ -72,7 +89,7 @@ def main() -> None:
             diar_s, body = transcribe(srv, path, diarize=True)
             minutes = body["duration"] / 60
             score = der(ref, segments_annotation(body["segments"], ref.uri))
-            stream = tracker_der(path, plain["segments"], ref)
+            stream = tracker_der(path, plain["words"], ref)
             results[name] = {
                 "duration_s": body["duration"],
                 "batch": score,

@@ -160,25 +160,19 @@ def whisper_align_text(model: "LoadedModel", audio: Audio, text: str, language: 
     i, offset = 0, 0.0
     while i < len(words):
         window = audio.slice(offset, offset + WINDOW_S)
-        last_window = offset + WINDOW_S >= audio.duration
-        j, n_tokens = i, 0
-        while j < len(words) and n_tokens + len(word_tokens[j]) <= MAX_TEXT_TOKENS:
-            n_tokens += len(word_tokens[j])
-            j += 1
+        j = _fit(word_tokens, i)
         alignment = _align_window(wm, tokenizer, window, [t for w in word_tokens[i:j] for t in w])
         merge_punctuations(alignment, "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、")
         timed = [a for a in alignment if a["word"]]
-        keep = len(timed) if last_window and j == len(words) else _kept(timed, window.duration)
+        finished = j == len(words) and offset + WINDOW_S >= audio.duration
+        keep = len(timed) if finished else _kept(timed, window.duration)
         for a in timed[:keep]:
             out.append(Word(offset + float(a["start"]), offset + float(a["end"]), a["word"], float(a["probability"])))
         i = _advance(word_tokens, i, sum(len(a["tokens"]) for a in timed[:keep]))
-        if i < len(words) and last_window:  # text left over at the very end: the window is all there is
-            offset = max(offset + 1.0, out[-1].end if out else offset)
-            if offset >= audio.duration:
-                out += [Word(audio.duration, audio.duration, "".join(words[k:]).strip() or "", 0.0) for k in [i]]
-                break
-        else:
-            offset = max(offset + 1.0, out[-1].end if out else offset + WINDOW_S / 2)
+        offset = max(offset + 1.0, out[-1].end if out else offset + WINDOW_S / 2)
+        if i < len(words) and offset >= audio.duration:  # no audio left for the rest of the text
+            out += [Word(audio.duration, audio.duration, w, 0.0) for w in words[i:] if w.strip()]
+            break
     words_out = _monotone(snap_words(out, fine_speech_spans(audio)), audio.duration)
     return Transcript("transcribe", language, audio.duration, tuple(segments_from_words(words_out)), provenance={"model": model.spec.id})
 
@@ -190,6 +184,15 @@ def _align_window(wm, tokenizer, window: Audio, tokens: list[int]) -> list[dict]
     num_frames = min(features.shape[-1], int(WINDOW_S * wm.frames_per_second))
     encoder_output = wm.encode(pad_or_trim(features))
     return wm.find_alignment(tokenizer, [tokens], encoder_output, num_frames)[0]
+
+
+def _fit(word_tokens: list[list[int]], i: int) -> int:
+    """End index of the words from ``i`` whose tokens fit in one decoder pass."""
+    j, n_tokens = i, 0
+    while j < len(word_tokens) and n_tokens + len(word_tokens[j]) <= MAX_TEXT_TOKENS:
+        n_tokens += len(word_tokens[j])
+        j += 1
+    return max(j, i + 1)
 
 
 def _kept(timed: list[dict], window_s: float) -> int:
@@ -235,7 +238,7 @@ def snap_words(words: list[Word], spans: list[SpeechSpan]) -> list[Word]:
     and last speech inside the word; words over continuous speech are left alone.
     """
     out = []
-    for w in words:
+    for k, w in enumerate(words):
         inside = [s for s in spans if s.end > w.start and s.start < w.end]
         if inside:
             # The span the word overlaps most is its own speech; spans reaching in from before the
@@ -244,8 +247,14 @@ def snap_words(words: list[Word], spans: list[SpeechSpan]) -> list[Word]:
             anchor = max(inside, key=lambda s: min(s.end, w.end) - max(s.start, w.start))
             starts = [s.start for s in inside if w.start <= s.start <= anchor.start]
             start = min(starts) if starts else w.start
-            end = max(start, min(w.end, inside[-1].end))
-            w = replace(w, start=start, end=end)
+            w = replace(w, start=start, end=max(start, min(w.end, inside[-1].end)))
+        else:
+            # A word placed wholly in a pause belongs to the speech that follows, if that speech
+            # begins before the next word ends.
+            limit = words[k + 1].end if k + 1 < len(words) else float("inf")
+            following = next((s for s in spans if s.start >= w.end), None)
+            if following is not None and following.start < limit:
+                w = replace(w, start=following.start, end=min(following.end, following.start + (w.end - w.start)))
         out.append(w)
     return out
 

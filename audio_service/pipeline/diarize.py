@@ -330,8 +330,14 @@ class SpeakerTracker:
     """
 
     def __init__(
-        self, diarizer: OfflineDiarizer, context_s: float = 40.0, max_speakers: int | None = None, gap_s: float = 0.3
+        self,
+        diarizer: OfflineDiarizer,
+        context_s: float = 40.0,
+        max_speakers: int | None = None,
+        gap_s: float = 0.3,
+        threshold: float = 0.8,
     ) -> None:
+        self._threshold = threshold
         self._diarizer = diarizer
         self._context_s = context_s
         self._max_speakers = max_speakers
@@ -365,6 +371,9 @@ class SpeakerTracker:
         current = speaker_for(spans[-1][0], spans[-1][1], turns)
         if current is None:
             return None
+        # Diarizer labels map one-to-one onto the session labels they share most past audio with; a
+        # label left unmapped (heard only now, or a split of a known speaker) is compared by voice
+        # with each known speaker's past audio instead.
         found = sorted({t.speaker for t in turns})
         known = sorted({label for _, _, label in spans[:-1]})
         overlap = np.zeros((len(found), len(known)))
@@ -373,7 +382,18 @@ class SpeakerTracker:
                 overlap[found.index(turn.speaker), known.index(label)] += max(0.0, min(s1, turn.end) - max(s0, turn.start))
         rows, cols = linear_sum_assignment(overlap, maximize=True)
         mapping = {found[r]: known[c] for r, c in zip(rows, cols) if overlap[r, c] > 0}
-        return mapping.get(current) or self._new_label()
+        return mapping.get(current) or self._closest_voice(piece)
+
+    def _closest_voice(self, piece: np.ndarray) -> str | None:
+        """The known speaker whose past audio sounds like ``piece``, or None (a new speaker)."""
+        emb = embed_speech(piece)
+        best, best_sim = None, self._threshold
+        for label in dict.fromkeys(label for _, label in self._history):
+            past = np.concatenate([s for s, lab in self._history if lab == label])
+            sim = float(embed_speech(past) @ emb)
+            if sim >= best_sim:
+                best, best_sim = label, sim
+        return best or self._new_label()
 
     def _new_label(self) -> str:
         if self._max_speakers is not None and self._count >= self._max_speakers:
