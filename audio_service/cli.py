@@ -44,8 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     prepare = sub.add_parser("prepare-models", help="Assemble and load the preloaded models once, then exit.")
     for p in (serve, prepare):
         _add_settings_flags(p)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv.insert(0, "serve")  # `python -m audio_service --port 9000` means serve
     args = parser.parse_args(argv)
-    command = args.command or "serve"
+    command = args.command
     settings = build_settings(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

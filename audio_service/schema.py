@@ -28,7 +28,7 @@ class Audio:
     def duration(self) -> float:
         return len(self.samples) / self.sample_rate
 
-    def slice(self, start: float, end: float) -> "Audio":
+    def slice(self, start: float, end: float) -> Audio:
         """The audio between two times (seconds), clamped to the signal."""
         a = max(0, int(round(start * self.sample_rate)))
         b = min(len(self.samples), int(round(end * self.sample_rate)))
@@ -95,8 +95,8 @@ class Transcript:
     def words(self) -> tuple[Word, ...]:
         return tuple(w for s in self.segments for w in s.words)
 
-    def with_segments(self, segments: tuple[Segment, ...]) -> "Transcript":
+    def with_segments(self, segments: tuple[Segment, ...]) -> Transcript:
         return replace(self, segments=segments)
 
-    def with_provenance(self, **items: str) -> "Transcript":
+    def with_provenance(self, **items: str) -> Transcript:
         return replace(self, provenance={**self.provenance, **items})

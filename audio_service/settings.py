@@ -56,7 +56,10 @@ class Settings(BaseSettings):
         Path.home() / ".cache" / "audio-service", description="Where packaged models are assembled and hub models cached."
     )
     beam_size: int = Field(5, description="Beam size for batch decoding.")
-    batch_size: int = Field(8, description="Chunks decoded per model call in the batched (long-file) pipeline.")
+    batch_size: int = Field(8, description="Windows decoded per model call in the batched pipeline.")
+    batch_block_s: float = Field(
+        600.0, description="Long files are decoded and transcribed in blocks of about this many seconds (bounded memory)."
+    )
 
     # --- auth and limits ---
     api_keys: list[str] = Field(default_factory=list, description="Accepted API keys (JSON list); empty = open server.")

@@ -32,7 +32,7 @@ class ServerProcess:
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 120.0) -> "ServerProcess":
+    def start(self, timeout: float = 120.0) -> ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIO_SERVICE_")}
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         for key, value in self.settings.items():
@@ -72,7 +72,7 @@ class ServerProcess:
         assert self.proc is not None
         return self.proc.pid
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

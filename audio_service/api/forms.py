@@ -11,9 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from starlette.datastructures import FormData, UploadFile
 
-from audio_service.audio.preprocess import PREPROCESSING_MODES
 from audio_service.errors import InvalidRequestError
-from audio_service.formatting import RESPONSE_FORMATS
 from audio_service.pipeline.batch import BatchJob
 from audio_service.schema import Task
 
@@ -76,7 +74,7 @@ class TranscriptionParams(BaseModel):
         return code
 
     @model_validator(mode="after")
-    def _combinations(self) -> "TranscriptionParams":
+    def _combinations(self) -> TranscriptionParams:
         if "word" in self.timestamp_granularities and self.response_format != "verbose_json":
             raise _combo("timestamp_granularities", "timestamp_granularities=word requires response_format=verbose_json")
         if self.diarize:
@@ -98,6 +96,7 @@ class TranscriptionParams(BaseModel):
             prompt=self.prompt,
             temperatures=self.temperature,
             word_timestamps="word" in self.timestamp_granularities,
+            timed_segments=self.response_format in ("srt", "vtt", "verbose_json"),
             vad_model=self.vad_model,
             skip_vad=self.skip_vad,
             max_clip_len=self.max_clip_len,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import BinaryIO
 
 import av
@@ -13,30 +14,12 @@ from audio_service.schema import SAMPLE_RATE, Audio
 
 
 def decode_audio(source: str | os.PathLike[str] | BinaryIO, sample_rate: int = SAMPLE_RATE) -> Audio:
-    """Decode the first audio stream of ``source``, downmixed to mono and resampled.
+    """Decode the first audio stream of ``source`` whole, downmixed to mono and resampled.
 
     Raises :class:`AudioDecodeError` when the input holds no decodable audio.
     """
-    try:
-        with av.open(source, mode="r", metadata_errors="ignore") as container:
-            if not container.streams.audio:
-                raise AudioDecodeError("The file contains no audio stream.", param="file")
-            stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-            chunks: list[np.ndarray] = []
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):  # flush the resampler's delay line
-                chunks.append(out.to_ndarray().reshape(-1))
-    except AudioDecodeError:
-        raise
-    except (av.error.FFmpegError, ValueError, IndexError, UnicodeDecodeError) as exc:
-        raise AudioDecodeError(f"Could not decode the audio file: {exc}", param="file") from exc
-    samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
-    if samples.size == 0:
-        raise AudioDecodeError("The file contains no audio samples.", param="file")
-    return Audio(samples, sample_rate)
+    blocks = [b.samples for b in iter_audio_blocks(source, float("inf"), sample_rate)]
+    return Audio(np.concatenate(blocks) if len(blocks) > 1 else blocks[0], sample_rate)
 
 
 def pcm16_to_float(data: bytes) -> np.ndarray:
@@ -47,3 +30,46 @@ def pcm16_to_float(data: bytes) -> np.ndarray:
 def float_to_pcm16(samples: np.ndarray) -> bytes:
     """float32 samples -> little-endian PCM16 bytes (clipped)."""
     return (np.clip(samples, -1.0, 1.0 - 1 / 32768) * 32768).astype("<i2").tobytes()
+
+
+def iter_audio_blocks(
+    source: str | os.PathLike[str] | BinaryIO, block_s: float, sample_rate: int = SAMPLE_RATE
+) -> Iterator[Audio]:
+    """Decode ``source`` incrementally, yielding consecutive blocks of about ``block_s`` seconds.
+
+    Memory stays bounded by one block however long the file is. Raises :class:`AudioDecodeError`
+    like :func:`decode_audio` (an empty or undecodable file fails before the first block).
+    """
+    block_len = max(1, int(block_s * sample_rate)) if block_s != float("inf") else 1 << 62
+    pending: list[np.ndarray] = []
+    pending_len = 0
+    produced = False
+    try:
+        with av.open(source, mode="r", metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise AudioDecodeError("The file contains no audio stream.", param="file")
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+            frames = container.decode(container.streams.audio[0])
+            for frame in _with_flush(frames):
+                for out in resampler.resample(frame):
+                    pending.append(out.to_ndarray().reshape(-1))
+                    pending_len += pending[-1].size
+                while pending_len >= block_len:
+                    joined = np.concatenate(pending)
+                    yield Audio(joined[:block_len].astype(np.float32, copy=False), sample_rate)
+                    produced = True
+                    pending, pending_len = [joined[block_len:]], joined.size - block_len
+    except AudioDecodeError:
+        raise
+    except (av.error.FFmpegError, ValueError, IndexError, UnicodeDecodeError) as exc:
+        raise AudioDecodeError(f"Could not decode the audio file: {exc}", param="file") from exc
+    if pending_len:
+        yield Audio(np.concatenate(pending).astype(np.float32, copy=False), sample_rate)
+    elif not produced:
+        raise AudioDecodeError("The file contains no audio samples.", param="file")
+
+
+def _with_flush(frames: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame | None]:
+    """The decoded frames, then ``None`` so the resampler flushes its delay line."""
+    yield from frames
+    yield None

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from audio_service.errors import ModelUnavailableError, NotFoundError
 from audio_service.models.packaged import packaged_model_dir
+from audio_service.models.priority import lower_thread_priority
 from audio_service.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,7 +35,7 @@ class ModelSpec:
 @dataclass(frozen=True)
 class LoadedModel:
     spec: ModelSpec
-    whisper: "WhisperModel"
+    whisper: WhisperModel
     device: str
     compute_type: str
 
@@ -110,10 +111,28 @@ class ModelRegistry:
         with self._load_locks[spec.id]:  # one loader per model; others wait for it
             loaded = self._loaded.get(spec.id)
             if loaded is None:
-                loaded = self._load(spec)
+                loaded = self._load_in_low_priority_thread(spec)
                 with self._lock:
                     self._loaded[spec.id] = loaded
         return loaded
+
+    def _load_in_low_priority_thread(self, spec: ModelSpec) -> LoadedModel:
+        """Load on a fresh thread at lower priority: CTranslate2's worker threads, created now, inherit it."""
+        result: dict[str, object] = {}
+
+        def target() -> None:
+            lower_thread_priority()
+            try:
+                result["model"] = self._load(spec)
+            except BaseException as exc:  # re-raised in the caller's thread
+                result["error"] = exc
+
+        thread = threading.Thread(target=target, name=f"load-{spec.id}")
+        thread.start()
+        thread.join()
+        if "error" in result:
+            raise result["error"]  # type: ignore[misc]
+        return result["model"]  # type: ignore[return-value]
 
     def _load(self, spec: ModelSpec) -> LoadedModel:
         from faster_whisper import WhisperModel

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from audio_service.pipeline.vad import Chunk
-from audio_service.schema import Audio, Segment, Task, Transcript, Word
+from audio_service.pipeline.chunking import TimeMap, pack
+from audio_service.pipeline.segmenter import resegment
+from audio_service.schema import Audio, Segment, SpeechSpan, Task, Transcript, Word
 
 if TYPE_CHECKING:  # pragma: no cover
     from audio_service.models.registry import LoadedModel
@@ -28,13 +29,17 @@ class AsrOptions:
     prompt: str | None = None
     temperatures: tuple[float, ...] = (0.0,)
     beam_size: int = 5
-    word_timestamps: bool = False
+    # Word timing costs little next to decoding, and gives sentence-sized segments (see segmenter).
+    word_timestamps: bool = True
     batch_size: int = 8
-    batched: bool = True  # False: decode chunk after chunk, conditioning on previous text
+    batched: bool = True  # False: decode window after window, conditioning on previous text
+    max_window_s: float = 30.0  # longest stretch of packed speech given to the decoder at once
 
 
-def transcribe(model: "LoadedModel", audio: Audio, chunks: list[Chunk], opts: AsrOptions) -> Transcript:
-    """Decode ``chunks`` of ``audio`` and return a transcript with absolute timestamps.
+def transcribe(model: LoadedModel, audio: Audio, spans: list[SpeechSpan], opts: AsrOptions) -> Transcript:
+    """Decode the speech ``spans`` of ``audio``; timestamps in the result are on ``audio``'s clock.
+
+    The spans are packed (silence removed) into windows of at most ``opts.max_window_s``.
 
     A temperature fallback list (more than one temperature) needs the sequential decoder, which
     retries a window at the next temperature when it fails the compression/log-prob checks.
@@ -44,16 +49,18 @@ def transcribe(model: "LoadedModel", audio: Audio, chunks: list[Chunk], opts: As
         language = None  # "en" is the translation's target, not a hint about the source
     if not model.multilingual:
         language = "en"
-    if not chunks:
+    packed = pack(audio, spans, opts.max_window_s)
+    if not packed.windows:
         return Transcript(opts.task, "en" if opts.task == "translate" else (language or "en"), audio.duration, ())
 
-    if opts.batched and len(opts.temperatures) == 1:
-        raw, info = _batched(model, audio, chunks, language, opts)
-    else:
-        raw, info = _sequential(model, audio, chunks, language, opts)
+    decode = _batched if opts.batched and len(opts.temperatures) == 1 else _sequential
+    raw, info = decode(model, packed.audio, list(packed.windows), language, opts)
 
     kept = [s for s in raw if s.text.strip() and not _is_silence(s)]
-    segments = tuple(_segment(i, s) for i, s in enumerate(kept))
+    clock = TimeMap(packed.pieces)
+    segments = tuple(_segment(i, s, clock) for i, s in enumerate(kept))
+    if opts.word_timestamps:
+        segments = resegment(segments, encode=lambda text: model.whisper.hf_tokenizer.encode(text, add_special_tokens=False).ids)
     out_language = "en" if opts.task == "translate" else info.language
     return Transcript(
         task=opts.task,
@@ -65,39 +72,36 @@ def transcribe(model: "LoadedModel", audio: Audio, chunks: list[Chunk], opts: As
     )
 
 
-def _batched(model: "LoadedModel", audio: Audio, chunks: list[Chunk], language: str | None, opts: AsrOptions):
+def _common_kwargs(language: str | None, opts: AsrOptions) -> dict:
+    """Decoding options both faster-whisper entry points share."""
+    return {
+        "language": language,
+        "task": opts.task,
+        "beam_size": opts.beam_size,
+        "temperature": list(opts.temperatures),
+        "initial_prompt": opts.prompt or None,
+        "word_timestamps": opts.word_timestamps,
+        "vad_filter": False,  # our VAD already chose the windows
+    }
+
+
+def _batched(model: LoadedModel, audio: Audio, windows: list[tuple[float, float]], language: str | None, opts: AsrOptions):
     from faster_whisper import BatchedInferencePipeline
 
-    pipeline = BatchedInferencePipeline(model.whisper)
-    segments, info = pipeline.transcribe(
+    segments, info = BatchedInferencePipeline(model.whisper).transcribe(
         audio.samples,
-        language=language,
-        task=opts.task,
-        beam_size=opts.beam_size,
-        temperature=list(opts.temperatures),
-        initial_prompt=opts.prompt or None,
-        word_timestamps=opts.word_timestamps,
-        clip_timestamps=[{"start": c.start, "end": c.end} for c in chunks],
-        vad_filter=False,
+        clip_timestamps=[{"start": a, "end": b} for a, b in windows],
         batch_size=opts.batch_size,
+        # Timestamp tokens make Whisper loop on nearly full windows; segments come from word times instead.
         without_timestamps=True,
+        **_common_kwargs(language, opts),
     )
     return list(segments), info
 
 
-def _sequential(model: "LoadedModel", audio: Audio, chunks: list[Chunk], language: str | None, opts: AsrOptions):
-    clips = [t for c in chunks for t in (c.start, c.end)]
-    segments, info = model.whisper.transcribe(
-        audio.samples,
-        language=language,
-        task=opts.task,
-        beam_size=opts.beam_size,
-        temperature=list(opts.temperatures),
-        initial_prompt=opts.prompt or None,
-        word_timestamps=opts.word_timestamps,
-        clip_timestamps=clips,
-        vad_filter=False,
-    )
+def _sequential(model: LoadedModel, audio: Audio, windows: list[tuple[float, float]], language: str | None, opts: AsrOptions):
+    clips = [t for w in windows for t in w]
+    segments, info = model.whisper.transcribe(audio.samples, clip_timestamps=clips, **_common_kwargs(language, opts))
     return list(segments), info
 
 
@@ -105,12 +109,12 @@ def _is_silence(s) -> bool:
     return s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOW_LOGPROB
 
 
-def _segment(i: int, s) -> Segment:
-    words = tuple(Word(w.start, w.end, w.word, float(w.probability)) for w in (s.words or ()))
+def _segment(i: int, s, clock: TimeMap) -> Segment:
+    words = tuple(Word(*clock.word(w.start, w.end), w.word, float(w.probability)) for w in (s.words or ()))
     return Segment(
         id=i,
-        start=float(s.start),
-        end=float(s.end),
+        start=clock.original(float(s.start)),
+        end=clock.original(float(s.end), is_end=True),
         text=s.text,
         words=words,
         seek=int(s.seek),

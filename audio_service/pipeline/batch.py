@@ -12,17 +12,20 @@ import time
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
-from audio_service.audio.decode import decode_audio
+import numpy as np
+
+from audio_service.audio.decode import iter_audio_blocks
 from audio_service.audio.preprocess import preprocess
 from audio_service.errors import InvalidRequestError
 from audio_service.models.registry import ModelRegistry
 from audio_service.pipeline import asr
 from audio_service.pipeline.align import AlignerRegistry
+from audio_service.pipeline.blocks import join, speech_blocks
 from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds
 from audio_service.pipeline.queue import WorkQueue
 from audio_service.pipeline.speakers import assign_speakers
-from audio_service.pipeline.vad import VAD_MODELS, fixed_windows, get_vad, group_spans
-from audio_service.schema import Audio, Task, Transcript
+from audio_service.pipeline.vad import VAD_MODELS, get_vad
+from audio_service.schema import Audio, SpeechSpan, Task, Transcript
 from audio_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,7 +40,8 @@ class BatchJob:
     language: str | None = None
     prompt: str | None = None
     temperatures: tuple[float, ...] = (0.0,)
-    word_timestamps: bool = False
+    word_timestamps: bool = False  # the client asked for word timing
+    timed_segments: bool = False  # the output shows segment times (srt, vtt, verbose_json)
     vad_model: str = "silero"
     skip_vad: bool = False
     max_clip_len: float = 30.0
@@ -83,39 +87,58 @@ class BatchService:
         return await self._queue.run(self.run_sync, source, job)
 
     def run_sync(self, source: str | BinaryIO, job: BatchJob) -> Transcript:
-        """The whole pipeline, blocking. Also used directly by benchmarks."""
+        """The whole pipeline, blocking. Also used directly by benchmarks.
+
+        The file is decoded block by block (``Settings.batch_block_s``), so memory does not grow
+        with its duration.
+        """
         t0 = time.perf_counter()
         model = self._registry.get(job.model)
-        audio = preprocess(decode_audio(source), job.preprocessing)
-        chunks = self._chunks(audio, job)
-        opts = asr.AsrOptions(
+        opts = self._asr_options(job)
+        raw = (preprocess(b, job.preprocessing) for b in iter_audio_blocks(source, self._settings.batch_block_s))
+        aligner = self.aligners.resolve(job.alignment_model) if job.word_timestamps or job.diarize else None
+        parts: list[tuple[float, Transcript]] = []
+        kept: list[Audio] = []  # the whole file, only when diarization needs it at once
+        duration = 0.0
+        for block in speech_blocks(raw, lambda audio: self._speech(audio, job)):
+            part = asr.transcribe(model, block.audio, list(block.spans), opts)
+            if opts.language is None and job.task == "transcribe":
+                opts = replace(opts, language=part.language)  # detect once: later blocks keep the language
+            if aligner is not None:
+                part = self.aligners.realign(aligner, block.audio, part)
+            parts.append((block.offset, part))
+            if job.diarize:
+                kept.append(block.audio)
+            duration = block.offset + block.audio.duration
+        transcript = join(parts, duration).with_provenance(vad="none" if job.skip_vad else job.vad_model)
+        if aligner is not None:
+            transcript = transcript.with_provenance(aligner=aligner)
+        if job.diarize and kept:
+            transcript = self._diarize(transcript, Audio(np.concatenate([a.samples for a in kept])), job)
+        log.info("%s %.1fs of audio with %s in %.2fs", job.task, duration, model.spec.id, time.perf_counter() - t0)
+        return transcript
+
+    def _asr_options(self, job: BatchJob) -> asr.AsrOptions:
+        return asr.AsrOptions(
             task=job.task,
             language=job.language,
             prompt=job.prompt,
             temperatures=job.temperatures,
             beam_size=self._settings.beam_size,
-            word_timestamps=job.word_timestamps or job.diarize,
+            word_timestamps=job.word_timestamps or job.timed_segments or job.diarize,
             batch_size=self._settings.batch_size,
+            max_window_s=job.max_clip_len,
         )
-        transcript = asr.transcribe(model, audio, chunks, opts)
-        transcript = transcript.with_provenance(vad="none" if job.skip_vad else job.vad_model)
-        if job.word_timestamps or job.diarize:
-            aligner = self.aligners.resolve(job.alignment_model)
-            transcript = self.aligners.realign(aligner, audio, transcript).with_provenance(aligner=aligner)
-        if job.diarize:
-            diarizer = self.diarizers.get(job.diarization_model)
-            turns = diarizer(audio, SpeakerBounds(job.min_speakers, job.max_speakers))
-            transcript = assign_speakers(transcript, turns).with_provenance(diarizer=diarizer.name)
-        log.info(
-            "%s %.1fs of audio with %s in %.2fs", job.task, audio.duration, model.spec.id, time.perf_counter() - t0
-        )
-        return transcript
 
-    def _chunks(self, audio: Audio, job: BatchJob):
+    def _diarize(self, transcript: Transcript, audio: Audio, job: BatchJob) -> Transcript:
+        diarizer = self.diarizers.get(job.diarization_model)
+        turns = diarizer(audio, SpeakerBounds(job.min_speakers, job.max_speakers))
+        return assign_speakers(transcript, turns).with_provenance(diarizer=diarizer.name)
+
+    def _speech(self, audio: Audio, job: BatchJob) -> list[SpeechSpan]:
         if job.skip_vad:
-            return fixed_windows(audio.duration, job.max_clip_len)
-        spans = get_vad(job.vad_model)(audio)
-        return group_spans(spans, max_len=job.max_clip_len)
+            return [SpeechSpan(0.0, audio.duration)]
+        return get_vad(job.vad_model)(audio)
 
     def shutdown(self) -> None:
         self._queue.shutdown()

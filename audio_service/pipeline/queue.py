@@ -14,13 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from audio_service.errors import OverloadedError
+from audio_service.models.priority import lower_thread_priority
 
 T = TypeVar("T")
 
 
 class WorkQueue:
     def __init__(self, workers: int, max_waiting: int, retry_after_s: int = 5, name: str = "inference") -> None:
-        self._executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=name)
+        # Workers (decode, VAD, post-processing) run below the event loop's priority.
+        self._executor = ThreadPoolExecutor(
+            max_workers=max(1, workers), thread_name_prefix=name, initializer=lower_thread_priority
+        )
         self._capacity = max(1, workers) + max(0, max_waiting)
         self._admitted = 0
         self._retry_after_s = retry_after_s

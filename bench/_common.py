@@ -1,0 +1,63 @@
+"""Helpers shared by the benchmark scripts: building long test audio, timing, writing results."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.audio_utils import JFK, JFK_TEXT, load_16k, wer, write_wav  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def jfk_with_pauses(repeats: int, pause_s: float, lead_s: float = 0.0) -> tuple[np.ndarray, str]:
+    """JFK's sentence ``repeats`` times with pauses between: real speech with a known transcript."""
+    speech = load_16k(JFK)
+    pause = np.zeros(int(pause_s * 16000), np.float32)
+    parts = [np.zeros(int(lead_s * 16000), np.float32)]
+    for _ in range(repeats):
+        parts += [speech, pause]
+    return np.concatenate(parts), " ".join([JFK_TEXT] * repeats)
+
+
+def write_audio(name: str, samples: np.ndarray) -> Path:
+    path = RESULTS / "audio" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_wav(path, samples)
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - t0, out
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def save(name: str, data: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2))
+    print(f"wrote {path}")
+    return path
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's RSS high-water mark (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+__all__ = ["JFK", "JFK_TEXT", "ROOT", "jfk_with_pauses", "median", "peak_rss_mb", "save", "timed", "wer", "write_audio"]
