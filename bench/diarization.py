@@ -3,7 +3,9 @@
     .venv/bin/python bench/diarization.py        # about 3 minutes on 2 cores
 
 Scores with pyannote.metrics (collar 0.25 s, overlap scored):
-* two_speakers.wav (real conversation) against its RTTM, via POST /v1/audio/transcriptions diarize=true;
+* two_speakers.wav (real conversation) against its RTTM, via POST /v1/audio/transcriptions diarize=true,
+  hypothesis = speaker turns read off the returned words (one speaker's consecutive words, pauses
+  up to 1 s bridged); also scored on the returned segments as they are;
 * a file of espeak-ng voices (en-us, en+f3, de, en+m7) joined with known turn boundaries, same way;
 * the online SpeakerTracker fed the final segments of a plain transcription in order (what streaming does).
 Speed: the same requests with and without diarize=true; the difference per minute of audio.
@@ -36,6 +38,7 @@ from tests.diarization_utils import (  # noqa: E402
     der,
     reference_two_speakers,
     segments_annotation,
+    word_turns_annotation,
 )
 from tests.server import ServerProcess  # noqa: E402
 
@@ -88,11 +91,13 @@ def main() -> None:
             plain_s, plain = transcribe(srv, path, diarize=False)
             diar_s, body = transcribe(srv, path, diarize=True)
             minutes = body["duration"] / 60
-            score = der(ref, segments_annotation(body["segments"], ref.uri))
+            score = der(ref, word_turns_annotation(body["words"], ref.uri))
+            by_segments = der(ref, segments_annotation(body["segments"], ref.uri))
             stream = tracker_der(path, plain["words"], ref)
             results[name] = {
                 "duration_s": body["duration"],
                 "batch": score,
+                "batch_scored_on_segments": by_segments,
                 "speakers_found": sorted({s["speaker_id"] for s in body["segments"]}),
                 "streaming_tracker": stream,
                 "transcribe_s_per_min": round(plain_s / minutes, 2),
@@ -100,7 +105,7 @@ def main() -> None:
             }
             print(
                 f"{name}: batch DER {score['der']:.3f} (confusion {score['confusion_s']:.2f}s, missed {score['missed_s']:.2f}s, "
-                f"false alarm {score['false_alarm_s']:.2f}s of {score['total_s']:.1f}s); streaming tracker DER {stream['der']:.3f}; "
+                f"false alarm {score['false_alarm_s']:.2f}s of {score['total_s']:.1f}s; {by_segments['der']:.3f} scored on segments); streaming tracker DER {stream['der']:.3f}; "
                 f"transcription {plain_s / minutes:.1f}s/min, diarization adds {(diar_s - plain_s) / minutes:.1f}s/min"
             )
     RESULTS.mkdir(parents=True, exist_ok=True)
