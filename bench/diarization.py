@@ -7,6 +7,7 @@ Scores with pyannote.metrics (collar 0.25 s, overlap scored):
   hypothesis = speaker turns read off the returned words (one speaker's consecutive words, pauses
   up to 1 s bridged); also scored on the returned segments as they are;
 * a file of espeak-ng voices (en-us, en+f3, de, en+m7) joined with known turn boundaries, same way;
+* the offline diarizer's own turns, in-process (no ASR involved), and its time per audio minute;
 * the online SpeakerTracker fed the final segments of a plain transcription in order (what streaming does).
 Speed: the same requests with and without diarize=true; the difference per minute of audio.
 Prints its figures and writes bench/results/diarization.json.
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from audio_service.audio.decode import decode_audio  # noqa: E402
-from audio_service.pipeline.diarize import DiarizerRegistry, speaker_tracker_factory  # noqa: E402
+from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds, speaker_tracker_factory  # noqa: E402
 from audio_service.pipeline.align import segments_from_words  # noqa: E402
 from audio_service.schema import Word  # noqa: E402
 from audio_service.settings import Settings  # noqa: E402
@@ -108,6 +109,19 @@ def main() -> None:
                 f"false alarm {score['false_alarm_s']:.2f}s of {score['total_s']:.1f}s; {by_segments['der']:.3f} scored on segments); streaming tracker DER {stream['der']:.3f}; "
                 f"transcription {plain_s / minutes:.1f}s/min, diarization adds {(diar_s - plain_s) / minutes:.1f}s/min"
             )
+    # The diarizer alone, in-process: its own turns (overlap included) and its time, apart from ASR.
+    diarizer = DiarizerRegistry(Settings()).offline()
+    for name, (path, ref) in files.items():
+        audio = decode_audio(str(path))
+        diarizer(audio, SpeakerBounds())  # warm-up
+        t0 = time.perf_counter()
+        turns = diarizer(audio, SpeakerBounds())
+        seconds = time.perf_counter() - t0
+        score = der(ref, annotation(((t.start, t.end, t.speaker) for t in turns), ref.uri))
+        results[name]["diarizer_turns"] = score
+        results[name]["diarizer_s_per_min"] = round(seconds / (audio.duration / 60), 2)
+        print(f"{name}: diarizer turns DER {score['der']:.3f} (confusion {score['confusion_s']:.2f}s); "
+              f"diarizer alone {seconds / (audio.duration / 60):.1f}s per audio minute")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "diarization.json"
     out.write_text(json.dumps(results, indent=2))
