@@ -132,7 +132,9 @@ class BatchService:
 
     def _diarize(self, transcript: Transcript, audio: Audio, job: BatchJob) -> Transcript:
         diarizer = self.diarizers.get(job.diarization_model)
+        t0 = time.perf_counter()
         turns = diarizer(audio, SpeakerBounds(job.min_speakers, job.max_speakers))
+        log.info("diarized %.1fs of audio with %s in %.2fs", audio.duration, diarizer.name, time.perf_counter() - t0)
         return assign_speakers(transcript, turns).with_provenance(diarizer=diarizer.name)
 
     def _speech(self, audio: Audio, job: BatchJob) -> list[SpeechSpan]:

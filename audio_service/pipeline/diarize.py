@@ -97,13 +97,29 @@ def voice_encoder():
 
 def embed_speech(samples: np.ndarray) -> np.ndarray:
     """One L2-normalised GE2E embedding of ``samples`` (16 kHz speech), averaged over 1.6 s partials."""
+    return embed_many([samples])[0]
+
+
+def embed_many(clips: list[np.ndarray]) -> np.ndarray:
+    """GE2E embeddings of several clips with one encoder call (the LSTM is costly to start per call)."""
     import torch
     from resemblyzer import audio as raudio
 
     encoder = voice_encoder()
-    wav = raudio.normalize_volume(samples.astype(np.float32), -30, increase_only=True)
+    mels, owners = [], []
+    for k, clip in enumerate(clips):
+        wav = raudio.normalize_volume(clip.astype(np.float32), -30, increase_only=True).astype(np.float32)
+        wav_slices, mel_slices = encoder.compute_partial_slices(len(wav), rate=1.3, min_coverage=0.75)
+        if wav_slices[-1].stop >= len(wav):
+            wav = np.pad(wav, (0, wav_slices[-1].stop - len(wav)))
+        mel = raudio.wav_to_mel_spectrogram(wav)
+        mels += [mel[s] for s in mel_slices]
+        owners += [k] * len(mel_slices)
     with torch.inference_mode():
-        return encoder.embed_utterance(wav.astype(np.float32))
+        partials = encoder(torch.from_numpy(np.stack(mels))).cpu().numpy()
+    owners_arr = np.array(owners)
+    out = np.stack([partials[owners_arr == k].mean(axis=0) for k in range(len(clips))])
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 class GE2EEmbedding:
@@ -120,6 +136,7 @@ class GE2EEmbedding:
 
     def __call__(self, waveforms, masks=None) -> np.ndarray:
         out = np.full((waveforms.shape[0], self.dimension), np.nan, dtype=np.float32)
+        clips, rows = [], []
         for i in range(waveforms.shape[0]):
             wav = waveforms[i, 0].numpy()
             if masks is not None:
@@ -127,7 +144,10 @@ class GE2EEmbedding:
                 frame = np.minimum((np.arange(len(wav)) * len(mask)) // len(wav), len(mask) - 1)
                 wav = wav[mask[frame] > 0.5]
             if len(wav) >= self.min_num_samples:
-                out[i] = embed_speech(wav)
+                clips.append(wav)
+                rows.append(i)
+        if clips:
+            out[rows] = embed_many(clips)
         return out  # NaN rows are left out of clustering by pyannote
 
 
@@ -152,7 +172,7 @@ def _offline_pipeline_class():
             self.segmentation_model = "whisperx-pyannet"
             self.segmentation_step = SEGMENTATION_STEP
             self.embedding = "resemblyzer-ge2e"
-            self.embedding_batch_size = 16
+            self.embedding_batch_size = 64
             self.embedding_exclude_overlap = True
             self.klustering = "AgglomerativeClustering"
             self.der_variant = {"collar": 0.0, "skip_overlap": False}
