@@ -344,9 +344,11 @@ class SpeakerTracker:
     GE2E similarity of isolated segments separates speakers poorly, so each new segment is
     diarized *in context*: the tracker keeps the audio of the session's recent final segments
     (up to ``context_s`` seconds), runs the offline diarizer on those segments followed by the new
-    one, maps the diarizer's labels onto the labels already given (the assignment that agrees most
-    with past segments) and returns the label of the new segment's dominant speaker, or a new label
-    for a speaker not heard before. Past labels never change. One tracker per stream.
+    one (joined back to back, as the stream had them), maps the diarizer's labels one-to-one onto the
+    labels already given (the assignment that agrees most with past segments) and returns the label
+    of the new segment's dominant speaker. A speaker the mapping leaves unmatched takes the
+    closest-sounding known label the diarizer matched to no one else, or a new label when every known
+    label is taken. Past labels never change. One tracker per stream.
     """
 
     def __init__(
@@ -354,10 +356,8 @@ class SpeakerTracker:
         diarizer: OfflineDiarizer,
         context_s: float = 40.0,
         max_speakers: int | None = None,
-        gap_s: float = 0.3,
-        threshold: float = 0.8,
+        gap_s: float = 0.0,
     ) -> None:
-        self._threshold = threshold
         self._diarizer = diarizer
         self._context_s = context_s
         self._max_speakers = max_speakers
@@ -391,9 +391,7 @@ class SpeakerTracker:
         current = speaker_for(spans[-1][0], spans[-1][1], turns)
         if current is None:
             return None
-        # Diarizer labels map one-to-one onto the session labels they share most past audio with; a
-        # label left unmapped (heard only now, or a split of a known speaker) is compared by voice
-        # with each known speaker's past audio instead.
+        # Diarizer labels map one-to-one onto the session labels they share most past audio with.
         found = sorted({t.speaker for t in turns})
         known = sorted({label for _, _, label in spans[:-1]})
         overlap = np.zeros((len(found), len(known)))
@@ -402,18 +400,18 @@ class SpeakerTracker:
                 overlap[found.index(turn.speaker), known.index(label)] += max(0.0, min(s1, turn.end) - max(s0, turn.start))
         rows, cols = linear_sum_assignment(overlap, maximize=True)
         mapping = {found[r]: known[c] for r, c in zip(rows, cols) if overlap[r, c] > 0}
-        return mapping.get(current) or self._closest_voice(piece)
+        if current in mapping:
+            return mapping[current]
+        # The diarizer says the new segment's speaker is none of the speakers it matched to known
+        # labels; a known label it did not match (e.g. one heard only briefly) is the likelier one.
+        unclaimed = [label for label in known if label not in mapping.values()]
+        return self._closest_voice(piece, unclaimed) if unclaimed else self._new_label()
 
-    def _closest_voice(self, piece: np.ndarray) -> str | None:
-        """The known speaker whose past audio sounds like ``piece``, or None (a new speaker)."""
-        emb = embed_speech(piece)
-        best, best_sim = None, self._threshold
-        for label in dict.fromkeys(label for _, label in self._history):
-            past = np.concatenate([s for s, lab in self._history if lab == label])
-            sim = float(embed_speech(past) @ emb)
-            if sim >= best_sim:
-                best, best_sim = label, sim
-        return best or self._new_label()
+    def _closest_voice(self, piece: np.ndarray, labels: list[str]) -> str:
+        """Of ``labels``, the known speaker whose past audio sounds most like ``piece``."""
+        pasts = [np.concatenate([s for s, lab in self._history if lab == label]) for label in labels]
+        embeddings = embed_many([piece, *pasts])
+        return labels[int(np.argmax(embeddings[1:] @ embeddings[0]))]
 
     def _new_label(self) -> str:
         if self._max_speakers is not None and self._count >= self._max_speakers:
