@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from audio_service.audio.decode import decode_audio  # noqa: E402
-from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds, speaker_tracker_factory  # noqa: E402
 from audio_service.pipeline.align import segments_from_words  # noqa: E402
+from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds, speaker_tracker_factory  # noqa: E402
 from audio_service.schema import Word  # noqa: E402
 from audio_service.settings import Settings  # noqa: E402
 from tests.audio_utils import TWO_SPEAKERS  # noqa: E402
@@ -120,8 +120,10 @@ def main() -> None:
         score = der(ref, annotation(((t.start, t.end, t.speaker) for t in turns), ref.uri))
         results[name]["diarizer_turns"] = score
         results[name]["diarizer_s_per_min"] = round(seconds / (audio.duration / 60), 2)
-        print(f"{name}: diarizer turns DER {score['der']:.3f} (confusion {score['confusion_s']:.2f}s); "
-              f"diarizer alone {seconds / (audio.duration / 60):.1f}s per audio minute")
+        print(
+            f"{name}: diarizer turns DER {score['der']:.3f} (confusion {score['confusion_s']:.2f}s); "
+            f"diarizer alone {seconds / (audio.duration / 60):.1f}s per audio minute"
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "diarization.json"
     out.write_text(json.dumps(results, indent=2))

@@ -53,7 +53,7 @@ SENTENCE_END = ".!?。！？"
 class AlignerRegistry:
     """Resolves aligner names to available aligners and runs them."""
 
-    def __init__(self, settings: "Settings") -> None:
+    def __init__(self, settings: Settings) -> None:
         self._aliases = dict(settings.aligners)
         self._default = settings.default_aligner
         self._available = {"whisper"}
@@ -89,7 +89,7 @@ class AlignerRegistry:
             return snap_transcript(transcript, fine_speech_spans(audio))
         return self._mms_aligner().realign(audio, transcript)
 
-    def align_text(self, backend: str, model: "LoadedModel", audio: Audio, text: str, language: str | None) -> Transcript:
+    def align_text(self, backend: str, model: LoadedModel, audio: Audio, text: str, language: str | None) -> Transcript:
         """Forced-align a known ``text`` to ``audio``."""
         check_text_fits(model, audio, text)
         if backend == "whisper":
@@ -98,7 +98,7 @@ class AlignerRegistry:
         return Transcript("transcribe", language or "en", audio.duration, tuple(segments_from_words(words)))
 
     def align_source(
-        self, model: "LoadedModel", source: "str | BinaryIO", text: str, alignment_model: str | None, language: str | None
+        self, model: LoadedModel, source: str | BinaryIO, text: str, alignment_model: str | None, language: str | None
     ) -> Transcript:
         """Decode ``source`` and forced-align ``text`` to it (blocking: run on a worker thread)."""
         from audio_service.audio.decode import decode_audio
@@ -108,7 +108,7 @@ class AlignerRegistry:
         transcript = self.align_text(backend, model, audio, text, language)
         return transcript.with_provenance(model=model.spec.id, aligner=backend)
 
-    def _mms_aligner(self) -> "MmsAligner":
+    def _mms_aligner(self) -> MmsAligner:
         with self._lock:
             if self._mms is None:
                 assert self._mms_dir is not None
@@ -119,7 +119,7 @@ class AlignerRegistry:
 # --- Whisper cross-attention alignment -------------------------------------------------------------
 
 
-def _tokenizer(model: "LoadedModel", audio: Audio, language: str | None):
+def _tokenizer(model: LoadedModel, audio: Audio, language: str | None):
     from faster_whisper.tokenizer import Tokenizer
 
     wm = model.whisper
@@ -130,7 +130,7 @@ def _tokenizer(model: "LoadedModel", audio: Audio, language: str | None):
     return Tokenizer(wm.hf_tokenizer, wm.model.is_multilingual, task="transcribe", language=language), language
 
 
-def check_text_fits(model: "LoadedModel", audio: Audio, text: str) -> None:
+def check_text_fits(model: LoadedModel, audio: Audio, text: str) -> None:
     """400 for an empty text, or one far longer than the audio could hold."""
     if not text.strip():
         raise InvalidRequestError("text is empty: give the words spoken in the audio.", param="text")
@@ -143,7 +143,7 @@ def check_text_fits(model: "LoadedModel", audio: Audio, text: str) -> None:
         )
 
 
-def whisper_align_text(model: "LoadedModel", audio: Audio, text: str, language: str | None) -> Transcript:
+def whisper_align_text(model: LoadedModel, audio: Audio, text: str, language: str | None) -> Transcript:
     """Align ``text`` with Whisper's cross-attention, window by window of 30 s.
 
     Each window gets all remaining words (up to the decoder's capacity); words ending well inside
@@ -174,7 +174,9 @@ def whisper_align_text(model: "LoadedModel", audio: Audio, text: str, language: 
             out += [Word(audio.duration, audio.duration, w, 0.0) for w in words[i:] if w.strip()]
             break
     words_out = _monotone(snap_words(out, fine_speech_spans(audio)), audio.duration)
-    return Transcript("transcribe", language, audio.duration, tuple(segments_from_words(words_out)), provenance={"model": model.spec.id})
+    return Transcript(
+        "transcribe", language, audio.duration, tuple(segments_from_words(words_out)), provenance={"model": model.spec.id}
+    )
 
 
 def _align_window(wm, tokenizer, window: Audio, tokens: list[int]) -> list[dict]:
@@ -311,7 +313,7 @@ class MmsAligner:
                 continue
             start, end = s.start, max(s.end, s.words[-1].end)
             timed = self.align_words(audio.slice(start, end), [w.word for w in s.words], start)
-            words = tuple(replace(w, start=t.start, end=t.end) for w, t in zip(s.words, timed))
+            words = tuple(replace(w, start=t.start, end=t.end) for w, t in zip(s.words, timed, strict=True))
             segments.append(replace(s, words=words))
         return transcript.with_segments(tuple(segments))
 
@@ -326,10 +328,12 @@ class MmsAligner:
         spans = F.merge_tokens(labels[0], scores[0].exp())
         ratio = audio.duration / emission.shape[1]
         out, k = [], 0
-        for w, r in zip(words, romanized):
+        for w, r in zip(words, romanized, strict=True):
             piece = spans[k : k + len(r)]
             k += len(r)
-            out.append(Word(offset + piece[0].start * ratio, offset + piece[-1].end * ratio, w, float(np.mean([p.score for p in piece]))))
+            out.append(
+                Word(offset + piece[0].start * ratio, offset + piece[-1].end * ratio, w, float(np.mean([p.score for p in piece])))
+            )
         return out
 
 

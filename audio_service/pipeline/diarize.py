@@ -233,7 +233,11 @@ class OfflineDiarizer:
             pipeline.instantiate(
                 {
                     "segmentation": {"threshold": SEGMENTATION_THRESHOLD, "min_duration_off": 0.0},
-                    "clustering": {"method": CLUSTER_METHOD, "threshold": CLUSTER_THRESHOLD, "min_cluster_size": MIN_CLUSTER_SIZE},
+                    "clustering": {
+                        "method": CLUSTER_METHOD,
+                        "threshold": CLUSTER_THRESHOLD,
+                        "min_cluster_size": MIN_CLUSTER_SIZE,
+                    },
                 }
             )
             self._pipeline = pipeline
@@ -294,7 +298,7 @@ COMMUNITY_1 = "pyannote/speaker-diarization-community-1"
 class DiarizerRegistry:
     """Client-sent ``diarization_model`` names -> the one shared diarizer backing them."""
 
-    def __init__(self, settings: "Settings") -> None:
+    def __init__(self, settings: Settings) -> None:
         self._aliases = dict(settings.diarizers)
         self._default = settings.default_diarizer
         self._backends: dict[str, Callable[[], Diarizer]] = {"offline": OfflineDiarizer}
@@ -322,7 +326,7 @@ class DiarizerRegistry:
         """The shared diarizer serving ``name`` (created on first use; models load on first call)."""
         return self._instance(self.resolve(name))
 
-    def offline(self) -> "OfflineDiarizer":
+    def offline(self) -> OfflineDiarizer:
         """The shared offline diarizer (streaming's tracker uses it whatever the aliases say)."""
         diarizer = self._instance("offline")
         assert isinstance(diarizer, OfflineDiarizer)
@@ -399,7 +403,7 @@ class SpeakerTracker:
             for turn in turns:
                 overlap[found.index(turn.speaker), known.index(label)] += max(0.0, min(s1, turn.end) - max(s0, turn.start))
         rows, cols = linear_sum_assignment(overlap, maximize=True)
-        mapping = {found[r]: known[c] for r, c in zip(rows, cols) if overlap[r, c] > 0}
+        mapping = {found[r]: known[c] for r, c in zip(rows, cols, strict=True) if overlap[r, c] > 0}
         if current in mapping:
             return mapping[current]
         # The diarizer says the new segment's speaker is none of the speakers it matched to known
