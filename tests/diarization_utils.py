@@ -66,6 +66,22 @@ def segments_annotation(segments: list[dict], uri: str = "file"):
     return annotation(((s["start"], s["end"], s["speaker_id"]) for s in segments), uri)
 
 
+def word_turns_annotation(words: list[dict], uri: str = "file", max_gap: float = 1.0):
+    """Speaker turns read from a diarized transcript's words: consecutive words of one speaker
+    form a turn while the pause between them is at most ``max_gap`` seconds.
+
+    Segments alone under-count speech (sentence segments end at the last word, leaving every pause
+    between sentences of one turn as "missed"); this is how "who spoke when" is read off the words.
+    """
+    turns: list[list] = []
+    for w in sorted(words, key=lambda w: w["start"]):
+        if turns and turns[-1][2] == w["speaker_id"] and w["start"] - turns[-1][1] <= max_gap:
+            turns[-1][1] = max(turns[-1][1], w["end"])
+        else:
+            turns.append([w["start"], w["end"], w["speaker_id"]])
+    return annotation((tuple(t) for t in turns), uri)
+
+
 def _trim(samples: np.ndarray, threshold: float = 0.01) -> np.ndarray:
     loud = np.nonzero(np.abs(samples) > threshold)[0]
     return samples[loud[0] : loud[-1] + 1] if len(loud) else samples

@@ -53,7 +53,7 @@ SENTENCE_END = ".!?。！？"
 class AlignerRegistry:
     """Resolves aligner names to available aligners and runs them."""
 
-    def __init__(self, settings: "Settings") -> None:
+    def __init__(self, settings: Settings) -> None:
         self._aliases = dict(settings.aligners)
         self._default = settings.default_aligner
         self._available = {"whisper"}
@@ -89,7 +89,7 @@ class AlignerRegistry:
             return snap_transcript(transcript, fine_speech_spans(audio))
         return self._mms_aligner().realign(audio, transcript)
 
-    def align_text(self, backend: str, model: "LoadedModel", audio: Audio, text: str, language: str | None) -> Transcript:
+    def align_text(self, backend: str, model: LoadedModel, audio: Audio, text: str, language: str | None) -> Transcript:
         """Forced-align a known ``text`` to ``audio``."""
         check_text_fits(model, audio, text)
         if backend == "whisper":
@@ -98,7 +98,7 @@ class AlignerRegistry:
         return Transcript("transcribe", language or "en", audio.duration, tuple(segments_from_words(words)))
 
     def align_source(
-        self, model: "LoadedModel", source: "str | BinaryIO", text: str, alignment_model: str | None, language: str | None
+        self, model: LoadedModel, source: str | BinaryIO, text: str, alignment_model: str | None, language: str | None
     ) -> Transcript:
         """Decode ``source`` and forced-align ``text`` to it (blocking: run on a worker thread)."""
         from audio_service.audio.decode import decode_audio
@@ -108,7 +108,7 @@ class AlignerRegistry:
         transcript = self.align_text(backend, model, audio, text, language)
         return transcript.with_provenance(model=model.spec.id, aligner=backend)
 
-    def _mms_aligner(self) -> "MmsAligner":
+    def _mms_aligner(self) -> MmsAligner:
         with self._lock:
             if self._mms is None:
                 assert self._mms_dir is not None
@@ -119,7 +119,7 @@ class AlignerRegistry:
 # --- Whisper cross-attention alignment -------------------------------------------------------------
 
 
-def _tokenizer(model: "LoadedModel", audio: Audio, language: str | None):
+def _tokenizer(model: LoadedModel, audio: Audio, language: str | None):
     from faster_whisper.tokenizer import Tokenizer
 
     wm = model.whisper
@@ -130,7 +130,7 @@ def _tokenizer(model: "LoadedModel", audio: Audio, language: str | None):
     return Tokenizer(wm.hf_tokenizer, wm.model.is_multilingual, task="transcribe", language=language), language
 
 
-def check_text_fits(model: "LoadedModel", audio: Audio, text: str) -> None:
+def check_text_fits(model: LoadedModel, audio: Audio, text: str) -> None:
     """400 for an empty text, or one far longer than the audio could hold."""
     if not text.strip():
         raise InvalidRequestError("text is empty: give the words spoken in the audio.", param="text")
@@ -143,7 +143,7 @@ def check_text_fits(model: "LoadedModel", audio: Audio, text: str) -> None:
         )
 
 
-def whisper_align_text(model: "LoadedModel", audio: Audio, text: str, language: str | None) -> Transcript:
+def whisper_align_text(model: LoadedModel, audio: Audio, text: str, language: str | None) -> Transcript:
     """Align ``text`` with Whisper's cross-attention, window by window of 30 s.
 
     Each window gets all remaining words (up to the decoder's capacity); words ending well inside
@@ -160,27 +160,23 @@ def whisper_align_text(model: "LoadedModel", audio: Audio, text: str, language: 
     i, offset = 0, 0.0
     while i < len(words):
         window = audio.slice(offset, offset + WINDOW_S)
-        last_window = offset + WINDOW_S >= audio.duration
-        j, n_tokens = i, 0
-        while j < len(words) and n_tokens + len(word_tokens[j]) <= MAX_TEXT_TOKENS:
-            n_tokens += len(word_tokens[j])
-            j += 1
+        j = _fit(word_tokens, i)
         alignment = _align_window(wm, tokenizer, window, [t for w in word_tokens[i:j] for t in w])
         merge_punctuations(alignment, "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、")
         timed = [a for a in alignment if a["word"]]
-        keep = len(timed) if last_window and j == len(words) else _kept(timed, window.duration)
+        finished = j == len(words) and offset + WINDOW_S >= audio.duration
+        keep = len(timed) if finished else _kept(timed, window.duration)
         for a in timed[:keep]:
             out.append(Word(offset + float(a["start"]), offset + float(a["end"]), a["word"], float(a["probability"])))
         i = _advance(word_tokens, i, sum(len(a["tokens"]) for a in timed[:keep]))
-        if i < len(words) and last_window:  # text left over at the very end: the window is all there is
-            offset = max(offset + 1.0, out[-1].end if out else offset)
-            if offset >= audio.duration:
-                out += [Word(audio.duration, audio.duration, "".join(words[k:]).strip() or "", 0.0) for k in [i]]
-                break
-        else:
-            offset = max(offset + 1.0, out[-1].end if out else offset + WINDOW_S / 2)
+        offset = max(offset + 1.0, out[-1].end if out else offset + WINDOW_S / 2)
+        if i < len(words) and offset >= audio.duration:  # no audio left for the rest of the text
+            out += [Word(audio.duration, audio.duration, w, 0.0) for w in words[i:] if w.strip()]
+            break
     words_out = _monotone(snap_words(out, fine_speech_spans(audio)), audio.duration)
-    return Transcript("transcribe", language, audio.duration, tuple(segments_from_words(words_out)), provenance={"model": model.spec.id})
+    return Transcript(
+        "transcribe", language, audio.duration, tuple(segments_from_words(words_out)), provenance={"model": model.spec.id}
+    )
 
 
 def _align_window(wm, tokenizer, window: Audio, tokens: list[int]) -> list[dict]:
@@ -190,6 +186,15 @@ def _align_window(wm, tokenizer, window: Audio, tokens: list[int]) -> list[dict]
     num_frames = min(features.shape[-1], int(WINDOW_S * wm.frames_per_second))
     encoder_output = wm.encode(pad_or_trim(features))
     return wm.find_alignment(tokenizer, [tokens], encoder_output, num_frames)[0]
+
+
+def _fit(word_tokens: list[list[int]], i: int) -> int:
+    """End index of the words from ``i`` whose tokens fit in one decoder pass."""
+    j, n_tokens = i, 0
+    while j < len(word_tokens) and n_tokens + len(word_tokens[j]) <= MAX_TEXT_TOKENS:
+        n_tokens += len(word_tokens[j])
+        j += 1
+    return max(j, i + 1)
 
 
 def _kept(timed: list[dict], window_s: float) -> int:
@@ -235,7 +240,7 @@ def snap_words(words: list[Word], spans: list[SpeechSpan]) -> list[Word]:
     and last speech inside the word; words over continuous speech are left alone.
     """
     out = []
-    for w in words:
+    for k, w in enumerate(words):
         inside = [s for s in spans if s.end > w.start and s.start < w.end]
         if inside:
             # The span the word overlaps most is its own speech; spans reaching in from before the
@@ -244,8 +249,14 @@ def snap_words(words: list[Word], spans: list[SpeechSpan]) -> list[Word]:
             anchor = max(inside, key=lambda s: min(s.end, w.end) - max(s.start, w.start))
             starts = [s.start for s in inside if w.start <= s.start <= anchor.start]
             start = min(starts) if starts else w.start
-            end = max(start, min(w.end, inside[-1].end))
-            w = replace(w, start=start, end=end)
+            w = replace(w, start=start, end=max(start, min(w.end, inside[-1].end)))
+        else:
+            # A word placed wholly in a pause belongs to the speech that follows, if that speech
+            # begins before the next word ends.
+            limit = words[k + 1].end if k + 1 < len(words) else float("inf")
+            following = next((s for s in spans if s.start >= w.end), None)
+            if following is not None and following.start < limit:
+                w = replace(w, start=following.start, end=min(following.end, following.start + (w.end - w.start)))
         out.append(w)
     return out
 
@@ -302,7 +313,7 @@ class MmsAligner:
                 continue
             start, end = s.start, max(s.end, s.words[-1].end)
             timed = self.align_words(audio.slice(start, end), [w.word for w in s.words], start)
-            words = tuple(replace(w, start=t.start, end=t.end) for w, t in zip(s.words, timed))
+            words = tuple(replace(w, start=t.start, end=t.end) for w, t in zip(s.words, timed, strict=True))
             segments.append(replace(s, words=words))
         return transcript.with_segments(tuple(segments))
 
@@ -317,10 +328,12 @@ class MmsAligner:
         spans = F.merge_tokens(labels[0], scores[0].exp())
         ratio = audio.duration / emission.shape[1]
         out, k = [], 0
-        for w, r in zip(words, romanized):
+        for w, r in zip(words, romanized, strict=True):
             piece = spans[k : k + len(r)]
             k += len(r)
-            out.append(Word(offset + piece[0].start * ratio, offset + piece[-1].end * ratio, w, float(np.mean([p.score for p in piece]))))
+            out.append(
+                Word(offset + piece[0].start * ratio, offset + piece[-1].end * ratio, w, float(np.mean([p.score for p in piece])))
+            )
         return out
 
 

@@ -72,40 +72,36 @@ def transcribe(model: LoadedModel, audio: Audio, spans: list[SpeechSpan], opts: 
     )
 
 
+def _common_kwargs(language: str | None, opts: AsrOptions) -> dict:
+    """Decoding options both faster-whisper entry points share."""
+    return {
+        "language": language,
+        "task": opts.task,
+        "beam_size": opts.beam_size,
+        "temperature": list(opts.temperatures),
+        "initial_prompt": opts.prompt or None,
+        "word_timestamps": opts.word_timestamps,
+        "vad_filter": False,  # our VAD already chose the windows
+    }
+
+
 def _batched(model: LoadedModel, audio: Audio, windows: list[tuple[float, float]], language: str | None, opts: AsrOptions):
     from faster_whisper import BatchedInferencePipeline
 
-    pipeline = BatchedInferencePipeline(model.whisper)
-    segments, info = pipeline.transcribe(
+    segments, info = BatchedInferencePipeline(model.whisper).transcribe(
         audio.samples,
-        language=language,
-        task=opts.task,
-        beam_size=opts.beam_size,
-        temperature=list(opts.temperatures),
-        initial_prompt=opts.prompt or None,
-        word_timestamps=opts.word_timestamps,
         clip_timestamps=[{"start": a, "end": b} for a, b in windows],
-        vad_filter=False,
         batch_size=opts.batch_size,
         # Timestamp tokens make Whisper loop on nearly full windows; segments come from word times instead.
         without_timestamps=True,
+        **_common_kwargs(language, opts),
     )
     return list(segments), info
 
 
 def _sequential(model: LoadedModel, audio: Audio, windows: list[tuple[float, float]], language: str | None, opts: AsrOptions):
     clips = [t for w in windows for t in w]
-    segments, info = model.whisper.transcribe(
-        audio.samples,
-        language=language,
-        task=opts.task,
-        beam_size=opts.beam_size,
-        temperature=list(opts.temperatures),
-        initial_prompt=opts.prompt or None,
-        word_timestamps=opts.word_timestamps,
-        clip_timestamps=clips,
-        vad_filter=False,
-    )
+    segments, info = model.whisper.transcribe(audio.samples, clip_timestamps=clips, **_common_kwargs(language, opts))
     return list(segments), info
 
 

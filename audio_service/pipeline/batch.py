@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
+import numpy as np
+
 from audio_service.audio.decode import iter_audio_blocks
 from audio_service.audio.preprocess import preprocess
 from audio_service.errors import InvalidRequestError
@@ -94,26 +96,26 @@ class BatchService:
         t0 = time.perf_counter()
         model = self._registry.get(job.model)
         opts = self._asr_options(job)
+        raw = (preprocess(b, job.preprocessing) for b in iter_audio_blocks(source, self._settings.batch_block_s))
         aligner = self.aligners.resolve(job.alignment_model) if job.word_timestamps or job.diarize else None
-        block_s = float("inf") if job.diarize else self._settings.batch_block_s
-        raw = (preprocess(b, job.preprocessing) for b in iter_audio_blocks(source, block_s))
         parts: list[tuple[float, Transcript]] = []
+        kept: list[Audio] = []  # the whole file, only when diarization needs it at once
         duration = 0.0
         for block in speech_blocks(raw, lambda audio: self._speech(audio, job)):
             part = asr.transcribe(model, block.audio, list(block.spans), opts)
-            if aligner is not None:
-                part = self.aligners.realign(aligner, block.audio, part)
             if opts.language is None and job.task == "transcribe":
                 opts = replace(opts, language=part.language)  # detect once: later blocks keep the language
+            if aligner is not None:
+                part = self.aligners.realign(aligner, block.audio, part)
             parts.append((block.offset, part))
+            if job.diarize:
+                kept.append(block.audio)
             duration = block.offset + block.audio.duration
         transcript = join(parts, duration).with_provenance(vad="none" if job.skip_vad else job.vad_model)
         if aligner is not None:
             transcript = transcript.with_provenance(aligner=aligner)
-        if job.diarize:  # a single block: ``block`` holds the whole file
-            diarizer = self.diarizers.get(job.diarization_model)
-            turns = diarizer(block.audio, SpeakerBounds(job.min_speakers, job.max_speakers))
-            transcript = assign_speakers(transcript, turns).with_provenance(diarizer=diarizer.name)
+        if job.diarize and kept:
+            transcript = self._diarize(transcript, Audio(np.concatenate([a.samples for a in kept])), job)
         log.info("%s %.1fs of audio with %s in %.2fs", job.task, duration, model.spec.id, time.perf_counter() - t0)
         return transcript
 
@@ -128,6 +130,13 @@ class BatchService:
             batch_size=self._settings.batch_size,
             max_window_s=job.max_clip_len,
         )
+
+    def _diarize(self, transcript: Transcript, audio: Audio, job: BatchJob) -> Transcript:
+        diarizer = self.diarizers.get(job.diarization_model)
+        t0 = time.perf_counter()
+        turns = diarizer(audio, SpeakerBounds(job.min_speakers, job.max_speakers))
+        log.info("diarized %.1fs of audio with %s in %.2fs", audio.duration, diarizer.name, time.perf_counter() - t0)
+        return assign_speakers(transcript, turns).with_provenance(diarizer=diarizer.name)
 
     def _speech(self, audio: Audio, job: BatchJob) -> list[SpeechSpan]:
         if job.skip_vad:

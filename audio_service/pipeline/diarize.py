@@ -97,13 +97,29 @@ def voice_encoder():
 
 def embed_speech(samples: np.ndarray) -> np.ndarray:
     """One L2-normalised GE2E embedding of ``samples`` (16 kHz speech), averaged over 1.6 s partials."""
+    return embed_many([samples])[0]
+
+
+def embed_many(clips: list[np.ndarray]) -> np.ndarray:
+    """GE2E embeddings of several clips with one encoder call (the LSTM is costly to start per call)."""
     import torch
     from resemblyzer import audio as raudio
 
     encoder = voice_encoder()
-    wav = raudio.normalize_volume(samples.astype(np.float32), -30, increase_only=True)
+    mels, owners = [], []
+    for k, clip in enumerate(clips):
+        wav = raudio.normalize_volume(clip.astype(np.float32), -30, increase_only=True).astype(np.float32)
+        wav_slices, mel_slices = encoder.compute_partial_slices(len(wav), rate=1.3, min_coverage=0.75)
+        if wav_slices[-1].stop >= len(wav):
+            wav = np.pad(wav, (0, wav_slices[-1].stop - len(wav)))
+        mel = raudio.wav_to_mel_spectrogram(wav)
+        mels += [mel[s] for s in mel_slices]
+        owners += [k] * len(mel_slices)
     with torch.inference_mode():
-        return encoder.embed_utterance(wav.astype(np.float32))
+        partials = encoder(torch.from_numpy(np.stack(mels))).cpu().numpy()
+    owners_arr = np.array(owners)
+    out = np.stack([partials[owners_arr == k].mean(axis=0) for k in range(len(clips))])
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 class GE2EEmbedding:
@@ -120,6 +136,7 @@ class GE2EEmbedding:
 
     def __call__(self, waveforms, masks=None) -> np.ndarray:
         out = np.full((waveforms.shape[0], self.dimension), np.nan, dtype=np.float32)
+        clips, rows = [], []
         for i in range(waveforms.shape[0]):
             wav = waveforms[i, 0].numpy()
             if masks is not None:
@@ -127,7 +144,10 @@ class GE2EEmbedding:
                 frame = np.minimum((np.arange(len(wav)) * len(mask)) // len(wav), len(mask) - 1)
                 wav = wav[mask[frame] > 0.5]
             if len(wav) >= self.min_num_samples:
-                out[i] = embed_speech(wav)
+                clips.append(wav)
+                rows.append(i)
+        if clips:
+            out[rows] = embed_many(clips)
         return out  # NaN rows are left out of clustering by pyannote
 
 
@@ -152,7 +172,7 @@ def _offline_pipeline_class():
             self.segmentation_model = "whisperx-pyannet"
             self.segmentation_step = SEGMENTATION_STEP
             self.embedding = "resemblyzer-ge2e"
-            self.embedding_batch_size = 16
+            self.embedding_batch_size = 64
             self.embedding_exclude_overlap = True
             self.klustering = "AgglomerativeClustering"
             self.der_variant = {"collar": 0.0, "skip_overlap": False}
@@ -213,7 +233,11 @@ class OfflineDiarizer:
             pipeline.instantiate(
                 {
                     "segmentation": {"threshold": SEGMENTATION_THRESHOLD, "min_duration_off": 0.0},
-                    "clustering": {"method": CLUSTER_METHOD, "threshold": CLUSTER_THRESHOLD, "min_cluster_size": MIN_CLUSTER_SIZE},
+                    "clustering": {
+                        "method": CLUSTER_METHOD,
+                        "threshold": CLUSTER_THRESHOLD,
+                        "min_cluster_size": MIN_CLUSTER_SIZE,
+                    },
                 }
             )
             self._pipeline = pipeline
@@ -274,7 +298,7 @@ COMMUNITY_1 = "pyannote/speaker-diarization-community-1"
 class DiarizerRegistry:
     """Client-sent ``diarization_model`` names -> the one shared diarizer backing them."""
 
-    def __init__(self, settings: "Settings") -> None:
+    def __init__(self, settings: Settings) -> None:
         self._aliases = dict(settings.diarizers)
         self._default = settings.default_diarizer
         self._backends: dict[str, Callable[[], Diarizer]] = {"offline": OfflineDiarizer}
@@ -302,7 +326,7 @@ class DiarizerRegistry:
         """The shared diarizer serving ``name`` (created on first use; models load on first call)."""
         return self._instance(self.resolve(name))
 
-    def offline(self) -> "OfflineDiarizer":
+    def offline(self) -> OfflineDiarizer:
         """The shared offline diarizer (streaming's tracker uses it whatever the aliases say)."""
         diarizer = self._instance("offline")
         assert isinstance(diarizer, OfflineDiarizer)
@@ -324,13 +348,19 @@ class SpeakerTracker:
     GE2E similarity of isolated segments separates speakers poorly, so each new segment is
     diarized *in context*: the tracker keeps the audio of the session's recent final segments
     (up to ``context_s`` seconds), runs the offline diarizer on those segments followed by the new
-    one, maps the diarizer's labels onto the labels already given (the assignment that agrees most
-    with past segments) and returns the label of the new segment's dominant speaker, or a new label
-    for a speaker not heard before. Past labels never change. One tracker per stream.
+    one (joined back to back, as the stream had them), maps the diarizer's labels one-to-one onto the
+    labels already given (the assignment that agrees most with past segments) and returns the label
+    of the new segment's dominant speaker. A speaker the mapping leaves unmatched takes the
+    closest-sounding known label the diarizer matched to no one else, or a new label when every known
+    label is taken. Past labels never change. One tracker per stream.
     """
 
     def __init__(
-        self, diarizer: OfflineDiarizer, context_s: float = 40.0, max_speakers: int | None = None, gap_s: float = 0.3
+        self,
+        diarizer: OfflineDiarizer,
+        context_s: float = 40.0,
+        max_speakers: int | None = None,
+        gap_s: float = 0.0,
     ) -> None:
         self._diarizer = diarizer
         self._context_s = context_s
@@ -365,6 +395,7 @@ class SpeakerTracker:
         current = speaker_for(spans[-1][0], spans[-1][1], turns)
         if current is None:
             return None
+        # Diarizer labels map one-to-one onto the session labels they share most past audio with.
         found = sorted({t.speaker for t in turns})
         known = sorted({label for _, _, label in spans[:-1]})
         overlap = np.zeros((len(found), len(known)))
@@ -372,8 +403,19 @@ class SpeakerTracker:
             for turn in turns:
                 overlap[found.index(turn.speaker), known.index(label)] += max(0.0, min(s1, turn.end) - max(s0, turn.start))
         rows, cols = linear_sum_assignment(overlap, maximize=True)
-        mapping = {found[r]: known[c] for r, c in zip(rows, cols) if overlap[r, c] > 0}
-        return mapping.get(current) or self._new_label()
+        mapping = {found[r]: known[c] for r, c in zip(rows, cols, strict=True) if overlap[r, c] > 0}
+        if current in mapping:
+            return mapping[current]
+        # The diarizer says the new segment's speaker is none of the speakers it matched to known
+        # labels; a known label it did not match (e.g. one heard only briefly) is the likelier one.
+        unclaimed = [label for label in known if label not in mapping.values()]
+        return self._closest_voice(piece, unclaimed) if unclaimed else self._new_label()
+
+    def _closest_voice(self, piece: np.ndarray, labels: list[str]) -> str:
+        """Of ``labels``, the known speaker whose past audio sounds most like ``piece``."""
+        pasts = [np.concatenate([s for s, lab in self._history if lab == label]) for label in labels]
+        embeddings = embed_many([piece, *pasts])
+        return labels[int(np.argmax(embeddings[1:] @ embeddings[0]))]
 
     def _new_label(self) -> str:
         if self._max_speakers is not None and self._count >= self._max_speakers:

@@ -74,7 +74,7 @@ class WindowPolicy:
         return min(FULL_FRAMES, int(math.ceil(need / BUCKET_FRAMES)) * BUCKET_FRAMES)
 
 
-def decode_batch(model: "LoadedModel", requests: list[DecodeRequest], window: WindowPolicy) -> list[DecodeResult]:
+def decode_batch(model: LoadedModel, requests: list[DecodeRequest], window: WindowPolicy) -> list[DecodeResult]:
     """Decode several streams' windows: one encoder call each, one batched generate per window length.
 
     Measured on this 2-core CPU (int8, 8 windows of 4 s): a batched encoder call is *slower* than
@@ -152,7 +152,7 @@ def _fit(feat: np.ndarray, frames: int) -> np.ndarray:
     return np.pad(feat, ((0, 0), (0, frames - feat.shape[1])))
 
 
-def _languages(model: "LoadedModel", requests: list[DecodeRequest], encoded: list[np.ndarray]) -> list[str]:
+def _languages(model: LoadedModel, requests: list[DecodeRequest], encoded: list[np.ndarray]) -> list[str]:
     """The requested language, else Whisper's detection on the window (sessions keep the first result)."""
     import ctranslate2
 

@@ -87,7 +87,7 @@ class _Segment:
 
 @dataclass(frozen=True)
 class DecodeJob:
-    session: "StreamSession"
+    session: StreamSession
     segment: _Segment
     final: bool
     request: DecodeRequest
