@@ -148,7 +148,8 @@ def level(srv: ServerProcess, audio: np.ndarray, reference: str, n: int, frame_m
 
 def capacity(rows: dict[int, dict], probe) -> int:
     """Largest N with p95 final latency <= 3 s; probes the levels between tested ones."""
-    ok = lambda row: row["final_p95"] is not None and row["final_p95"] <= CAPACITY_P95_FINAL_S and not row["errors"]
+    def ok(row):
+        return row["final_p95"] is not None and row["final_p95"] <= CAPACITY_P95_FINAL_S and not row["errors"]
     passing = [n for n, row in rows.items() if ok(row)]
     best = max(passing, default=0)
     failing = [n for n, row in rows.items() if not ok(row) and n > best]
@@ -167,11 +168,13 @@ def run_server(batching: bool, levels: list[int], extra: list[int], audio, refer
                stop_early: bool) -> dict:
     """Measure ``levels`` (all of them unless ``stop_early``), then ``extra`` levels while p95 final <= 3 s."""
     print(f"  cross-session batching {'on' if batching else 'off'}:", flush=True)
-    fails = lambda row: (row["final_p95"] or 99) > CAPACITY_P95_FINAL_S or row["errors"]
+    def fails(row):
+        return (row["final_p95"] or 99) > CAPACITY_P95_FINAL_S or row["errors"]
     # the per-key stream limit (default 10, one "key" on an open server) must not cap the capacity probe
     with ServerProcess(log_path=log, stream_batching=batching, max_streams_per_key=1000) as srv:
         rows: dict[int, dict] = {}
-        probe = lambda n: level(srv, audio, reference, n, frame_ms)
+        def probe(n):
+            return level(srv, audio, reference, n, frame_ms)
         for n in levels:
             rows[n] = probe(n)
             if stop_early and fails(rows[n]):

@@ -6,7 +6,8 @@ a thin wrapper around the shared model), so any number of threads may transcribe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from audio_service.pipeline.chunking import TimeMap, pack
@@ -16,10 +17,15 @@ from audio_service.schema import Audio, Segment, SpeechSpan, Task, Transcript, W
 if TYPE_CHECKING:  # pragma: no cover
     from audio_service.models.registry import LoadedModel
 
+log = logging.getLogger(__name__)
+
 # Whisper's own rule for "this window is silence": both a high no-speech probability and a low
 # average log-probability. The batched decoder does not apply it, so we do.
 NO_SPEECH_PROB = 0.6
 LOW_LOGPROB = -1.0
+COMPRESSION_RATIO_LIMIT = 2.4  # Whisper's threshold for a repetition loop
+UNCOVERED_S = 5.0  # speech left undecoded at a window's end that means the decoder stopped early
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 @dataclass(frozen=True)
@@ -53,8 +59,12 @@ def transcribe(model: LoadedModel, audio: Audio, spans: list[SpeechSpan], opts: 
     if not packed.windows:
         return Transcript(opts.task, "en" if opts.task == "translate" else (language or "en"), audio.duration, ())
 
-    decode = _batched if opts.batched and len(opts.temperatures) == 1 else _sequential
-    raw, info = decode(model, packed.audio, list(packed.windows), language, opts)
+    windows = list(packed.windows)
+    if opts.batched and len(opts.temperatures) == 1:
+        raw, info = _batched(model, packed.audio, windows, language, opts)
+        raw = _redecode_failed_windows(model, packed.audio, windows, raw, info.language, opts)
+    else:
+        raw, info = _sequential(model, packed.audio, windows, language, opts)
 
     kept = [s for s in raw if s.text.strip() and not _is_silence(s)]
     clock = TimeMap(packed.pieces)
@@ -92,8 +102,9 @@ def _batched(model: LoadedModel, audio: Audio, windows: list[tuple[float, float]
         audio.samples,
         clip_timestamps=[{"start": a, "end": b} for a, b in windows],
         batch_size=opts.batch_size,
-        # Timestamp tokens make Whisper loop on nearly full windows; segments come from word times instead.
-        without_timestamps=True,
+        # Timestamp tokens let Whisper move on after a sentence; without them it often stops at the
+        # first one in a window of several utterances. Windows that still fail are re-decoded.
+        without_timestamps=False,
         **_common_kwargs(language, opts),
     )
     return list(segments), info
@@ -103,6 +114,38 @@ def _sequential(model: LoadedModel, audio: Audio, windows: list[tuple[float, flo
     clips = [t for w in windows for t in w]
     segments, info = model.whisper.transcribe(audio.samples, clip_timestamps=clips, **_common_kwargs(language, opts))
     return list(segments), info
+
+
+def _failed(window: tuple[float, float], segments: list) -> bool:
+    """Whisper's own failure signs on a batched window: a repetition loop, or decoding that stopped early."""
+    if any(s.compression_ratio > COMPRESSION_RATIO_LIMIT for s in segments):
+        return True
+    covered = max((s.end for s in segments), default=window[0])
+    length = window[1] - window[0]
+    return window[1] - covered > max(UNCOVERED_S, 0.3 * length)
+
+
+def _redecode_failed_windows(
+    model: LoadedModel, audio: Audio, windows: list[tuple[float, float]], raw: list, language: str, opts: AsrOptions
+) -> list:
+    """Re-decode the windows the batched pass got wrong with the sequential decoder and temperature fallback.
+
+    The batched decoder has no fallback; the sequential one retries a window at rising
+    temperatures until it passes the compression and log-probability checks, as Whisper does.
+    """
+    by_window: list[list] = [[] for _ in windows]
+    for seg in raw:  # segment times are on the packed clock, inside their window
+        i = next((k for k, (a, b) in enumerate(windows) if a - 0.01 <= seg.start < b), len(windows) - 1)
+        by_window[i].append(seg)
+    failed = [k for k, (w, segs) in enumerate(zip(windows, by_window)) if _failed(w, segs)]
+    if not failed:
+        return raw
+    log.info("re-decoding %d of %d windows sequentially", len(failed), len(windows))
+    retry = replace(opts, temperatures=FALLBACK_TEMPERATURES)
+    for k in failed:
+        redone, _ = _sequential(model, audio, [windows[k]], language, retry)
+        by_window[k] = redone
+    return [seg for segs in by_window for seg in segs]
 
 
 def _is_silence(s) -> bool:
