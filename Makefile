@@ -19,3 +19,5 @@ test: install
 bench: install
 	$(PY) bench/batch.py
 	$(PY) bench/streaming.py
+	$(PY) bench/diarization.py
+	$(PY) bench/alignment.py

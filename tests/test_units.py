@@ -136,3 +136,13 @@ def test_speech_blocks_cut_in_pauses_and_join_on_the_file_clock() -> None:
     assert [s.id for s in joined.segments] == list(range(len(blocks)))
     assert [s.start for s in joined.segments] == [pytest.approx(b.offset + 0.5) for b in blocks]
     assert joined.segments[-1].words[0].start == pytest.approx(blocks[-1].offset + 0.5)
+
+
+def test_readme_documents_every_setting() -> None:
+    from pathlib import Path
+
+    from audio_service.settings import Settings
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`{name.upper()}`" not in readme]
+    assert not missing, f"README configuration table lacks {missing}: run scripts/settings_table.py"
