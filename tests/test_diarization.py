@@ -146,7 +146,9 @@ def test_streaming_diarization_der_of_final_segments(server):
     from tests.diarization_utils import segments_annotation
     from tests.stream_client import stream
 
-    r = asyncio.run(stream(server.ws_url, load_16k(TWO_SPEAKERS), pace=0, params={"language": "en", "diarize": "true"}, timeout_s=300))
+    r = asyncio.run(
+        stream(server.ws_url, load_16k(TWO_SPEAKERS), pace=0, params={"language": "en", "diarize": "true"}, timeout_s=300)
+    )
     assert r.checkpoints == ["final"], r.errors
     assert not r.final_changed and r.all_final
     first_seen = list(dict.fromkeys(s["id"] for _, m in r.messages for s in m.get("segments", [])))

@@ -350,10 +350,13 @@ class SpeakerTracker:
     diarized *in context*: the tracker keeps the audio of the session's recent final segments
     (up to ``context_s`` seconds), runs the offline diarizer on those segments followed by the new
     one (joined back to back, as the stream had them), maps the diarizer's labels one-to-one onto the
-    labels already given (the assignment that agrees most with past segments) and returns the label
-    of the new segment's dominant speaker. A speaker the mapping leaves unmatched takes the
-    closest-sounding known label the diarizer matched to no one else, or a new label when every known
-    label is taken. Past labels never change. One tracker per stream.
+    labels already given (the assignment that agrees most with past audio) and returns the label of
+    each word of the new segment (:meth:`assign_words`; :meth:`assign` gives one label for a span).
+    A speaker the mapping leaves unmatched takes the closest-sounding known label the diarizer
+    matched to no one else, or a new label when every known label is taken. The history keeps each
+    speaker's own stretch of a segment (split at the word where the label changes), so a segment
+    holding both sides of a quick exchange does not blur later mappings. Past labels never change.
+    One tracker per stream.
     """
 
     def __init__(
@@ -427,7 +430,9 @@ class SpeakerTracker:
         for current in dict.fromkeys(found_per_word):
             if current in mapping:
                 continue
-            own = [piece[int(a * 16000) : int(b * 16000)] for (a, b), f in zip(words, found_per_word, strict=True) if f == current]
+            own = [
+                piece[int(a * 16000) : int(b * 16000)] for (a, b), f in zip(words, found_per_word, strict=True) if f == current
+            ]
             if unclaimed:
                 mapping[current] = self._closest_voice(np.concatenate(own), unclaimed)
                 unclaimed.remove(mapping[current])

@@ -48,7 +48,9 @@ class SpeakerTracker(Protocol):
 
     Called on a worker thread (not the decode thread), once per final segment with text, in time
     order. ``audio`` is the segment's audio (with its VAD padding); ``start``/``end`` locate the
-    segment's words inside it, in seconds from the start of ``audio``.
+    segment's words inside it, in seconds from the start of ``audio``. A tracker that also has
+    ``assign_words(audio, [(start, end), ...]) -> [label, ...]`` labels each word instead, and the
+    session splits the final segment where the label changes (see ``_split_final``).
     """
 
     def assign(self, audio: Audio, start: float, end: float) -> str: ...
@@ -412,7 +414,11 @@ class StreamSession:
             assert sid is not None
             text = "".join(w.word for w in words)
             shown = tuple(WordView(w.word.strip(), w.start, w.end, w.probability) for w in words)
-            views.append(SegmentView(sid, text, words[0].start, words[-1].end, True, shown if self.options.word_timestamps else (), speaker))
+            views.append(
+                SegmentView(
+                    sid, text, words[0].start, words[-1].end, True, shown if self.options.word_timestamps else (), speaker
+                )
+            )
         seg.view = views[0]
         return views
 
