@@ -1,6 +1,6 @@
-"""Diarization benchmark: DER through the batch endpoint, added time per audio minute, streaming tracker DER.
+"""Diarization benchmark: DER through the batch endpoint, added time per audio minute, streaming-endpoint DER.
 
-    .venv/bin/python bench/diarization.py        # about 3 minutes on 2 cores
+    .venv/bin/python bench/diarization.py        # a few minutes on 2 cores (6.5 min measured while others loaded the CPU)
 
 Scores with pyannote.metrics (collar 0.25 s, overlap scored):
 * two_speakers.wav (real conversation) against its RTTM, via POST /v1/audio/transcriptions diarize=true,
