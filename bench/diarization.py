@@ -1,6 +1,6 @@
-"""Diarization benchmark: DER through the batch endpoint, added time per audio minute, streaming tracker DER.
+"""Diarization benchmark: DER through the batch endpoint, added time per audio minute, streaming-endpoint DER.
 
-    .venv/bin/python bench/diarization.py        # about 3 minutes on 2 cores
+    .venv/bin/python bench/diarization.py        # a few minutes on 2 cores (6.5 min measured while others loaded the CPU)
 
 Scores with pyannote.metrics (collar 0.25 s, overlap scored):
 * two_speakers.wav (real conversation) against its RTTM, via POST /v1/audio/transcriptions diarize=true,
@@ -8,13 +8,16 @@ Scores with pyannote.metrics (collar 0.25 s, overlap scored):
   up to 1 s bridged); also scored on the returned segments as they are;
 * a file of espeak-ng voices (en-us, en+f3, de, en+m7) joined with known turn boundaries, same way;
 * the offline diarizer's own turns, in-process (no ASR involved), and its time per audio minute;
-* the online SpeakerTracker fed the final segments of a plain transcription in order (what streaming does).
+* streaming: the file streamed (as fast as possible, language en) through the real WebSocket endpoint with
+  diarize=true; hypothesis = the final segments as sent (each carries one speaker; the session splits a
+  final segment where the tracker hears the speaker change).
 Speed: the same requests with and without diarize=true; the difference per minute of audio.
 Prints its figures and writes bench/results/diarization.json.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -28,11 +31,9 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from audio_service.audio.decode import decode_audio  # noqa: E402
-from audio_service.pipeline.align import segments_from_words  # noqa: E402
-from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds, speaker_tracker_factory  # noqa: E402
-from audio_service.schema import Word  # noqa: E402
+from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds  # noqa: E402
 from audio_service.settings import Settings  # noqa: E402
-from tests.audio_utils import TWO_SPEAKERS  # noqa: E402
+from tests.audio_utils import TWO_SPEAKERS, load_16k  # noqa: E402
 from tests.diarization_utils import (  # noqa: E402
     annotation,
     build_joined_voices,
@@ -42,6 +43,7 @@ from tests.diarization_utils import (  # noqa: E402
     word_turns_annotation,
 )
 from tests.server import ServerProcess  # noqa: E402
+from tests.stream_client import stream  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -66,18 +68,11 @@ def _transcribe_once(srv: ServerProcess, path: Path, diarize: bool) -> tuple[flo
     return time.perf_counter() - t0, r.json()
 
 
-def tracker_der(path: Path, words: list[dict], reference) -> dict:
-    """Feed sentence-like final segments to one session's tracker in order; score the labels it gives.
-
-    Streaming finals end at sentence ends and pauses, so the segments are rebuilt that way from the
-    plain transcription's word timings.
-    """
-    audio = decode_audio(str(path))
-    timed = [Word(w["start"], w["end"], " " + w["word"].strip()) for w in words]
-    segments = [{"start": s.start, "end": s.end} for s in segments_from_words(timed)]
-    tracker = speaker_tracker_factory(DiarizerRegistry(Settings()), Settings().stream_speaker_context_s)()
-    labelled = [(s["start"], s["end"], tracker.assign(audio, s["start"], s["end"])) for s in segments]
-    return der(reference, annotation(labelled, reference.uri))
+def streaming_der(srv: ServerProcess, path: Path, reference) -> dict:
+    """Stream ``path`` through the real endpoint with diarize=true; score the final segments it sends."""
+    r = asyncio.run(stream(srv.ws_url, load_16k(path), pace=0, params={"language": "en", "diarize": "true"}, timeout_s=600))
+    segments = [s for _, s in sorted(r.segments.items()) if s["is_final"]]
+    return {**der(reference, segments_annotation(segments, reference.uri)), "final_segments": len(segments)}
 
 
 def main() -> None:
@@ -89,24 +84,24 @@ def main() -> None:
     with ServerProcess(log_path=RESULTS / "diarization-server.log") as srv:
         transcribe(srv, TWO_SPEAKERS, diarize=True)  # warm-up: loads the diarization models once
         for name, (path, ref) in files.items():
-            plain_s, plain = transcribe(srv, path, diarize=False)
+            plain_s, _ = transcribe(srv, path, diarize=False)
             diar_s, body = transcribe(srv, path, diarize=True)
             minutes = body["duration"] / 60
             score = der(ref, word_turns_annotation(body["words"], ref.uri))
             by_segments = der(ref, segments_annotation(body["segments"], ref.uri))
-            stream = tracker_der(path, plain["words"], ref)
+            streamed = streaming_der(srv, path, ref)
             results[name] = {
                 "duration_s": body["duration"],
                 "batch": score,
                 "batch_scored_on_segments": by_segments,
                 "speakers_found": sorted({s["speaker_id"] for s in body["segments"]}),
-                "streaming_tracker": stream,
+                "streaming_endpoint": streamed,
                 "transcribe_s_per_min": round(plain_s / minutes, 2),
                 "diarize_added_s_per_min": round((diar_s - plain_s) / minutes, 2),
             }
             print(
                 f"{name}: batch DER {score['der']:.3f} (confusion {score['confusion_s']:.2f}s, missed {score['missed_s']:.2f}s, "
-                f"false alarm {score['false_alarm_s']:.2f}s of {score['total_s']:.1f}s; {by_segments['der']:.3f} scored on segments); streaming tracker DER {stream['der']:.3f}; "
+                f"false alarm {score['false_alarm_s']:.2f}s of {score['total_s']:.1f}s; {by_segments['der']:.3f} scored on segments); streaming DER {streamed['der']:.3f}; "
                 f"transcription {plain_s / minutes:.1f}s/min, diarization adds {(diar_s - plain_s) / minutes:.1f}s/min"
             )
     # The diarizer alone, in-process: its own turns (overlap included) and its time, apart from ASR.

@@ -135,3 +135,37 @@ def test_streaming_speaker_tracker_keeps_speakers_apart():
     assert labelled[0][2] == "SPEAKER_00"
     assert 2 <= len({lab for *_, lab in labelled}) <= 3
     assert der(ref, annotation(labelled, "two_speakers"))["der"] <= 0.3  # measured 0.20
+
+
+def test_streaming_diarization_der_of_final_segments(server):
+    """two_speakers.wav through the real streaming endpoint with diarize=true: final segments are
+    split where the speaker changes, protocol rules hold, and their DER is <= 25%."""
+    import asyncio
+
+    from tests.audio_utils import load_16k
+    from tests.diarization_utils import segments_annotation
+    from tests.stream_client import stream
+
+    r = asyncio.run(
+        stream(server.ws_url, load_16k(TWO_SPEAKERS), pace=0, params={"language": "en", "diarize": "true"}, timeout_s=300)
+    )
+    assert r.checkpoints == ["final"], r.errors
+    assert not r.final_changed and r.all_final
+    first_seen = list(dict.fromkeys(s["id"] for _, m in r.messages for s in m.get("segments", [])))
+    assert first_seen == sorted(first_seen) == list(range(len(first_seen)))
+    segments = [s for _, s in sorted(r.segments.items())]
+    assert [s["start"] for s in segments] == sorted(s["start"] for s in segments)  # ids follow time
+    for seg in segments:
+        assert seg["words"] and all(w["is_final"] and w["speaker_id"] == seg["speaker_id"] for w in seg["words"])
+    score = der(reference_two_speakers(), segments_annotation(segments, "two_speakers"))
+    assert score["der"] <= 0.25, score  # measured 0.15 (0.44 before segments were split)
+
+
+def test_short_speaker_runs_join_their_neighbour():
+    from audio_service.pipeline.diarize import _merge_short_runs
+
+    words = [(0.0, 0.4), (0.5, 0.9), (1.0, 1.2), (1.3, 1.8), (1.9, 2.4), (2.5, 3.0)]
+    # A lone 0.2 s word of another speaker is no change; a 1.1 s run is one.
+    assert _merge_short_runs(["A", "A", "B", "A", "A", "A"], words) == ["A"] * 6
+    assert _merge_short_runs(["A", "A", "A", "B", "B", "B"], words) == ["A", "A", "A", "B", "B", "B"]
+    assert _merge_short_runs(["B", "A", "A", "A", "A", "A"], words) == ["A"] * 6

@@ -41,6 +41,7 @@ CLUSTER_METHOD = "centroid"
 CLUSTER_THRESHOLD = 0.5  # euclidean distance between unit-norm GE2E centroids
 MIN_CLUSTER_SIZE = 5
 MIN_EMBED_SECONDS = 0.5  # less clean speech than this gives no reliable embedding
+MIN_RUN_SECONDS = 0.5  # a streaming segment is split at a speaker change only between runs this long
 UNBOUNDED_SPEAKERS = 20
 
 
@@ -349,10 +350,13 @@ class SpeakerTracker:
     diarized *in context*: the tracker keeps the audio of the session's recent final segments
     (up to ``context_s`` seconds), runs the offline diarizer on those segments followed by the new
     one (joined back to back, as the stream had them), maps the diarizer's labels one-to-one onto the
-    labels already given (the assignment that agrees most with past segments) and returns the label
-    of the new segment's dominant speaker. A speaker the mapping leaves unmatched takes the
-    closest-sounding known label the diarizer matched to no one else, or a new label when every known
-    label is taken. Past labels never change. One tracker per stream.
+    labels already given (the assignment that agrees most with past audio) and returns the label of
+    each word of the new segment (:meth:`assign_words`; :meth:`assign` gives one label for a span).
+    A speaker the mapping leaves unmatched takes the closest-sounding known label the diarizer
+    matched to no one else, or a new label when every known label is taken. The history keeps each
+    speaker's own stretch of a segment (split at the word where the label changes), so a segment
+    holding both sides of a quick exchange does not blur later mappings. Past labels never change.
+    One tracker per stream.
     """
 
     def __init__(
@@ -372,16 +376,31 @@ class SpeakerTracker:
 
     def assign(self, audio: Audio, start: float, end: float) -> str:
         """The label of the speaker talking in ``audio`` between ``start`` and ``end`` (seconds)."""
-        piece = audio.slice(start, end).samples.astype(np.float32)
-        with self._lock:
-            label = self._label(piece) if len(piece) >= MIN_EMBED_SECONDS * audio.sample_rate else None
-            if label is None:  # too short to tell: most likely the previous speaker goes on
-                label = self._history[-1][1] if self._history else self._new_label()
-            self._history.append((piece, label))
-            self._trim()
-            return label
+        labels = self.assign_words(audio, [(start, end)])
+        return labels[0]
 
-    def _label(self, piece: np.ndarray) -> str | None:
+    def assign_words(self, audio: Audio, words: list[tuple[float, float]]) -> list[str]:
+        """One label per word (``(start, end)`` seconds into ``audio``, in time order) of one final segment.
+
+        A VAD endpoint needs a pause, so one final segment often holds both sides of a quick
+        exchange: labelling each word lets the caller split it where the speaker changes. Runs of
+        words shorter than ``MIN_RUN_SECONDS`` join their neighbour (too short to tell apart).
+        """
+        t0, t1 = words[0][0], words[-1][1]
+        piece = audio.slice(t0, t1).samples.astype(np.float32)
+        local = [(max(0.0, a - t0), max(0.0, b - t0)) for a, b in words]
+        with self._lock:
+            labels = self._labels(piece, local) if len(piece) >= MIN_EMBED_SECONDS * audio.sample_rate else None
+            if labels is None:  # too short to tell: most likely the previous speaker goes on
+                labels = [self._history[-1][1] if self._history else self._new_label()] * len(words)
+            labels = _merge_short_runs(labels, local)
+            # Remember each speaker's own stretch of the piece, so later mappings see clean labels.
+            for (a, b), label in _runs(labels, local):
+                self._history.append((piece[int(a * 16000) : int(b * 16000)], label))
+            self._trim()
+            return labels
+
+    def _labels(self, piece: np.ndarray, words: list[tuple[float, float]]) -> list[str] | None:
         from scipy.optimize import linear_sum_assignment
 
         from audio_service.pipeline.speakers import speaker_for
@@ -392,8 +411,9 @@ class SpeakerTracker:
             parts += [samples, self._gap]
             t += (len(samples) + len(self._gap)) / 16000
         turns = self._diarizer(Audio(np.concatenate(parts)), SpeakerBounds(max_speakers=self._max_speakers))
-        current = speaker_for(spans[-1][0], spans[-1][1], turns)
-        if current is None:
+        base = spans[-1][0]
+        found_per_word = [speaker_for(base + a, base + b, turns) for a, b in words]
+        if any(f is None for f in found_per_word):
             return None
         # Diarizer labels map one-to-one onto the session labels they share most past audio with.
         found = sorted({t.speaker for t in turns})
@@ -404,12 +424,21 @@ class SpeakerTracker:
                 overlap[found.index(turn.speaker), known.index(label)] += max(0.0, min(s1, turn.end) - max(s0, turn.start))
         rows, cols = linear_sum_assignment(overlap, maximize=True)
         mapping = {found[r]: known[c] for r, c in zip(rows, cols, strict=True) if overlap[r, c] > 0}
-        if current in mapping:
-            return mapping[current]
-        # The diarizer says the new segment's speaker is none of the speakers it matched to known
-        # labels; a known label it did not match (e.g. one heard only briefly) is the likelier one.
+        # A speaker the diarizer matched to no known label: a known label it did not match (e.g. one
+        # heard only briefly) is the likelier one, else a new speaker.
         unclaimed = [label for label in known if label not in mapping.values()]
-        return self._closest_voice(piece, unclaimed) if unclaimed else self._new_label()
+        for current in dict.fromkeys(found_per_word):
+            if current in mapping:
+                continue
+            own = [
+                piece[int(a * 16000) : int(b * 16000)] for (a, b), f in zip(words, found_per_word, strict=True) if f == current
+            ]
+            if unclaimed:
+                mapping[current] = self._closest_voice(np.concatenate(own), unclaimed)
+                unclaimed.remove(mapping[current])
+            else:
+                mapping[current] = self._new_label()
+        return [mapping[f] for f in found_per_word]
 
     def _closest_voice(self, piece: np.ndarray, labels: list[str]) -> str:
         """Of ``labels``, the known speaker whose past audio sounds most like ``piece``."""
@@ -428,6 +457,35 @@ class SpeakerTracker:
         while len(self._history) > 1 and total > self._context_s:
             total -= len(self._history[0][0]) / 16000
             self._history.pop(0)
+
+
+def _runs(labels: list[str], words: list[tuple[float, float]]) -> list[tuple[tuple[float, float], str]]:
+    """Consecutive words of one label as ((start, end), label); a run ends halfway into the pause after it."""
+    runs: list[list] = []
+    for (a, b), label in zip(words, labels, strict=True):
+        if runs and runs[-1][2] == label:
+            runs[-1][1] = b
+        else:
+            if runs:
+                cut = (runs[-1][1] + a) / 2
+                runs[-1][1], a = cut, cut
+            runs.append([a, b, label])
+    return [((a, b), label) for a, b, label in runs]
+
+
+def _merge_short_runs(labels: list[str], words: list[tuple[float, float]]) -> list[str]:
+    """Labels where every run shorter than ``MIN_RUN_SECONDS`` takes the label of the run before it
+    (the one after it, for a first run): a word or two is too little audio to be sure of a change."""
+    labels = list(labels)
+    while True:
+        runs = _runs(labels, words)
+        short = [i for i, ((a, b), _) in enumerate(runs) if b - a < MIN_RUN_SECONDS]
+        if len(runs) < 2 or not short:
+            return labels
+        i = min(short, key=lambda k: runs[k][0][1] - runs[k][0][0])
+        into = runs[i - 1][1] if i else runs[1][1]
+        a, b = runs[i][0]
+        labels = [into if a <= w0 and w1 <= b + 1e-9 else lab for (w0, w1), lab in zip(words, labels, strict=True)]
 
 
 def speaker_tracker_factory(registry: DiarizerRegistry, context_s: float = 40.0) -> Callable[..., SpeakerTracker]:

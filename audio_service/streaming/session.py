@@ -48,10 +48,20 @@ class SpeakerTracker(Protocol):
 
     Called on a worker thread (not the decode thread), once per final segment with text, in time
     order. ``audio`` is the segment's audio (with its VAD padding); ``start``/``end`` locate the
-    segment's words inside it, in seconds from the start of ``audio``.
+    segment's words inside it, in seconds from the start of ``audio``. A tracker that also has
+    ``assign_words(audio, [(start, end), ...]) -> [label, ...]`` labels each word instead, and the
+    session splits the final segment where the label changes (see ``_split_final``).
     """
 
     def assign(self, audio: Audio, start: float, end: float) -> str: ...
+
+
+def _speakers_of(tracker: SpeakerTracker, audio: Audio, words: list[tuple[float, float]]) -> list[str]:
+    """One label per word: a tracker that can label words (``assign_words``) does; else the whole span gets one."""
+    assign_words = getattr(tracker, "assign_words", None)
+    if assign_words is not None:
+        return list(assign_words(audio, words))
+    return [tracker.assign(audio, words[0][0], words[-1][1])] * len(words)
 
 
 @dataclass(frozen=True)
@@ -344,17 +354,17 @@ class StreamSession:
             self._busy = True
             return DecodeJob(self, seg, final, request, end)
 
-    def speaker_for(self, job: DecodeJob, result: DecodeResult) -> str | None:
-        """Ask the speaker tracker (if any) who spoke a final segment; runs on the engine thread."""
+    def speaker_for(self, job: DecodeJob, result: DecodeResult) -> list[str] | None:
+        """Ask the speaker tracker (if any) who spoke a final segment: one label per word (one label
+        when the segment has no words); runs on a worker thread."""
         tracker = self._tracker  # close() may clear it meanwhile
         if tracker is None or not job.final or not result.text:
             return None
-        start = result.words[0].start if result.words else job.request.offset
-        end = result.words[-1].end if result.words else job.end / SR
-        audio = Audio(job.request.samples)
-        return tracker.assign(audio, start - job.request.offset, end - job.request.offset)
+        off = job.request.offset
+        spans = [(w.start - off, w.end - off) for w in result.words] or [(0.0, job.end / SR - off)]
+        return _speakers_of(tracker, Audio(job.request.samples), spans)
 
-    def complete(self, job: DecodeJob, result: DecodeResult, speaker: str | None = None) -> None:
+    def complete(self, job: DecodeJob, result: DecodeResult, speakers: list[str] | None = None) -> None:
         """Take a decode result: send the changed segment and any markers it satisfies."""
         with self._lock:
             self._busy = False
@@ -362,13 +372,13 @@ class StreamSession:
             if self._closed:
                 return
             if job.final:
-                self._finalize(job, result, speaker)
+                self._finalize(job, result, speakers)
             else:
                 self._update_partial(job, result)
             self._trim()
             self._drain()
 
-    def _finalize(self, job: DecodeJob, result: DecodeResult, speaker: str | None) -> None:
+    def _finalize(self, job: DecodeJob, result: DecodeResult, speakers: list[str] | None) -> None:
         seg = self._pending.popleft()
         assert seg is job.segment
         text = result.text
@@ -382,8 +392,35 @@ class StreamSession:
         if len(context) > self.config.context_chars:  # keep whole words
             context = context[-self.config.context_chars :].split(" ", 1)[-1]
         self._context = context
-        seg.view = self._view(seg, result, final=True, speaker=speaker)
-        self._send([seg.view])
+        if speakers is None or not result.words or len(set(speakers)) == 1:
+            seg.view = self._view(seg, result, final=True, speaker=speakers[0] if speakers else None)
+            self._send([seg.view])
+            return
+        self._send(self._split_final(seg, result, speakers))
+
+    def _split_final(self, seg: _Segment, result: DecodeResult, speakers: list[str]) -> list[SegmentView]:
+        """Final segments, one per run of words of one speaker: the first keeps ``seg``'s id, the rest
+        take new ids. Ids stay in time order because no later segment has one yet: partials of the
+        next segment wait until every closed segment is final."""
+        runs: list[list] = []
+        for w, speaker in zip(result.words, speakers, strict=True):
+            if runs and runs[-1][0] == speaker:
+                runs[-1][1].append(w)
+            else:
+                runs.append([speaker, [w]])
+        views = []
+        for i, (speaker, words) in enumerate(runs):
+            sid = seg.id if i == 0 else self._take_id()
+            assert sid is not None
+            text = "".join(w.word for w in words)
+            shown = tuple(WordView(w.word.strip(), w.start, w.end, w.probability) for w in words)
+            views.append(
+                SegmentView(
+                    sid, text, words[0].start, words[-1].end, True, shown if self.options.word_timestamps else (), speaker
+                )
+            )
+        seg.view = views[0]
+        return views
 
     def _update_partial(self, job: DecodeJob, result: DecodeResult) -> None:
         seg = job.segment
