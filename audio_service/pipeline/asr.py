@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from audio_service.pipeline.chunking import TimeMap, pack
+from audio_service.pipeline.chunking import Packed, TimeMap, pack
 from audio_service.pipeline.segmenter import resegment
 from audio_service.schema import Audio, Segment, SpeechSpan, Task, Transcript, Word
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 NO_SPEECH_PROB = 0.6
 LOW_LOGPROB = -1.0
 COMPRESSION_RATIO_LIMIT = 2.4  # Whisper's threshold for a repetition loop
-UNCOVERED_S = 5.0  # speech left undecoded at a window's end that means the decoder stopped early
+SKIPPED_SPEECH_S = 1.0  # speech left without text in a window that means the decoder skipped it
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
@@ -62,7 +62,7 @@ def transcribe(model: LoadedModel, audio: Audio, spans: list[SpeechSpan], opts: 
     windows = list(packed.windows)
     if opts.batched and len(opts.temperatures) == 1:
         raw, info = _batched(model, packed.audio, windows, language, opts)
-        raw = _redecode_failed_windows(model, packed.audio, windows, raw, info.language, opts)
+        raw = _redecode_failed_windows(model, packed, raw, info.language, opts)
     else:
         raw, info = _sequential(model, packed.audio, windows, language, opts)
 
@@ -116,34 +116,42 @@ def _sequential(model: LoadedModel, audio: Audio, windows: list[tuple[float, flo
     return list(segments), info
 
 
-def _failed(window: tuple[float, float], segments: list) -> bool:
-    """Whisper's own failure signs on a batched window: a repetition loop, or decoding that stopped early."""
+def _failed(window: tuple[float, float], segments: list, pieces: list[tuple[float, float]]) -> bool:
+    """Whisper's failure signs on a batched window: a repetition loop, or speech it skipped.
+
+    Timestamp-mode decoding may jump over a stretch of speech or stop early; every piece of
+    speech the VAD found in the window (packed clock) should overlap some decoded segment.
+    """
     if any(s.compression_ratio > COMPRESSION_RATIO_LIMIT for s in segments):
         return True
-    covered = max((s.end for s in segments), default=window[0])
-    length = window[1] - window[0]
-    return window[1] - covered > max(UNCOVERED_S, 0.3 * length)
+    skipped = 0.0
+    for a, b in pieces:
+        overlap = sum(max(0.0, min(b, s.end) - max(a, s.start)) for s in segments)
+        if overlap < 0.3 * (b - a):
+            skipped += b - a
+    return skipped > SKIPPED_SPEECH_S
 
 
-def _redecode_failed_windows(
-    model: LoadedModel, audio: Audio, windows: list[tuple[float, float]], raw: list, language: str, opts: AsrOptions
-) -> list:
+def _redecode_failed_windows(model: LoadedModel, packed: Packed, raw: list, language: str, opts: AsrOptions) -> list:
     """Re-decode the windows the batched pass got wrong with the sequential decoder and temperature fallback.
 
     The batched decoder has no fallback; the sequential one retries a window at rising
     temperatures until it passes the compression and log-probability checks, as Whisper does.
     """
+    windows = list(packed.windows)
     by_window: list[list] = [[] for _ in windows]
     for seg in raw:  # segment times are on the packed clock, inside their window
         i = next((k for k, (a, b) in enumerate(windows) if a - 0.01 <= seg.start < b), len(windows) - 1)
         by_window[i].append(seg)
-    failed = [k for k, (w, segs) in enumerate(zip(windows, by_window)) if _failed(w, segs)]
+    pieces = [(p.packed_start, p.packed_start + p.end - p.start) for p in packed.pieces]
+    in_window = [[(a, b) for a, b in pieces if w0 - 0.01 <= a < w1] for w0, w1 in windows]
+    failed = [k for k, segs in enumerate(by_window) if _failed(windows[k], segs, in_window[k])]
     if not failed:
         return raw
     log.info("re-decoding %d of %d windows sequentially", len(failed), len(windows))
     retry = replace(opts, temperatures=FALLBACK_TEMPERATURES)
     for k in failed:
-        redone, _ = _sequential(model, audio, [windows[k]], language, retry)
+        redone, _ = _sequential(model, packed.audio, [windows[k]], language, retry)
         by_window[k] = redone
     return [seg for segs in by_window for seg in segs]
 
