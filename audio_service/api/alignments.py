@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from audio_service.api.batch import _audio_source, _read_form, _respond
 from audio_service.api.deps import Services, get_services, require_api_key
 from audio_service.api.forms import TranscriptionParams
+from audio_service.api.multipart import audio_source, read_form, respond
 from audio_service.errors import InvalidRequestError
 
 router = APIRouter(prefix="/v1/audio", tags=["alignment"], dependencies=[Depends(require_api_key)])
@@ -29,7 +29,7 @@ class AlignmentParams(BaseModel):
     language: str | None = Field(None, description="ISO-639-1 code of the text's language (detected if absent).")
     response_format: Literal["verbose_json", "json", "text", "srt", "vtt"] = "verbose_json"
 
-    # The response carries both granularities (what _respond renders for verbose_json).
+    # The response carries both granularities (what verbose_json renders).
     timestamp_granularities: tuple[str, ...] = ("word", "segment")
 
     @field_validator("language")
@@ -59,16 +59,16 @@ def _parse(form) -> AlignmentParams:
 
 @router.post("/alignments", summary="Force-align a known text to audio")
 async def alignments(request: Request, services: Services = Depends(get_services)) -> Response:
-    form = await _read_form(request)
+    form = await read_form(request)
     try:
         params = _parse(form)
         spec = services.registry.resolve(params.model)
         services.batch.aligners.resolve(params.alignment_model)
-        async with _audio_source(form, services) as source:
+        async with audio_source(form, services) as source:
             transcript = await services.batch.queue.run(_align, services, spec.id, source, params)
     finally:
         await form.close()
-    return _respond(transcript, params)  # type: ignore[arg-type]  # has response_format + timestamp_granularities
+    return respond(transcript, params.response_format, params.timestamp_granularities)
 
 
 def _align(services: Services, model_id: str, source, params: AlignmentParams):

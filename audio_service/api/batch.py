@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, BinaryIO
-
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from starlette.datastructures import FormData, UploadFile
+from fastapi.responses import Response
 
 from audio_service.api.deps import Services, get_services, require_api_key
 from audio_service.api.forms import TranscriptionParams, parse_params
-from audio_service.audio.fetch import fetch_to_tempfile, looks_like_url
-from audio_service.errors import InvalidRequestError, PayloadTooLargeError
-from audio_service.formatting import render
-from audio_service.schema import Task, Transcript
+from audio_service.api.multipart import audio_source, read_form, respond
+from audio_service.schema import Task
 
 router = APIRouter(prefix="/v1/audio", tags=["batch"], dependencies=[Depends(require_api_key)])
 
@@ -48,66 +42,12 @@ async def translations(request: Request, services: Services = Depends(get_servic
 
 
 async def _handle(request: Request, services: Services, task: Task) -> Response:
-    form = await _read_form(request)
+    form = await read_form(request)
     try:
         params = parse_params(form, task)
         job = services.batch.validate(params.to_job(task))
-        async with _audio_source(form, services) as source:
+        async with audio_source(form, services) as source:
             transcript = await services.batch.run(source, job)
     finally:
         await form.close()  # deletes the spooled upload at once, not when garbage-collected
-    return _respond(transcript, params)
-
-
-async def _read_form(request: Request) -> FormData:
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        raise InvalidRequestError("Send the request as multipart/form-data with a 'file' field.", param="file")
-    try:
-        return await request.form(max_files=2, max_fields=100)
-    except PayloadTooLargeError:
-        raise
-    except Exception as exc:  # malformed multipart body
-        raise InvalidRequestError(f"Malformed form data: {exc}", param=None) from exc
-
-
-@contextlib.asynccontextmanager
-async def _audio_source(form: FormData, services: Services):
-    """Yield a readable binary source for the form's ``file``: the spooled upload or a fetched URL."""
-    settings = services.settings
-    value = form.get("file")
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise InvalidRequestError("Missing 'file': upload an audio file or give its URL.", param="file", code="missing_file")
-    url: str | None = None
-    if isinstance(value, str):
-        if not looks_like_url(value):
-            raise InvalidRequestError("'file' must be an uploaded file or an http(s) URL.", param="file")
-        url = value.strip()
-    else:
-        upload: UploadFile = value
-        if upload.size is not None and upload.size > settings.max_upload_bytes:
-            raise PayloadTooLargeError(f"The file exceeds the {settings.max_upload_bytes}-byte upload limit.", param="file")
-        if upload.size is not None and upload.size <= 4096:
-            head = await upload.read()
-            await upload.seek(0)
-            if looks_like_url(head):  # the reference SDK sends URLs as a file part
-                url = head.decode().strip()
-        if url is None:
-            yield upload.file
-            return
-    fetched: BinaryIO = await fetch_to_tempfile(
-        url, max_bytes=settings.max_upload_bytes, timeout_s=settings.url_fetch_timeout_s, allowlist=settings.url_fetch_allowlist
-    )
-    try:
-        yield fetched
-    finally:
-        fetched.close()
-
-
-def _respond(transcript: Transcript, params: TranscriptionParams) -> Response:
-    rendered = render(transcript, params.response_format, params.timestamp_granularities)
-    headers = {f"x-audio-service-{k}": v for k, v in transcript.provenance.items()}
-    if isinstance(rendered.body, dict):
-        body: Any = rendered.body
-        return JSONResponse(body, headers=headers)
-    return PlainTextResponse(rendered.body, media_type=rendered.media_type, headers=headers)
+    return respond(transcript, params.response_format, params.timestamp_granularities)
