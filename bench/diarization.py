@@ -79,7 +79,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-diar-"))
     joined, joined_ref = build_joined_voices(work)
     files = {"two_speakers": (TWO_SPEAKERS, reference_two_speakers()), "joined_voices": (joined, joined_ref)}
-    results: dict = {"machine": f"{os.cpu_count()} cores, CPU (shared with other work: indicative)", "collar": 0.25}
+    results: dict = {"machine": f"{os.cpu_count()} cores, CPU", "load_average_before": os.getloadavg(), "collar": 0.25}
     RESULTS.mkdir(parents=True, exist_ok=True)
     with ServerProcess(log_path=RESULTS / "diarization-server.log") as srv:
         transcribe(srv, TWO_SPEAKERS, diarize=True)  # warm-up: loads the diarization models once
