@@ -17,7 +17,7 @@ import numpy as np
 from audio_service.audio.decode import iter_audio_blocks
 from audio_service.audio.preprocess import preprocess
 from audio_service.errors import InvalidRequestError
-from audio_service.models.registry import ModelRegistry
+from audio_service.models.registry import LoadedModel, ModelRegistry
 from audio_service.pipeline import asr
 from audio_service.pipeline.align import AlignerRegistry
 from audio_service.pipeline.blocks import join, speech_blocks
@@ -78,9 +78,14 @@ class BatchService:
             self.aligners.resolve(job.alignment_model)
         if job.diarize:
             self.diarizers.resolve(job.diarization_model)
-        if job.task == "translate" and not self._registry.get(spec.id).multilingual:
-            raise InvalidRequestError(f"Model {spec.id!r} is English-only and cannot translate.", param="model")
+        if self._registry.is_loaded(spec.id):  # else checked on the worker, after loading off the event loop
+            self._check_task(job, self._registry.get(spec.id))
         return replace(job, model=spec.id)
+
+    @staticmethod
+    def _check_task(job: BatchJob, model: LoadedModel) -> None:
+        if job.task == "translate" and not model.multilingual:
+            raise InvalidRequestError(f"Model {model.spec.id!r} is English-only and cannot translate.", param="model")
 
     async def run(self, source: str | BinaryIO, job: BatchJob) -> Transcript:
         """Transcribe or translate ``source`` (a path or a binary file object) on a worker thread."""
@@ -95,6 +100,7 @@ class BatchService:
         """
         t0 = time.perf_counter()
         model = self._registry.get(job.model)
+        self._check_task(job, model)
         opts = self._asr_options(job)
         raw = (preprocess(b, job.preprocessing) for b in iter_audio_blocks(source, self._settings.batch_block_s))
         aligner = self.aligners.resolve(job.alignment_model) if job.word_timestamps or job.diarize else None
