@@ -12,7 +12,6 @@ and reports median / p90 / max onset error. Writes bench/results/alignment.json.
 from __future__ import annotations
 
 import difflib
-import json
 import random
 import sys
 import tempfile
@@ -23,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from _common import save  # noqa: E402
 
 from audio_service.audio.decode import decode_audio  # noqa: E402
 from audio_service.models.registry import ModelRegistry  # noqa: E402
@@ -36,7 +36,6 @@ WORDS = (
     "forest kitchen letter monkey island winter basket dragon pocket candle"
 ).split()
 VOICES = ("en-us", "en+f3")
-RESULTS = ROOT / "bench" / "results"
 
 
 def build(directory: Path) -> tuple[Path, list[float]]:
@@ -90,10 +89,7 @@ def main() -> None:
     }
     for name in ("forced_alignment", "transcription_word_timestamps"):
         print(f"{name}: {results[name]}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "alignment.json"
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}")
+    save("alignment", results)
 
 
 if __name__ == "__main__":

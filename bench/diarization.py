@@ -18,7 +18,6 @@ Prints its figures and writes bench/results/diarization.json.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from _common import RESULTS, save  # noqa: E402
 
 from audio_service.audio.decode import decode_audio  # noqa: E402
 from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds  # noqa: E402
@@ -44,8 +44,6 @@ from tests.diarization_utils import (  # noqa: E402
 )
 from tests.server import ServerProcess  # noqa: E402
 from tests.stream_client import stream  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results"
 
 
 def transcribe(srv: ServerProcess, path: Path, diarize: bool, runs: int = 2) -> tuple[float, dict]:
@@ -119,10 +117,7 @@ def main() -> None:
             f"{name}: diarizer turns DER {score['der']:.3f} (confusion {score['confusion_s']:.2f}s); "
             f"diarizer alone {seconds / (audio.duration / 60):.1f}s per audio minute"
         )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "diarization.json"
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}")
+    save("diarization", results)
 
 
 if __name__ == "__main__":
