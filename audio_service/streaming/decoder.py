@@ -22,6 +22,12 @@ if TYPE_CHECKING:  # pragma: no cover
 FULL_FRAMES = 3000  # Whisper's 30 s window, in mel frames (100 per second)
 FRAMES_PER_S = 100
 BUCKET_FRAMES = 500  # window lengths are rounded up to 5 s so several streams share one batch shape
+# CTranslate2's batched generate needs <|startoftranscript|> at one position in every prompt of a
+# batch, i.e. the same number of previous-text tokens. A stream context longer than two buckets keeps
+# a multiple of this many of its most recent tokens (losing at most 15 of 32 or more), so streams with
+# the same client prompt and a long context share a position; a batch is grouped by that position.
+# Short contexts are kept whole: dropping them cost words at segment starts (measured on jfk).
+PROMPT_BUCKET_TOKENS = 16
 PREPEND_PUNCT = "\"'“¿([{-"
 APPEND_PUNCT = "\"'.。,，!！?？:：”)]}、"
 NO_SPEECH_PROB = 0.6
@@ -35,7 +41,8 @@ class DecodeRequest:
     samples: np.ndarray
     offset: float
     language: str | None
-    prompt_text: str = ""
+    prompt_text: str = ""  # the client's prompt: always kept whole
+    context_text: str = ""  # recent final text of the stream: trimmed to a token bucket (see _prompt)
     prefix_tokens: tuple[int, ...] = ()
     beam_size: int = 1
     temperature: float = 0.0
@@ -102,11 +109,13 @@ def decode_batch(model: LoadedModel, requests: list[DecodeRequest], window: Wind
 
     prompts = [_prompt(whisper, tokenizer(lang, r.task), r) for r, lang in zip(requests, languages)]
     results: list = [None] * len(requests)
-    # one generate per (window length, beam, temperature): encoder outputs of a batch must have one shape
-    groups: dict[tuple[int, int, float], list[int]] = {}
+    # one generate per (window length, beam, temperature, start-of-transcript position): encoder
+    # outputs of a batch must have one shape, and the SOT token one position (see PROMPT_BUCKET_TOKENS)
+    sot = whisper.hf_tokenizer.token_to_id("<|startoftranscript|>")
+    groups: dict[tuple[int, int, float, int], list[int]] = {}
     for i, r in enumerate(requests):
-        groups.setdefault((frames[i], r.beam_size, r.temperature), []).append(i)
-    for (_, beam, temp), idx in groups.items():
+        groups.setdefault((frames[i], r.beam_size, r.temperature, prompts[i].index(sot)), []).append(i)
+    for (_, beam, temp, _), idx in groups.items():
         beam = 1 if temp > 0 else beam  # sampling is per hypothesis; beam search ignores temperature
         enc = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate([encoded[i] for i in idx])))
         max_new = max(min(224, int(10 + 7 * len(requests[i].samples) / 16000)) for i in idx)
@@ -169,7 +178,16 @@ def _languages(model: LoadedModel, requests: list[DecodeRequest], encoded: list[
 
 
 def _prompt(whisper, tok, r: DecodeRequest) -> list[int]:
-    previous = tok.encode(" " + r.prompt_text.strip()) if r.prompt_text.strip() else []
+    def encode(text: str) -> list[int]:
+        return tok.encode(" " + text.strip()) if text.strip() else []
+
+    client, context = encode(r.prompt_text), encode(r.context_text)
+    # Whisper keeps at most max_length // 2 - 1 previous tokens, the most recent ones
+    room = max(0, whisper.max_length // 2 - 1 - len(client))
+    keep = min(len(context), room)
+    if keep >= 2 * PROMPT_BUCKET_TOKENS:
+        keep = keep // PROMPT_BUCKET_TOKENS * PROMPT_BUCKET_TOKENS
+    previous = client + context[len(context) - keep :]
     prompt = whisper.get_prompt(tok, previous_tokens=previous, without_timestamps=True)
     return prompt + list(r.prefix_tokens)
 

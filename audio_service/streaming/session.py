@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -41,6 +41,15 @@ from audio_service.streaming.vad import WINDOW, StreamingVad
 SR = SAMPLE_RATE
 HARD_BACKLOG_MARGIN_S = 10.0
 MIN_PARTIAL_S = 0.6  # shorter windows make Whisper guess; wait for a little more audio
+# A checkpoint cuts speech wherever it arrives, often inside a word. Whisper mis-hears the last words
+# before an abrupt end ("what your coun|" -> "why you are") and the first words after an abrupt start,
+# so both sides of a cut are decoded with this much audio from across it, and each word is given to
+# the side its midpoint falls on: a cut costs at most the word it splits.
+CUT_CONTEXT_S = 1.0
+CUT_CONTEXT_WAIT_S = 2.0  # a cut segment's final pass waits this long at most for the audio after the cut
+# Cross-attention word times are off by up to a few tenths of a second, so each side also keeps the
+# words this close past the cut; the side after the cut then drops the words the side before it has.
+CUT_TOLERANCE_S = 0.3
 
 
 class SpeakerTracker(Protocol):
@@ -83,6 +92,13 @@ class _Segment:
 
     start: int  # absolute sample
     end: int | None = None  # None while open
+    # decoded audio may reach across a cut (see CUT_CONTEXT_S); words outside [start, end) are dropped
+    audio_start: int | None = None  # None: from ``start``
+    audio_end: int | None = None  # None: to ``end``
+    clip_start: bool = False  # drop words whose midpoint is before ``start``
+    clip_end: bool = False  # drop words whose midpoint is at or after ``end``
+    closed_at: float = 0.0  # monotonic time the segment was closed
+    lead_words: tuple[str, ...] = ()  # the final words before the cut this segment continues from
     id: int | None = None
     decoded_end: int = 0  # audio covered by the newest hypothesis
     submitted_at: int = 0  # received position when the last partial was submitted
@@ -102,6 +118,43 @@ class DecodeJob:
     final: bool
     request: DecodeRequest
     end: int  # absolute sample just past the decoded audio
+
+
+def _audio_start(seg: _Segment) -> int:
+    return seg.start if seg.audio_start is None else seg.audio_start
+
+
+def _norm(word: str) -> str:
+    return "".join(c for c in word.lower() if c.isalnum() or c == "'")
+
+
+def _clip(seg: _Segment, result: DecodeResult, speakers: list[str] | None) -> tuple[DecodeResult, list[str] | None]:
+    """Keep the words of ``result`` that belong to the segment (its audio may reach across a cut).
+
+    A word belongs to the side of a cut its midpoint falls on, give or take CUT_TOLERANCE_S; words
+    at the start that repeat the end of the segment before the cut (``lead_words``) are dropped.
+    """
+    if not (seg.clip_start or seg.clip_end) or not result.words:
+        return result, speakers
+    lo = seg.start / SR - CUT_TOLERANCE_S if seg.clip_start else float("-inf")
+    hi = (seg.end / SR + CUT_TOLERANCE_S) if seg.clip_end and seg.end is not None else float("inf")
+    keep = [i for i, w in enumerate(result.words) if lo <= (w.start + w.end) / 2 < hi]
+    keep = keep[_repeated_lead(seg.lead_words, [_norm(result.words[i].word) for i in keep]) :]
+    words = [result.words[i] for i in keep]
+    if words and seg.clip_start:  # the alignment stretches edge words across the cut: clamp them
+        words[0] = replace(words[0], start=max(words[0].start, min(seg.start / SR, words[0].end)))
+    words = tuple(words)
+    text = "".join(w.word for w in words).strip()
+    kept_speakers = [speakers[i] for i in keep] if speakers is not None and len(speakers) == len(result.words) else speakers
+    return replace(result, text=text, words=words), kept_speakers
+
+
+def _repeated_lead(before: tuple[str, ...], words: list[str]) -> int:
+    """How many of ``words`` repeat the last words of ``before`` (the longest such overlap)."""
+    for k in range(min(len(before), len(words)), 0, -1):
+        if tuple(words[:k]) == before[-k:]:
+            return k
+    return 0
 
 
 class _AudioBuffer:
@@ -158,6 +211,7 @@ class StreamSession:
         self._open: _Segment | None = None
         self._pending: deque[_Segment] = deque()  # closed, waiting for their final pass
         self._floor = 0  # end of the last closed segment: a new one never overlaps it
+        self._cut: int | None = None  # a checkpoint cut speech here: the segment that goes on decodes across it
         self._silence_start: int | None = None
         self._markers: deque[tuple[int, Checkpoint | Trace]] = deque()
         self._next_id = 0
@@ -215,7 +269,7 @@ class StreamSession:
             if isinstance(message, Checkpoint):
                 # every segment before a checkpoint must be final: close the open one here
                 if self._open is not None:
-                    self._close_open(pos)
+                    self._cut_open(pos, lookahead=not message.is_final)
                     self._silence_start = None
                 self._floor = max(self._floor, pos)
                 if message.is_final:
@@ -279,7 +333,22 @@ class StreamSession:
         self._open.probs = [(pos, p) for pos, p in seg.probs if pos >= cut]
 
     def _new_segment(self, start: int) -> _Segment:
-        return _Segment(start=start, decoded_end=start, submitted_at=start, text_changed_at=start)
+        seg = _Segment(start=start, decoded_end=start, submitted_at=start, text_changed_at=start)
+        if self._cut is not None and start <= self._cut:  # speech goes on right after a cut
+            seg.audio_start = max(self._buf.start, self._cut - int(CUT_CONTEXT_S * SR))
+            seg.clip_start = True
+        self._cut = None
+        return seg
+
+    def _cut_open(self, pos: int, lookahead: bool) -> None:
+        """Close the open segment at ``pos`` in mid-speech; the next segment decodes across the cut."""
+        seg = self._open
+        self._close_open(pos)
+        if seg is not None:
+            seg.clip_end = True
+            if lookahead:
+                seg.audio_end = pos + int(CUT_CONTEXT_S * SR)
+        self._cut = pos
 
     def _close_open(self, end: int) -> None:
         seg = self._open
@@ -287,6 +356,7 @@ class StreamSession:
             return
         self._open = None
         seg.end = max(end, seg.start)
+        seg.closed_at = time.monotonic()
         self._floor = max(self._floor, seg.end)
         if seg.end - seg.start < SR // 10 and seg.id is None:
             return  # nothing audible to finalize
@@ -295,9 +365,11 @@ class StreamSession:
 
     def _oldest_needed(self) -> int:
         if self._pending:
-            return self._pending[0].start
+            return _audio_start(self._pending[0])
         if self._open is not None:
-            return self._open.start
+            return _audio_start(self._open)
+        if self._cut is not None:
+            return self._cut - int(CUT_CONTEXT_S * SR)
         return self._buf.end
 
     def _trim(self) -> None:
@@ -313,8 +385,14 @@ class StreamSession:
             if self._busy or self._closed:
                 return False
             if final:
-                return bool(self._pending)
+                return bool(self._pending) and self._final_ready(self._pending[0])
             return not self._pending and self._partial_due()
+
+    def _final_ready(self, seg: _Segment) -> bool:
+        """A cut segment waits for the audio after its cut (up to CUT_CONTEXT_WAIT_S, or the stream's end)."""
+        if seg.audio_end is None or self._buf.end >= seg.audio_end or self.finished:
+            return True
+        return time.monotonic() - seg.closed_at >= CUT_CONTEXT_WAIT_S
 
     def _partial_due(self) -> bool:
         seg = self._open
@@ -332,7 +410,7 @@ class StreamSession:
                 return None
             if final:
                 seg = self._pending[0]
-                end = seg.end or seg.start
+                end = min(seg.audio_end or seg.end or seg.start, self._buf.end)
                 beam = self.config.final_beam_size
                 prefix: tuple[int, ...] = ()
             else:
@@ -343,10 +421,11 @@ class StreamSession:
                 beam = 1
                 prefix = seg.locked
             request = DecodeRequest(
-                samples=self._buf.slice(seg.start, end),
-                offset=seg.start / SR,
+                samples=self._buf.slice(_audio_start(seg), end),
+                offset=_audio_start(seg) / SR,
                 language=self._language,
-                prompt_text=" ".join(p for p in (self.options.prompt, self._context) if p),
+                prompt_text=self.options.prompt or "",
+                context_text=self._context,
                 prefix_tokens=prefix,
                 beam_size=beam,
                 temperature=self.options.temperature,
@@ -381,6 +460,10 @@ class StreamSession:
     def _finalize(self, job: DecodeJob, result: DecodeResult, speakers: list[str] | None) -> None:
         seg = self._pending.popleft()
         assert seg is job.segment
+        result, speakers = _clip(seg, result, speakers)
+        nxt = self._pending[0] if self._pending else self._open
+        if seg.clip_end and nxt is not None and nxt.clip_start:
+            nxt.lead_words = tuple(_norm(w.word) for w in result.words)
         text = result.text
         if not text and seg.id is None:
             return  # never shown, nothing said: no segment at all
@@ -432,6 +515,7 @@ class StreamSession:
         seg.prev_words = tuple(words)
         if agreed and len(result.words) > agreed:  # lock agreed words, but never the whole hypothesis
             seg.locked = tuple(t for w in result.words[:agreed] for t in w.tokens)
+        result, _ = _clip(seg, result, None)  # the lock is on the decoded words; the client sees the segment's own
         if not result.text or (seg.view is not None and seg.view.text == result.text):
             self._check_text_timeout(seg, job.end)
             return
