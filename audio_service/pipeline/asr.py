@@ -10,6 +10,13 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from audio_service.models.whisper_rules import (
+    COMPRESSION_RATIO_LIMIT,
+    compression_ratio,
+    is_looping,
+    is_silence,
+    repetition_start,
+)
 from audio_service.pipeline.chunking import Packed, TimeMap, pack
 from audio_service.pipeline.segmenter import resegment
 from audio_service.schema import Audio, Segment, SpeechSpan, Task, Transcript, Word
@@ -19,11 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-# Whisper's own rule for "this window is silence": both a high no-speech probability and a low
-# average log-probability. The batched decoder does not apply it, so we do.
-NO_SPEECH_PROB = 0.6
-LOW_LOGPROB = -1.0
-COMPRESSION_RATIO_LIMIT = 2.4  # Whisper's threshold for a repetition loop
 SKIPPED_SPEECH_S = 1.0  # speech left without text in a window that means the decoder skipped it
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -60,13 +62,13 @@ def transcribe(model: LoadedModel, audio: Audio, spans: list[SpeechSpan], opts: 
         return Transcript(opts.task, "en" if opts.task == "translate" else (language or "en"), audio.duration, ())
 
     windows = list(packed.windows)
+    keep = _Keep(model)
     if opts.batched and len(opts.temperatures) == 1:
         raw, info = _batched(model, packed.audio, windows, language, opts)
-        raw = _redecode_failed_windows(model, packed, raw, info.language, opts)
+        kept = _redecode_failed_windows(model, packed, raw, info.language, opts, keep)
     else:
         raw, info = _sequential(model, packed.audio, windows, language, opts)
-
-    kept = [s for s in raw if s.text.strip() and not _is_silence(s)]
+        kept = keep(raw)
     clock = TimeMap(packed.pieces)
     segments = tuple(_segment(i, s, clock) for i, s in enumerate(kept))
     if opts.word_timestamps:
@@ -124,6 +126,7 @@ def _failed(window: tuple[float, float], segments: list, pieces: list[tuple[floa
     """
     if any(s.compression_ratio > COMPRESSION_RATIO_LIMIT for s in segments):
         return True
+    segments = [s for s in segments if _has_text(s)]  # speech "heard" only as silence was skipped too
     skipped = 0.0
     for a, b in pieces:
         overlap = sum(max(0.0, min(b, s.end) - max(a, s.start)) for s in segments)
@@ -132,8 +135,9 @@ def _failed(window: tuple[float, float], segments: list, pieces: list[tuple[floa
     return skipped > SKIPPED_SPEECH_S
 
 
-def _redecode_failed_windows(model: LoadedModel, packed: Packed, raw: list, language: str, opts: AsrOptions) -> list:
-    """Re-decode the windows the batched pass got wrong with the sequential decoder and temperature fallback.
+def _redecode_failed_windows(model: LoadedModel, packed: Packed, raw: list, language: str, opts: AsrOptions, keep: _Keep) -> list:
+    """The segments worth keeping, after re-decoding the windows the batched pass got wrong with the
+    sequential decoder and temperature fallback.
 
     The batched decoder has no fallback; the sequential one retries a window at rising
     temperatures until it passes the compression and log-probability checks, as Whisper does.
@@ -146,18 +150,47 @@ def _redecode_failed_windows(model: LoadedModel, packed: Packed, raw: list, lang
     pieces = [(p.packed_start, p.packed_start + p.end - p.start) for p in packed.pieces]
     in_window = [[(a, b) for a, b in pieces if w0 - 0.01 <= a < w1] for w0, w1 in windows]
     failed = [k for k, segs in enumerate(by_window) if _failed(windows[k], segs, in_window[k])]
-    if not failed:
-        return raw
-    log.info("re-decoding %d of %d windows sequentially", len(failed), len(windows))
+    if failed:
+        log.info("re-decoding %d of %d windows sequentially", len(failed), len(windows))
     retry = replace(opts, temperatures=FALLBACK_TEMPERATURES)
-    for k in failed:
-        redone, _ = _sequential(model, packed.audio, [windows[k]], language, retry)
-        by_window[k] = redone
-    return [seg for segs in by_window for seg in segs]
+    kept: list = []
+    for k, segs in enumerate(by_window):
+        if k not in failed:
+            kept += keep(segs)
+            continue
+        redone = keep(_sequential(model, packed.audio, [windows[k]], language, retry)[0])
+        # The fallback can end with nothing (every temperature failed, then the no-speech rule
+        # skipped the best one) where the first pass heard words in VAD speech: keep those, cut
+        # before any loop, rather than lose the window (seen on German speech translated with int8
+        # numerics on an AVX2 CPU, where faster-whisper at temperature 0 returns text).
+        kept += redone or keep(segs, silence_too=True)
+    return kept
 
 
-def _is_silence(s) -> bool:
-    return s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOW_LOGPROB
+def _has_text(s) -> bool:
+    return bool(s.text.strip()) and not is_silence(s.no_speech_prob, s.avg_logprob)
+
+
+class _Keep:
+    """What of a list of decoded segments to return: loops cut where they start repeating, and
+    (unless ``silence_too``) Whisper's no-speech windows dropped."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self._tokenizer = model.whisper.hf_tokenizer
+
+    def __call__(self, segments: list, silence_too: bool = False) -> list:
+        out = [self._without_loop(s) for s in segments if s.text.strip()]
+        return [s for s in out if s is not None and (silence_too or _has_text(s))]
+
+    def _without_loop(self, s):
+        if not is_looping(s.text):
+            return s
+        words = (s.words or [])[: repetition_start([w.word for w in s.words or []])]
+        if not words:
+            return None
+        text = "".join(w.word for w in words)
+        n_tokens = len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        return replace(s, text=text, words=words, end=words[-1].end, tokens=s.tokens[:n_tokens], compression_ratio=compression_ratio(text))
 
 
 def _segment(i: int, s, clock: TimeMap) -> Segment:

@@ -10,11 +10,12 @@ input length, and Whisper still transcribes well when at least ~1 s of padding f
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from audio_service.models.whisper_rules import is_looping, is_silence, repetition_start
 
 if TYPE_CHECKING:  # pragma: no cover
     from audio_service.models.registry import LoadedModel
@@ -30,8 +31,6 @@ BUCKET_FRAMES = 500  # window lengths are rounded up to 5 s so several streams s
 PROMPT_BUCKET_TOKENS = 16
 PREPEND_PUNCT = "\"'“¿([{-"
 APPEND_PUNCT = "\"'.。,，!！?？:：”)]}、"
-NO_SPEECH_PROB = 0.6
-LOW_LOGPROB = -1.0
 
 
 @dataclass(frozen=True)
@@ -142,15 +141,16 @@ def decode_batch(model: LoadedModel, requests: list[DecodeRequest], window: Wind
         tokens = [t for t in res.sequences_ids[0] if t < tok.eot]
         seq_len = len(res.sequences_ids[0])
         avg_logprob = float(res.scores[0] * seq_len / (seq_len + 1))
-        if res.no_speech_prob > NO_SPEECH_PROB and avg_logprob < LOW_LOGPROB:
-            tokens = []  # Whisper's own "this window is silence" rule
+        if is_silence(res.no_speech_prob, avg_logprob):
+            tokens = []
         words = _align(whisper, tok, tokens, encoded[i], feats[i].shape[1], r.offset) if tokens else []
         text = tok.decode(tokens).strip() if tokens else ""
         kept = _drop_unheard_tail(words, r.offset + len(r.samples) / 16000)
         if len(kept) < len(words):
             text, words = "".join(w.word for w in kept).strip(), kept
-        if text and _compression_ratio(text) > 2.4 and len(text) > 60:
-            text, words = _drop_repetition(words)
+        if is_looping(text):  # cut a looping hypothesis where it starts repeating itself
+            words = words[: repetition_start([w.word for w in words])]
+            text = "".join(w.word for w in words).strip()
         out_results.append(DecodeResult(text, tuple(words), languages[i], float(res.no_speech_prob), avg_logprob))
     return out_results
 
@@ -221,20 +221,3 @@ def _drop_unheard_tail(words: list[DecodedWord], audio_end: float) -> list[Decod
     if len(tail) >= 2 or any(w.start >= audio_end - 0.02 for w in tail):
         return words[:n]
     return words
-
-
-def _compression_ratio(text: str) -> float:
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data))
-
-
-def _drop_repetition(words: list[DecodedWord]) -> tuple[str, list[DecodedWord]]:
-    """Cut a looping hypothesis where it starts repeating itself (Whisper's failure on odd audio)."""
-    kept: list[DecodedWord] = []
-    for w in words:
-        kept.append(w)
-        text = "".join(k.word for k in kept)
-        if len(text) > 60 and _compression_ratio(text) > 2.4:
-            kept.pop()
-            break
-    return "".join(k.word for k in kept).strip(), kept
