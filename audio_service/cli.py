@@ -41,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="audio-service", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="Start the HTTP/WebSocket server.")
-    prepare = sub.add_parser("prepare-models", help="Assemble and load the preloaded models once, then exit.")
+    prepare = sub.add_parser(
+        "prepare-models",
+        help="Assemble and load the preloaded models once, put the pyannote segmentation checkpoint into the cache, then exit.",
+    )
     for p in (serve, prepare):
         _add_settings_flags(p)
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -53,12 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     if command == "prepare-models":
+        from audio_service.models.packaged import prepare_segmentation_checkpoint
         from audio_service.models.registry import ModelRegistry
 
         registry = ModelRegistry(settings)
         for name in settings.preload_models:
             model = registry.get(name)
             print(f"{name}: ready ({model.device}, {model.compute_type})")
+        print(f"pyannote segmentation: ready ({prepare_segmentation_checkpoint(settings.model_cache_dir)})")
         return 0
 
     import uvicorn
