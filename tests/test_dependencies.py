@@ -43,6 +43,6 @@ def test_import_layers_hold() -> None:
 )
 def test_dependencies_match_imports(args: list[str]) -> None:
     """No unused, missing or transitive-only dependency, and no dev tool imported by the service."""
-    proc = run_tool("deptry", *args)
+    proc = run_tool("deptry", "--no-ansi", *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "No dependency issues found" in proc.stdout + proc.stderr
