@@ -1,7 +1,8 @@
 """Command line: ``audio-service serve`` and ``audio-service prepare-models``.
 
-Every :class:`Settings` field is also a flag (``--max-upload-bytes 1000``); flags win over
-environment variables (``AUDIO_SERVICE_*``), which win over defaults. List and dict fields take JSON.
+Every :class:`Settings` field is also a flag (``--max-upload-bytes 1000``), built by pydantic-settings'
+CLI support from the field's type and description; flags win over environment variables
+(``AUDIO_SERVICE_*``), which win over defaults. List and dict fields take JSON.
 """
 
 from __future__ import annotations
@@ -9,41 +10,49 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
-from typing import Any, get_origin
+
+from pydantic_settings import CliSettingsSource
 
 from audio_service.settings import Settings
 
 
-def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    for name, field in Settings.model_fields.items():
-        parser.add_argument(
-            f"--{name.replace('_', '-')}",
-            dest=name,
-            default=argparse.SUPPRESS,
-            help=f"{field.description} (env AUDIO_SERVICE_{name.upper()})",
-        )
+def _settings_flags(parser: argparse.ArgumentParser | None = None) -> CliSettingsSource[Settings]:
+    """pydantic-settings' own CLI source: one flag per Settings field, named, typed and documented by it
+    (on ``parser``, or on a parser of its own when only used to read already parsed arguments)."""
+    source = CliSettingsSource(
+        Settings, root_parser=parser, cli_kebab_case=True, cli_show_env_vars=True, cli_hide_none_type=True
+    )
+    if parser is not None:
+        _show_default_values(parser)
+    return source
 
 
-def _coerce(name: str, raw: str) -> Any:
-    annotation = Settings.model_fields[name].annotation
-    if get_origin(annotation) in (list, dict):
-        return json.loads(raw)
-    return raw  # pydantic converts strings to ints, floats, bools, paths
+def _show_default_values(parser: argparse.ArgumentParser) -> None:
+    """Help shows "(default factory: Settings.<lambda>)" for list and table fields: print the value instead."""
+    for action in parser._actions:  # argparse has no public accessor for a parser's arguments
+        field = Settings.model_fields.get(action.dest)
+        if field is not None and field.default_factory is not None and action.help:
+            value = json.dumps(field.get_default(call_default_factory=True)).replace("%", "%%")
+            action.help = re.sub(r"\(default factory: [^)]*\)", f"(default: {value})", action.help)
 
 
 def build_settings(args: argparse.Namespace) -> Settings:
-    overrides = {k: _coerce(k, v) for k, v in vars(args).items() if k in Settings.model_fields}
-    return Settings(**overrides)
+    """Settings from parsed flags, over ``AUDIO_SERVICE_*`` environment variables, over defaults."""
+    return Settings(_cli_settings_source=_settings_flags()(parsed_args=args))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="audio-service", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="Start the HTTP/WebSocket server.")
-    prepare = sub.add_parser("prepare-models", help="Assemble and load the preloaded models once, then exit.")
+    prepare = sub.add_parser(
+        "prepare-models",
+        help="Assemble and load the preloaded models once, put the pyannote segmentation checkpoint into the cache, then exit.",
+    )
     for p in (serve, prepare):
-        _add_settings_flags(p)
+        _settings_flags(p)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv.insert(0, "serve")  # `python -m audio_service --port 9000` means serve
@@ -53,12 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     if command == "prepare-models":
+        from audio_service.models.packaged import prepare_segmentation_checkpoint
         from audio_service.models.registry import ModelRegistry
 
         registry = ModelRegistry(settings)
         for name in settings.preload_models:
             model = registry.get(name)
             print(f"{name}: ready ({model.device}, {model.compute_type})")
+        print(f"pyannote segmentation: ready ({prepare_segmentation_checkpoint(settings.model_cache_dir)})")
         return 0
 
     import uvicorn

