@@ -58,24 +58,31 @@ function progress(fraction, label) {
   $('progress-label').textContent = label;
 }
 
-/** Transcribe with stream=true; returns the verbose_json body, or throws an error message. */
+// Whether this server's event stream ends with the timed transcript. OpenAI's `transcript.text.done`
+// carries the text only; then the page asks once more without stream=true (for segment timings) and
+// stops asking for events, so later uploads cost one transcription each.
+let streamHasSegments = true;
+
+/** Transcribe (with stream=true progress events where useful); returns the verbose_json body, or throws an error message. */
 async function transcribe(j, diarize) {
   let done = null;
-  const r = await send(j, formFor(j, 'verbose_json', { diarize, stream: true }), (ev) => {
-    if (ev.type === 'transcript.text.delta') {
-      const at = ev.audio_end ?? ev.end ?? ev.audio_position ?? ev.position;
-      const total = j.duration;
-      if (typeof at === 'number' && total) progress(Math.min(1, at / total), `transcribing ${clock(at)} of ${clock(total)}`);
+  let failed = null;
+  const stream = streamHasSegments && !j.translate; // the reference API streams transcriptions only
+  const r = await send(j, formFor(j, 'verbose_json', { diarize, stream }), (ev) => {
+    if (ev.error) failed = ev;
+    else if (ev.type === 'transcript.text.delta') {
+      const at = ev.audio_position_s ?? ev.audio_position ?? ev.audio_end;
+      if (typeof at === 'number' && j.duration) progress(Math.min(1, at / j.duration), `transcribing: ${clock(at)} of ${clock(j.duration)}`);
+      else progress(null, 'transcribing…');
       $('progress-label').dataset.sse = 'true';
-    } else if (ev.type === 'transcript.text.done') {
-      done = ev;
-    }
+    } else if (ev.type === 'transcript.text.done') done = ev;
   });
   if (r.sse) {
+    if (failed) throw errorText({ status: r.status, body: failed });
     if (done?.segments) return done;
-    if (done?.response?.segments) return done.response;
-    // a progress stream that ends in text only: fetch the timed transcript the view needs
-  } else if (r.status < 400) {
+    streamHasSegments = false;
+    progress(null, 'adding timings…');
+  } else if (r.status > 0 && r.status < 400) {
     return r.body;
   } else if (r.body?.error?.param !== 'stream') {
     throw errorText(r);
