@@ -7,6 +7,7 @@ pictures (docs/demo-live.png, docs/demo-file.png) are copies of them.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -144,12 +145,14 @@ def test_live_view_shows_the_servers_error_message(server, browser):
     assert browser.find_element(By.ID, "start").is_enabled()
 
 
-def test_file_view_two_speakers_timeline_playback_srt(server, browser, downloads):
+def test_file_view_two_speakers_timeline_playback_srt(server, browser, downloads, tmp_path):
     _open(browser, server)
     browser.find_element(By.ID, "diarize").click()
     browser.find_element(By.ID, "file").send_keys(str(TWO_SPEAKERS))
     browser.find_element(By.ID, "upload").click()
-    _wait(browser, lambda d: d.find_element(By.ID, "file-result").is_displayed())
+    WebDriverWait(browser, 2 * WAIT_S, poll_frequency=0.5).until(
+        lambda d: d.find_element(By.ID, "file-result").is_displayed() or d.find_element(By.ID, "file-error").is_displayed())
+    assert not browser.find_element(By.ID, "file-error").is_displayed(), browser.find_element(By.ID, "file-error").text
     lanes = browser.find_elements(By.CSS_SELECTOR, "#timeline .lane")
     bars = browser.find_elements(By.CSS_SELECTOR, "#timeline .bar")
     speakers = {b.get_attribute("data-speaker") for b in bars}
@@ -176,6 +179,18 @@ def test_file_view_two_speakers_timeline_playback_srt(server, browser, downloads
                             data={"response_format": "srt", "language": "en"}, timeout=300)
     assert direct.status_code == 200
     assert srt_path.read_text() == direct.text and "-->" in direct.text
+
+    # the page shows stream=true progress events where the server's event stream ends with segments
+    # (what a timeline needs), and otherwise transcribes once without them: never twice
+    silence = tmp_path / "silence.wav"
+    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(silence), "trim", "0", "0.1"], check=True)
+    with silence.open("rb") as f:
+        probe = httpx.post(f"{server.base_url}/v1/audio/transcriptions", files={"file": f},
+                           data={"stream": "true", "response_format": "verbose_json"}, timeout=120)
+    events = [json.loads(line[5:]) for line in probe.text.splitlines() if line.startswith("data:")]
+    done = [e for e in events if e.get("type") == "transcript.text.done"]
+    sse_with_segments = probe.headers.get("content-type", "").startswith("text/event-stream") and "segments" in done[-1]
+    assert browser.find_element(By.ID, "progress-label").get_attribute("data-sse") == ("true" if sse_with_segments else None)
 
     browser.set_window_size(390, 844)  # a phone: the same view must stay usable (artifact for a look)
     _screenshot(browser, "demo-file-phone.png")

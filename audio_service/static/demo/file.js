@@ -18,13 +18,13 @@ function formFor(j, format, { diarize = false, stream = false } = {}) {
   return form;
 }
 
-function send(j, form, onEvent) {
+function send(j, form, onEvent = () => {}, { quiet = false } = {}) {
   return new Promise((resolve) => {
     const xhr = new XMLHttpRequest();
     xhr.open('POST', j.translate ? '/v1/audio/translations' : '/v1/audio/transcriptions');
     if (apiKey()) xhr.setRequestHeader('Authorization', `Bearer ${apiKey()}`);
-    xhr.upload.onprogress = (ev) => { if (ev.lengthComputable) progress(ev.loaded / ev.total, `uploading ${Math.round((100 * ev.loaded) / ev.total)}%`); };
-    xhr.upload.onload = () => progress(null, 'transcribing…');
+    if (!quiet) xhr.upload.onprogress = (ev) => { if (ev.lengthComputable) progress(ev.loaded / ev.total, `uploading ${Math.round((100 * ev.loaded) / ev.total)}%`); };
+    if (!quiet) xhr.upload.onload = () => progress(null, 'transcribing…');
     let seen = 0;
     const isSse = () => (xhr.getResponseHeader('content-type') ?? '').startsWith('text/event-stream');
     const drain = () => {
@@ -58,38 +58,51 @@ function progress(fraction, label) {
   $('progress-label').textContent = label;
 }
 
-// Whether this server's event stream ends with the timed transcript. OpenAI's `transcript.text.done`
-// carries the text only; then the page asks once more without stream=true (for segment timings) and
-// stops asking for events, so later uploads cost one transcription each.
-let streamHasSegments = true;
+// Does this server's stream=true event stream end with the timed transcript (segments) the view
+// needs? OpenAI's `transcript.text.done` carries the text only, and transcribing a file twice (once
+// for progress, once for timings) would double the wait, so the page asks once, with 0.1 s of silence
+// (a VAD pass, no decoding), and uses the events only where they end with segments.
+let streamGivesSegments = null;
 
-/** Transcribe (with stream=true progress events where useful); returns the verbose_json body, or throws an error message. */
+function silentWav(samples) {
+  const view = new DataView(new ArrayBuffer(44 + 2 * samples));
+  const text = (at, s) => [...s].forEach((c, i) => view.setUint8(at + i, c.charCodeAt(0)));
+  text(0, 'RIFF'); view.setUint32(4, 36 + 2 * samples, true); text(8, 'WAVEfmt ');
+  view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true); // PCM, mono
+  view.setUint32(24, 16000, true); view.setUint32(28, 32000, true); view.setUint16(32, 2, true); view.setUint16(34, 16, true);
+  text(36, 'data'); view.setUint32(40, 2 * samples, true);
+  return new File([view.buffer], 'probe.wav', { type: 'audio/wav' });
+}
+
+async function streamHasSegments() {
+  if (streamGivesSegments === null) {
+    const probe = { file: silentWav(1600), translate: false, language: '' };
+    let done = null;
+    const r = await send(probe, formFor(probe, 'verbose_json', { stream: true }), (ev) => { if (ev.type === 'transcript.text.done') done = ev; }, { quiet: true });
+    streamGivesSegments = Boolean(r.sse && Array.isArray(done?.segments));
+  }
+  return streamGivesSegments;
+}
+
+/** Transcribe (with stream=true progress events where they end with segments); returns the verbose_json body, or throws an error message. */
 async function transcribe(j, diarize) {
   let done = null;
   let failed = null;
-  const stream = streamHasSegments && !j.translate; // the reference API streams transcriptions only
+  const stream = !j.translate && (await streamHasSegments()); // the reference API streams transcriptions only
   const r = await send(j, formFor(j, 'verbose_json', { diarize, stream }), (ev) => {
     if (ev.error) failed = ev;
     else if (ev.type === 'transcript.text.delta') {
-      const at = ev.audio_position_s ?? ev.audio_position ?? ev.audio_end;
+      const at = ev.audio_position_s ?? ev.audio_position;
       if (typeof at === 'number' && j.duration) progress(Math.min(1, at / j.duration), `transcribing: ${clock(at)} of ${clock(j.duration)}`);
-      else progress(null, 'transcribing…');
       $('progress-label').dataset.sse = 'true';
     } else if (ev.type === 'transcript.text.done') done = ev;
   });
   if (r.sse) {
-    if (failed) throw errorText({ status: r.status, body: failed });
-    if (done?.segments) return done;
-    streamHasSegments = false;
-    progress(null, 'adding timings…');
-  } else if (r.status > 0 && r.status < 400) {
-    return r.body;
-  } else if (r.body?.error?.param !== 'stream') {
-    throw errorText(r);
+    if (failed || !done?.segments) throw errorText({ status: r.status, body: failed ?? 'the event stream ended early' });
+    return done;
   }
-  const again = await send(j, formFor(j, 'verbose_json', { diarize }), () => {});
-  if (again.status >= 400 || again.status === 0) throw errorText(again);
-  return again.body;
+  if (r.status === 0 || r.status >= 400) throw errorText(r);
+  return r.body;
 }
 
 // ---- rendering --------------------------------------------------------------------------------
@@ -198,7 +211,7 @@ async function download(format) {
     } else {
       progress(null, `preparing ${format.toUpperCase()}…`);
       $('progress').hidden = false;
-      const r = await send(j, formFor(j, format), () => {});
+      const r = await send(j, formFor(j, format));
       $('progress').hidden = true;
       if (r.status >= 400 || r.status === 0) { showError($('file-error'), errorText(r)); return; }
       blob = new Blob([r.body], { type: r.type });
@@ -243,6 +256,10 @@ $('upload-form').addEventListener('submit', async (e) => {
   try {
     j.body = await transcribe(j, $('diarize').checked && !translate);
     drawTimeline(j.body);
+    const segs = j.body.segments;
+    const speakers = new Set(segs.map(segmentSpeaker).filter((x) => x !== null)).size;
+    $('file-summary').textContent = [`${file.name}`, clock(j.body.duration ?? 0), j.body.language, `${segs.length} segments`,
+      speakers ? `${speakers} speakers` : null].filter(Boolean).join(' · ');
     showTranscript(j.body);
     $('file-result').hidden = false;
   } catch (err) {
