@@ -211,7 +211,10 @@ async function download(format) {
     } else {
       progress(null, `preparing ${format.toUpperCase()}…`);
       $('progress').hidden = false;
+      const buttons = document.querySelectorAll('.downloads button');
+      buttons.forEach((b) => { b.disabled = true; });
       const r = await send(j, formFor(j, format));
+      buttons.forEach((b) => { b.disabled = false; });
       $('progress').hidden = true;
       if (r.status >= 400 || r.status === 0) { showError($('file-error'), errorText(r)); return; }
       blob = new Blob([r.body], { type: r.type });
@@ -230,10 +233,12 @@ async function download(format) {
 for (const b of document.querySelectorAll('.downloads button')) b.addEventListener('click', () => download(b.dataset.format));
 
 // ---- the form ---------------------------------------------------------------------------------
+/** The file's duration as the browser reads it (for the progress events), or null; never waits long. */
 function fileDuration(url) {
   return new Promise((resolve) => {
     player.onloadedmetadata = () => resolve(Number.isFinite(player.duration) ? player.duration : null);
-    player.onerror = () => resolve(null);
+    player.onerror = () => resolve(null); // a format the browser cannot play: no playback, still a transcript
+    setTimeout(() => resolve(null), 3000);
     player.src = url;
   });
 }

@@ -144,7 +144,17 @@ async function start() {
     $('start').disabled = false;
     return;
   }
-  const { ctx, source } = await openAudio(media);
+  let audio;
+  try {
+    audio = await openAudio(media);
+  } catch (err) {
+    media.getTracks().forEach((t) => t.stop());
+    showError($('live-error'), `This browser cannot process microphone audio here (AudioWorklet): ${err.message}`);
+    setStatus('idle');
+    $('start').disabled = false;
+    return;
+  }
+  const { ctx, source } = audio;
   const ws = new WebSocket(streamUrl());
   ws.binaryType = 'arraybuffer';
   const worklet = new AudioWorkletNode(ctx, 'pcm-capture', { processorOptions: { frameMs: FRAME_MS } });
