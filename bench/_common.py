@@ -52,6 +52,23 @@ def save(name: str, data: dict) -> Path:
     return path
 
 
+def machine_info() -> dict:
+    """The CPU a figure came from: model, cores and the ISA flags that change int8 speed (and results)."""
+    import os
+    import platform
+
+    model, flags = platform.processor() or "unknown", set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name") and model in ("unknown", ""):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8") if f in flags]
+    return {"cpu": model, "cores": os.cpu_count(), "isa": isa, "loadavg": [round(x, 2) for x in os.getloadavg()]}
+
+
 def peak_rss_mb(pid: int) -> float:
     """The process's RSS high-water mark (VmHWM), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -60,4 +77,6 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-__all__ = ["JFK", "JFK_TEXT", "ROOT", "jfk_with_pauses", "median", "peak_rss_mb", "save", "timed", "wer", "write_audio"]
+__all__ = [
+    "JFK", "JFK_TEXT", "ROOT", "jfk_with_pauses", "machine_info", "median", "peak_rss_mb", "save", "timed", "wer", "write_audio",
+]
