@@ -33,6 +33,18 @@ def read_until_closed(sock: socket.socket, timeout: float = 30.0) -> bytes:
     return data
 
 
+def read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP/1.1 response with a Content-Length, leaving the connection open."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
 def parse_http_response(raw: bytes) -> tuple[int, dict[str, str], dict]:
     """(status, headers, JSON body) of one HTTP/1.1 response."""
     head, _, body = raw.partition(b"\r\n\r\n")

@@ -11,6 +11,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis.generation.modes import GenerationMode
 
 from tests.audio_utils import JFK, JFK_TEXT, espeak, wer
 
@@ -69,7 +70,11 @@ def test_fuzz_every_operation(api_schema, speech: bytes) -> None:
     for result in api_schema.get_all_operations():
         operation = result.ok()
 
-        @given(case=operation.as_strategy(), real_audio=st.booleans())
+        cases = operation.as_strategy()
+        if operation.method.upper() == "POST":  # forms: also values that break the schema (negative mode)
+            cases = st.one_of(cases, operation.as_strategy(GenerationMode.NEGATIVE))
+
+        @given(case=cases, real_audio=st.booleans())
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
         def fuzz(case, real_audio: bool) -> None:
             if real_audio and isinstance(case.body, dict) and "file" in case.body:

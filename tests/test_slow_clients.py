@@ -17,6 +17,7 @@ from tests.raw_client import (
     close_code,
     connect,
     parse_http_response,
+    read_response,
     read_until_closed,
     trickle_until_answer,
     ws_frame,
@@ -67,6 +68,16 @@ def test_trickled_headers_get_408(slow_server) -> None:
     assert HEADER_S * 0.9 <= elapsed < HEADER_S + SLACK_S
     silent = connect(slow_server.port)  # a connection that never sends a byte is answered too
     assert_408(read_until_closed(silent, 60))
+
+
+def test_trickled_headers_of_a_second_request_get_408(slow_server) -> None:
+    sock = connect(slow_server.port)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, _, _ = parse_http_response(read_response(sock))
+    assert status == 200  # the connection is kept alive for a next request
+    raw, elapsed = trickle_until_answer(sock, b"GET /health HTTP/1.1\r\nX-Slow: " + b"a" * 100, interval_s=0.5, limit_s=60)
+    assert_408(raw)
+    assert HEADER_S * 0.9 <= elapsed < HEADER_S + SLACK_S
 
 
 def test_body_that_pauses_gets_408(slow_server) -> None:

@@ -1,7 +1,7 @@
 """Deadlines for slow and stuck HTTP clients (slowloris), which uvicorn alone does not bound.
 
 * :func:`header_timeout_protocol`: the request line and headers must arrive within
-  ``request_header_timeout_s`` of the connection opening (or of the previous response); a client
+  ``request_header_timeout_s`` of the connection opening (or of a later request's first byte); a client
   that trickles its headers is answered 408 and disconnected. uvicorn only times out a keep-alive
   connection that sends nothing at all, and only after a first request.
 * :class:`BodyTimeoutMiddleware`: the request body must keep coming (no pause longer than
@@ -73,10 +73,10 @@ def header_timeout_protocol(timeout_s: float) -> type[HttpToolsProtocol]:
             self._disarm()
             super().on_headers_complete()
 
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing() and not self.pipeline:
-                self._arm()  # the next request's headers get the same deadline
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._header_timer is None:  # a later request on a kept-alive connection: from its first byte
+                self._arm()  # (an idle kept-alive connection is closed by uvicorn's timeout_keep_alive)
 
     return HeaderTimeoutProtocol
 
