@@ -73,6 +73,10 @@ def test_redirects_are_followed_and_bounded(origins) -> None:
     legit.routes["/loop"] = Route(status=302, location="/loop")
     with pytest.raises(InvalidRequestError, match="redirects"):
         fetch(legit.url("/loop"))
+    for location in ("file:///etc/passwd", "http://[::1", "gopher://127.0.0.2/"):
+        legit.routes["/bad"] = Route(status=302, location=location)
+        with pytest.raises(InvalidRequestError):
+            fetch(legit.url("/bad"))
 
 
 @pytest.mark.parametrize("host", FORBIDDEN_SPELLINGS)

@@ -125,13 +125,14 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def _parse(url: str) -> httpx.URL:
+def _parse(url: str, base: httpx.URL | None = None) -> httpx.URL:
+    """The URL (a redirect's ``Location`` resolved against ``base``), if it is a usable http(s) URL."""
     try:
-        parsed = httpx.URL(url)
+        parsed = base.join(url) if base is not None else httpx.URL(url)
     except (httpx.InvalidURL, ValueError, TypeError) as exc:
         raise InvalidRequestError(f"Invalid audio URL: {exc}", param="file") from exc
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise InvalidRequestError(f"Unsupported audio URL {url[:200]!r}: use http(s)://host/...", param="file")
+        raise InvalidRequestError(f"Unsupported audio URL {str(parsed)[:200]!r}: use http(s)://host/...", param="file")
     return parsed
 
 
@@ -168,7 +169,7 @@ async def _download(url: str, out: Any, max_bytes: int, timeout_s: float, backen
                 headers = {k.lower(): v for k, v in resp.headers}
                 if resp.status in REDIRECT_STATUSES and b"location" in headers:
                     # Re-checked on the next hop's connect, like the first URL.
-                    current = _parse(str(current.join(headers[b"location"].decode("latin-1"))))
+                    current = _parse(headers[b"location"].decode("latin-1"), base=current)
                     continue
                 if resp.status >= 400:
                     raise InvalidRequestError(
