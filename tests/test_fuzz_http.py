@@ -15,7 +15,7 @@ from schemathesis.generation.modes import GenerationMode
 
 from tests.audio_utils import JFK, JFK_TEXT, espeak, wer
 
-EXAMPLES = int(os.environ.get("AUDIO_SERVICE_FUZZ_EXAMPLES", "200"))  # per operation
+EXAMPLES = int(os.environ.get("FUZZ_HTTP_EXAMPLES", "200"))  # per operation
 
 
 @pytest.fixture(scope="module")

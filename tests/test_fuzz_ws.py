@@ -22,7 +22,7 @@ from tests.raw_client import close_code, connect, read_until_closed, ws_frame, w
 from tests.stream_client import stream
 
 DOCUMENTED_CLOSE_CODES = {1000, 1003, 1007, 1008, 1009, 1013}  # README "Streaming transcription"
-EXAMPLES = int(os.environ.get("AUDIO_SERVICE_FUZZ_WS_EXAMPLES", "80"))
+EXAMPLES = int(os.environ.get("FUZZ_WS_EXAMPLES", "80"))
 PATH = "/v1/audio/transcriptions/streaming?language=en"
 JFK_PCM = float_to_pcm16(load_16k(TWO_SPEAKERS))
 
