@@ -13,6 +13,7 @@ from audio_service.api import alignments, batch, demo, streaming, system
 from audio_service.api.deps import Services
 from audio_service.api.errors import install_error_handlers
 from audio_service.api.limits import BodyLimitMiddleware
+from audio_service.api.timeouts import BodyTimeoutMiddleware
 from audio_service.models.registry import ModelRegistry
 from audio_service.pipeline.batch import BatchService
 from audio_service.pipeline.diarize import speaker_tracker_factory
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodyTimeoutMiddleware, idle_s=settings.upload_idle_timeout_s, total_s=settings.upload_timeout_s)
     app.include_router(system.router)
     app.include_router(batch.router)
     app.include_router(streaming.router)

@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from audio_service.api.timeouts import header_timeout_protocol, stuck_reader_ws_protocol
     from audio_service.app import create_app
 
     uvicorn.run(
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         port=settings.port,
         log_level=settings.log_level.lower(),
         ws_max_size=settings.stream_max_frame_bytes + 1024,
+        http=header_timeout_protocol(settings.request_header_timeout_s),
+        ws=stuck_reader_ws_protocol(),
     )
     return 0
 

@@ -74,7 +74,16 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Hosts or CIDR ranges that URL inputs may reach even if private/loopback (JSON list).",
     )
-    url_fetch_timeout_s: float = Field(30.0, description="Timeout for connecting to and reading from an audio URL.")
+    url_fetch_timeout_s: float = Field(
+        30.0, description="Deadline (s) for the whole download of an audio URL, redirects included (400 when exceeded)."
+    )
+    request_header_timeout_s: float = Field(
+        10.0, description="A request's line and headers must arrive within this (s) or the connection gets 408 and is closed."
+    )
+    upload_idle_timeout_s: float = Field(
+        30.0, description="Longest pause (s) while a request body is being received; longer gets 408."
+    )
+    upload_timeout_s: float = Field(900.0, description="The whole request body must arrive within this (s); later gets 408.")
     inference_workers: int = Field(1, description="Batch requests run at once (each in a worker thread).")
     max_queued_requests: int = Field(16, description="Batch requests that may wait for a worker; more get 429.")
     retry_after_s: int = Field(5, description="Retry-After seconds sent with 429.")
@@ -83,6 +92,9 @@ class Settings(BaseSettings):
     max_streams_per_key: int = Field(10, description="Concurrent WebSocket streams per API key (or per server when open).")
     stream_max_frame_bytes: int = Field(64000, description="Largest binary frame accepted (bytes; 64000 = 2 s of PCM16).")
     stream_idle_timeout_s: float = Field(300.0, description="Close a stream after this long with no frame at all.")
+    stream_send_timeout_s: float = Field(
+        30.0, description="A client that takes no message for this long (s) while messages wait is closed with 1008."
+    )
     stream_batching: bool = Field(True, description="Batch decode work of several streams into one model call.")
     stream_max_batch: int = Field(8, description="Most stream windows decoded in one batched model call.")
     stream_partial_batch_audio_s: float = Field(

@@ -24,17 +24,20 @@ def free_port() -> int:
 class ServerProcess:
     """``audio-service serve`` with the given settings; use as a context manager."""
 
-    def __init__(self, log_path: Path | None = None, **settings: object) -> None:
+    def __init__(self, log_path: Path | None = None, extra_env: dict[str, str] | None = None, **settings: object) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         self.settings = settings
+        self.extra_env = extra_env or {}  # e.g. PYTHONPATH additions for a test's sitecustomize
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120.0) -> ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIO_SERVICE_")}
-        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        paths = [self.extra_env.get("PYTHONPATH", ""), str(ROOT), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+        env.update({k: v for k, v in self.extra_env.items() if k != "PYTHONPATH"})
         for key, value in self.settings.items():
             env[f"AUDIO_SERVICE_{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
         out = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from audio_service.api.deps import Services, get_services, require_api_key
-from audio_service.api.forms import TranscriptionParams
+from audio_service.api.forms import TranscriptionParams, multipart_openapi
 from audio_service.api.multipart import audio_source, read_form, respond
 from audio_service.errors import InvalidRequestError
 
@@ -29,8 +29,8 @@ class AlignmentParams(BaseModel):
     language: str | None = Field(None, description="ISO-639-1 code of the text's language (detected if absent).")
     response_format: Literal["verbose_json", "json", "text", "srt", "vtt"] = "verbose_json"
 
-    # The response carries both granularities (what verbose_json renders).
-    timestamp_granularities: tuple[str, ...] = ("word", "segment")
+    # The response carries both granularities (what verbose_json renders); not a form field.
+    timestamp_granularities: ClassVar[tuple[str, ...]] = ("word", "segment")
 
     @field_validator("language")
     @classmethod
@@ -57,7 +57,7 @@ def _parse(form) -> AlignmentParams:
         raise InvalidRequestError(f"{param}: {err['msg'].removeprefix('Value error, ')}", param=param) from None
 
 
-@router.post("/alignments", summary="Force-align a known text to audio")
+@router.post("/alignments", openapi_extra=multipart_openapi(AlignmentParams), summary="Force-align a known text to audio")
 async def alignments(request: Request, services: Services = Depends(get_services)) -> Response:
     form = await read_form(request)
     try:

@@ -6,37 +6,22 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from audio_service.api.deps import Services, get_services, require_api_key
-from audio_service.api.forms import TranscriptionParams, parse_params
+from audio_service.api.forms import TRANSLATION_FIELDS, TranscriptionParams, multipart_openapi, parse_params
 from audio_service.api.multipart import audio_source, read_form, respond
 from audio_service.schema import Task
 
 router = APIRouter(prefix="/v1/audio", tags=["batch"], dependencies=[Depends(require_api_key)])
 
-_FORM_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "Audio file, or a URL to one."},
-                        **TranscriptionParams.model_json_schema()["properties"],
-                    },
-                }
-            }
-        },
-    }
-}
+_TRANSCRIPTION_FORM = multipart_openapi(TranscriptionParams)
+_TRANSLATION_FORM = multipart_openapi(TranscriptionParams, TRANSLATION_FIELDS)
 
 
-@router.post("/transcriptions", openapi_extra=_FORM_SCHEMA, summary="Transcribe audio")
+@router.post("/transcriptions", openapi_extra=_TRANSCRIPTION_FORM, summary="Transcribe audio")
 async def transcriptions(request: Request, services: Services = Depends(get_services)) -> Response:
     return await _handle(request, services, "transcribe")
 
 
-@router.post("/translations", openapi_extra=_FORM_SCHEMA, summary="Translate audio into English")
+@router.post("/translations", openapi_extra=_TRANSLATION_FORM, summary="Translate audio into English")
 async def translations(request: Request, services: Services = Depends(get_services)) -> Response:
     return await _handle(request, services, "translate")
 

@@ -128,11 +128,15 @@ TRANSLATION_FIELDS = frozenset(
 def _form_dict(form: FormData, allowed: frozenset[str] | None) -> dict[str, Any]:
     data: dict[str, Any] = {}
     granularities: list[str] = []
+    temperatures: list[str] = []
     for key, value in form.multi_items():
         if isinstance(value, UploadFile) or key == "file":
             continue
         if key in ("timestamp_granularities", "timestamp_granularities[]"):
             granularities += [g.strip() for g in str(value).split(",") if g.strip()]
+            continue
+        if key in ("temperature", "temperature[]") and value != "":  # a list may come as repeated fields
+            temperatures.append(str(value))
             continue
         if allowed is not None and key not in allowed:
             continue
@@ -141,6 +145,8 @@ def _form_dict(form: FormData, allowed: frozenset[str] | None) -> dict[str, Any]
         data[key] = value
     if granularities:
         data["timestamp_granularities"] = tuple(dict.fromkeys(granularities))
+    if temperatures:
+        data["temperature"] = ",".join(temperatures)
     return data
 
 
@@ -159,3 +165,37 @@ def parse_params(form: FormData, task: Task) -> TranscriptionParams:
         if err.get("type") == "literal_error" and param:
             msg = f"Invalid value {err.get('input')!r}; {msg[0].lower()}{msg[1:]}"
         raise InvalidRequestError(f"{param}: {msg}" if param else msg, param=param) from None
+
+
+def multipart_openapi(model: type[BaseModel], fields: frozenset[str] | None = None) -> dict[str, Any]:
+    """The OpenAPI request body of an endpoint whose form is ``file`` plus ``model``'s fields.
+
+    Built from the same pydantic model that validates the form (one source, so the document and
+    the parser cannot drift); ``fields`` limits it to the fields the endpoint reads.
+    """
+    schema = model.model_json_schema()
+    assert "$defs" not in schema, "form fields must be flat"
+    props = {name: _form_field(p) for name, p in schema["properties"].items() if fields is None or name in fields}
+    file = {"type": "string", "format": "binary", "description": "Audio file, or an http(s) URL to one."}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file", *(name for name in schema.get("required", []) if name in props)],
+                        "properties": {"file": file, **props},
+                    }
+                }
+            },
+        }
+    }
+
+
+def _form_field(prop: dict[str, Any]) -> dict[str, Any]:
+    """A form has no null: an absent field is the default, so ``X | None`` is documented as ``X``."""
+    branches = [b for b in prop.get("anyOf", []) if b.get("type") != "null"]
+    if len(branches) == 1:
+        prop = {**{k: v for k, v in prop.items() if k != "anyOf"}, **branches[0]}
+    return prop

@@ -11,7 +11,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from audio_service.api.deps import Services
 from audio_service.audio.fetch import fetch_to_tempfile, looks_like_url
-from audio_service.errors import InvalidRequestError, PayloadTooLargeError
+from audio_service.errors import InvalidRequestError, PayloadTooLargeError, ServiceError
 from audio_service.formatting import render
 from audio_service.schema import Transcript
 
@@ -22,7 +22,7 @@ async def read_form(request: Request) -> FormData:
         raise InvalidRequestError("Send the request as multipart/form-data with a 'file' field.", param="file")
     try:
         return await request.form(max_files=2, max_fields=100)
-    except PayloadTooLargeError:
+    except ServiceError:  # too large, too slow: already the right error
         raise
     except Exception as exc:  # malformed multipart body
         raise InvalidRequestError(f"Malformed form data: {exc}", param=None) from exc

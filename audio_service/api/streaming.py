@@ -26,6 +26,7 @@ from audio_service.streaming.decoder import WindowPolicy
 from audio_service.streaming.engine import StreamingEngine
 from audio_service.streaming.protocol import (
     CLOSE_NORMAL,
+    CLOSE_POLICY,
     CLOSE_SERVER_ERROR,
     StreamFinishedError,
     StreamLagError,
@@ -144,7 +145,7 @@ async def _serve(ws: WebSocket, engine: StreamingEngine, options, model, tracker
 
     session = StreamSession(options, model, _session_config(s), lambda m: loop.call_soon_threadsafe(put, m), tracker)
     engine.add(session)
-    sender = asyncio.create_task(_send_loop(ws, out))
+    sender = asyncio.create_task(_send_loop(ws, out, s.stream_send_timeout_s))
     try:
         close = await _receive_loop(ws, engine, session, s, sender)
         if close is not None:
@@ -201,8 +202,12 @@ async def _back_pressure(session: StreamSession, s: Settings) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _send_loop(ws: WebSocket, out: asyncio.Queue) -> None:
-    """Send the session's messages in order; an error item sends the error and closes."""
+async def _send_loop(ws: WebSocket, out: asyncio.Queue, send_timeout_s: float) -> None:
+    """Send the session's messages in order; an error item sends the error and closes.
+
+    A client that stops reading fills its TCP window and then ``send`` waits: after
+    ``send_timeout_s`` the stream is closed (1008), so a stuck reader holds no queue and no session.
+    """
     try:
         while True:
             item = await out.get()
@@ -213,7 +218,14 @@ async def _send_loop(ws: WebSocket, out: asyncio.Queue) -> None:
                 exc = item if isinstance(item, ServiceError) else ServiceError("Internal server error: transcription failed.")
                 await _reject(ws, exc, close_code_for(exc))
                 return
-            await ws.send_json(item)
+            try:
+                await asyncio.wait_for(ws.send_json(item), timeout=send_timeout_s)
+            except asyncio.TimeoutError:
+                log.info("closing a stream whose client read nothing for %.0f s", send_timeout_s)
+                # No error message: the client reads none. The close frame may still get through.
+                with contextlib.suppress(Exception):  # a stuck client's connection is dropped (api/timeouts.py)
+                    await asyncio.wait_for(ws.close(code=CLOSE_POLICY, reason="client_not_reading"), timeout=send_timeout_s)
+                return
     except (WebSocketDisconnect, RuntimeError, OSError):
         return  # the client is gone; the receive loop sees the disconnect
 

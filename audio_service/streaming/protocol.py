@@ -29,6 +29,7 @@ CLOSE_TRY_AGAIN_LATER = 1013
 MIN_TEXT_TIMEOUT_S = 1.0
 MAX_TEXT_TIMEOUT_S = 29.0
 MAX_PROMPT_CHARS = 4000
+MAX_ID_CHARS = 256  # checkpoint and trace ids are echoed back: bounded, so queued echoes stay small
 
 
 class InvalidFrameError(InvalidRequestError):
@@ -263,16 +264,24 @@ def parse_client_text(text: str) -> Checkpoint | Trace:
     if msg.get("object") == "stt.input.trace":
         if "trace_id" not in msg:
             raise InvalidFrameError("stt.input.trace needs a trace_id.", param="trace_id")
+        _check_id_size(msg["trace_id"], "trace_id")
+        _check_id_size(msg.get("event_id"), "event_id")
         return Trace(msg["trace_id"], msg.get("event_id"))
     if "checkpoint_id" in msg and "object" not in msg:
         cid = msg["checkpoint_id"]
         if not isinstance(cid, (str, int)) or isinstance(cid, bool):
             raise InvalidFrameError("checkpoint_id must be a string.", param="checkpoint_id")
+        _check_id_size(cid, "checkpoint_id")
         return Checkpoint(cid)
     raise UnknownMessageError(
         "Unknown message: expected {\"checkpoint_id\": ...} or {\"object\": \"stt.input.trace\", \"trace_id\": ...}.",
         param="message",
     )
+
+
+def _check_id_size(value: Any, name: str) -> None:
+    if value is not None and len(json.dumps(value)) > MAX_ID_CHARS:
+        raise InvalidFrameError(f"{name} is too long: at most {MAX_ID_CHARS} characters as JSON.", param=name)
 
 
 # --- server messages ---------------------------------------------------------------------------
