@@ -31,25 +31,29 @@ def is_looping(text: str) -> bool:
     return len(text) > MIN_REPETITION_CHARS and compression_ratio(text) > COMPRESSION_RATIO_LIMIT
 
 
-def repetition_start(words: Sequence[str]) -> int:
+TAIL_PHRASE_WORDS = 4  # a phrase this long said again up to the very end is Whisper filling padding
+
+
+def repetition_start(words: Sequence[str], tail_phrases: bool = False) -> int:
     """How many leading ``words`` (each with its leading space, as Whisper spells them) to keep so a
     looping text stops before it repeats itself; ``len(words)`` when it does not loop.
 
     The cut is after the first phrase that is said again right away (of 3+ words, or a shorter one
-    said 3+ times running); failing that, where the text starts to compress like a loop.
+    said 3+ times running); failing that, where the text starts to compress like a loop. With
+    ``tail_phrases`` (one utterance per hypothesis, as in streaming) a phrase of TAIL_PHRASE_WORDS or
+    more repeated up to the end is cut even when the text is too short to compress like a loop:
+    Whisper repeats a sentence into the silence after it ("Like your country can do for you. Like
+    your country can do for you.", whisper-tiny.en on jfk).
     """
+    norm = ["".join(c for c in w.lower() if c.isalnum()) for w in words]
+    if tail_phrases:
+        cut = _repeated_tail(norm)
+        if cut is not None:
+            return cut
     text = "".join(words)
     if not is_looping(text):
         return len(words)
-    norm = ["".join(c for c in w.lower() if c.isalnum()) for w in words]
-    best = None
-    for period in range(1, len(norm) // 2 + 1):
-        runs = 2 if period >= 3 else 3
-        for i in range(len(norm) - runs * period + 1):
-            if all(norm[i : i + period] == norm[i + r * period : i + (r + 1) * period] for r in range(1, runs)):
-                if best is None or i + period < best:
-                    best = i + period
-                break
+    best = _first_repeat(norm)
     if best is not None:
         return best
     text = ""
@@ -58,3 +62,39 @@ def repetition_start(words: Sequence[str]) -> int:
         if is_looping(text):
             return i
     return len(words)
+
+
+def _first_repeat(norm: list[str]) -> int | None:
+    """The end of the first phrase said again right away: 3+ words twice, or 1-2 words 3+ times.
+
+    A phrase of p words repeats from i when norm[j] == norm[j + p] for j in i .. i + p*(runs-1) - 1,
+    so a run of that many matches is searched for each p (O(n) per p).
+    """
+    n, best = len(norm), None
+    for p in range(1, n // 2 + 1):
+        need = p if p >= 3 else 2 * p
+        run = 0
+        for j in range(n - p):
+            run = run + 1 if norm[j] == norm[j + p] else 0
+            if run >= need:
+                start = j - need + 1
+                if best is None or start + p < best:
+                    best = start + p
+                break
+    return best
+
+
+def _repeated_tail(norm: list[str]) -> int | None:
+    """Where the words end if their tail only repeats the phrase just before it (last copy may be cut short).
+
+    For each phrase length p, the longest p-periodic suffix is found walking back from the end
+    (O(n) per length); it counts when at least TAIL_PHRASE_WORDS words follow its first copy.
+    """
+    n, best = len(norm), None
+    for p in range(TAIL_PHRASE_WORDS, n - TAIL_PHRASE_WORDS + 1):
+        i = n - p
+        while i > 0 and norm[i - 1] == norm[i - 1 + p]:
+            i -= 1
+        if n - i - p >= TAIL_PHRASE_WORDS and (best is None or i + p < best):
+            best = i + p
+    return best

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from audio_service.models.whisper_rules import is_looping, is_silence, repetition_start
+from audio_service.models.whisper_rules import is_silence, repetition_start
 
 if TYPE_CHECKING:  # pragma: no cover
     from audio_service.models.registry import LoadedModel
@@ -148,8 +148,9 @@ def decode_batch(model: LoadedModel, requests: list[DecodeRequest], window: Wind
         kept = _drop_unheard_tail(words, r.offset + len(r.samples) / 16000)
         if len(kept) < len(words):
             text, words = "".join(w.word for w in kept).strip(), kept
-        if is_looping(text):  # cut a looping hypothesis where it starts repeating itself
-            words = words[: repetition_start([w.word for w in words])]
+        keep = repetition_start([w.word for w in words], tail_phrases=True)
+        if keep < len(words):  # cut a looping hypothesis where it starts repeating itself
+            words = words[:keep]
             text = "".join(w.word for w in words).strip()
         out_results.append(DecodeResult(text, tuple(words), languages[i], float(res.no_speech_prob), avg_logprob))
     return out_results
