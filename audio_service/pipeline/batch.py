@@ -102,8 +102,9 @@ class BatchService:
     async def run(self, source: str | BinaryIO, job: BatchJob, progress: ProgressCallback | None = None) -> Transcript:
         """Transcribe or translate ``source`` (a path or a binary file object) on a worker thread.
 
-        ``progress`` (called on the worker thread) gets each decoded segment's text as it comes
-        out of the decoder and the position at the end of each block; it does not change the result.
+        ``progress`` (called on the worker thread) gets the audio position as each decoded segment
+        comes out of the decoder, then each block's final segments with their text, then the block's
+        end; it does not change the result.
         """
         return await self._queue.run(self.run_sync, source, job, progress)
 
@@ -124,7 +125,8 @@ class BatchService:
         kept: list[Audio] = []  # the whole file, only when diarization needs it at once
         duration = 0.0
         for block in speech_blocks(raw, lambda audio: self._speech(audio, job)):
-            on_segment = None if progress is None else (lambda end, text, at=block.offset: progress(Progress(text, at + end)))
+            # while a block decodes: positions only (its text may still be re-decoded or re-segmented)
+            on_segment = None if progress is None else (lambda end, _text, at=block.offset: progress(Progress("", at + end)))
             part = asr.transcribe(model, block.audio, list(block.spans), opts, on_segment)
             if opts.language is None and job.task == "transcribe":
                 opts = replace(opts, language=part.language)  # detect once: later blocks keep the language
@@ -134,7 +136,9 @@ class BatchService:
             if job.diarize:
                 kept.append(block.audio)
             duration = block.offset + block.audio.duration
-            if progress is not None:
+            if progress is not None:  # the block's final segments: their texts join into the transcript's text
+                for seg in part.segments:
+                    progress(Progress(seg.text, block.offset + seg.end))
                 progress(Progress("", duration))
         transcript = join(parts, duration).with_provenance(vad="none" if job.skip_vad else job.vad_model)
         if aligner is not None:
