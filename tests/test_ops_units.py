@@ -82,3 +82,16 @@ def test_json_log_line_carries_fields() -> None:
     record.fields = {"request_id": "r1", "key": "alice", "status": 200}
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "request" and line["request_id"] == "r1" and line["key"] == "alice" and line["status"] == 200
+
+
+def test_container_stop_matches_the_drain() -> None:
+    """Docker sends SIGTERM and waits longer than the server's drain before it kills the process."""
+    import yaml
+
+    from tests.server import ROOT
+
+    assert "STOPSIGNAL SIGTERM" in (ROOT / "Dockerfile").read_text()
+    grace = Settings().shutdown_grace_s
+    for name, service in yaml.safe_load((ROOT / "compose.yaml").read_text())["services"].items():
+        assert service["stop_signal"] == "SIGTERM", name
+        assert float(service["stop_grace_period"].removesuffix("s")) > grace, name
