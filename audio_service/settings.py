@@ -76,7 +76,7 @@ class Settings(BaseSettings):
         None, description="JSON keys file: named keys stored as SHA-256 hashes, with optional per-key limits (audio-service keys add)."
     )
     requests_per_minute: int = Field(
-        1000, description="HTTP requests per minute per key (all anonymous callers together on an open server); 0 = unlimited."
+        6000, description="HTTP requests per minute per key (all anonymous callers together on an open server); 0 = unlimited."
     )
     audio_seconds_per_minute: float = Field(
         12000.0, description="Audio seconds per minute per key, batch and streaming together (200 audio minutes); 0 = unlimited."
