@@ -246,3 +246,10 @@ class EventReader:
     def missing_done(self) -> Exception:
         body = {"error": {"message": "the event stream ended without a done event", "type": "server_error"}}
         return error_from_body(502, body, self._headers)
+
+
+def prepare_align(text: str, params: Mapping[str, Any]) -> Prepared:
+    """Form fields of ``/v1/audio/alignments``: the known ``text`` plus options (``verbose_json`` by default)."""
+    req = prepare({"response_format": "verbose_json", **params}, AlignParams)
+    req.fields["text"] = text
+    return req
