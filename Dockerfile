@@ -49,4 +49,8 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD ["sh", "-c", "curl -fsS http://127.0.0.1:${AUDIO_SERVICE_PORT}/health || exit 1"]
 
+# SIGTERM starts a graceful drain (503 for new work, in-flight requests finish, streams are flushed
+# and closed with 1012) of at most AUDIO_SERVICE_SHUTDOWN_GRACE_S (60 s); give the container longer
+# than that before it is killed: `docker stop -t 75`, compose's stop_grace_period: 75s.
+STOPSIGNAL SIGTERM
 CMD ["audio-service", "serve"]

@@ -9,10 +9,12 @@ import logging
 from fastapi import FastAPI
 
 from audio_service import __version__
-from audio_service.api import alignments, batch, demo, streaming, system
+from audio_service.api import alignments, batch, demo, metrics, streaming, system
 from audio_service.api.deps import Services
 from audio_service.api.errors import install_error_handlers
 from audio_service.api.limits import BodyLimitMiddleware
+from audio_service.api.middleware import OpsMiddleware
+from audio_service.api.ops import Ops
 from audio_service.api.timeouts import BodyTimeoutMiddleware
 from audio_service.models.registry import ModelRegistry
 from audio_service.pipeline.batch import BatchService
@@ -27,10 +29,17 @@ def create_app(settings: Settings) -> FastAPI:
     registry = ModelRegistry(settings)
     services = Services(settings=settings, registry=registry, batch=BatchService(settings, registry))
     services.extra["speaker_tracker_factory"] = speaker_tracker_factory(services.batch.diarizers, settings.stream_speaker_context_s)
+    ops = services.extra["ops"] = Ops.build(settings)
+    workers = max(1, settings.inference_workers)
+    ops.metrics.sample(
+        queue_depth=lambda: max(0, services.batch.queue.admitted - workers),
+        busy_workers=lambda: min(services.batch.queue.admitted, workers),
+        load_seconds=lambda: dict(registry.load_seconds),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        if not settings.api_keys:
+        if ops.keys.open:
             log.warning("no API keys configured: the server is open to anyone who can reach it")
         loader = asyncio.create_task(_preload(services))
         try:
@@ -51,11 +60,13 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(BodyTimeoutMiddleware, idle_s=settings.upload_idle_timeout_s, total_s=settings.upload_timeout_s)
+    app.add_middleware(OpsMiddleware, ops=ops)  # outermost: sees every response, errors included
     app.include_router(system.router)
     app.include_router(batch.router)
     app.include_router(streaming.router)
     app.include_router(alignments.router)
     app.include_router(demo.router)
+    app.include_router(metrics.router)
     return app
 
 

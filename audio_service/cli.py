@@ -1,4 +1,4 @@
-"""Command line: ``audio-service serve`` and ``audio-service prepare-models``.
+"""Command line: ``audio-service serve``, ``audio-service prepare-models`` and ``audio-service keys add NAME``.
 
 Every :class:`Settings` field is also a flag (``--max-upload-bytes 1000``), built by pydantic-settings'
 CLI support from the field's type and description; flags win over environment variables
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import re
 import sys
+from pathlib import Path
 
 from pydantic_settings import CliSettingsSource
 
+from audio_service.logs import configure_logging
 from audio_service.settings import Settings
 
 
@@ -53,13 +54,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     for p in (serve, prepare):
         _settings_flags(p)
+    keys = sub.add_parser("keys", help="Manage API keys in the keys file.")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    add = keys_sub.add_parser("add", help="Create a key: print it once, store only its SHA-256 hash.")
+    add.add_argument("name", help="The key's name (shown in logs and metrics instead of the key).")
+    add.add_argument("--keys-file", type=Path, help="Keys file (default: AUDIO_SERVICE_KEYS_FILE).")
+    add.add_argument("--requests-per-minute", type=int)
+    add.add_argument("--audio-seconds-per-minute", type=float)
+    add.add_argument("--max-streams", type=int)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv.insert(0, "serve")  # `python -m audio_service --port 9000` means serve
     args = parser.parse_args(argv)
     command = args.command
+    if command == "keys":
+        return _keys_add(args)
     settings = build_settings(args)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
 
     if command == "prepare-models":
         from audio_service.models.packaged import prepare_segmentation_checkpoint
@@ -74,18 +85,47 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from audio_service.api.drain import DrainingServer
     from audio_service.api.timeouts import header_timeout_protocol, stuck_reader_ws_protocol
     from audio_service.app import create_app
 
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's loggers go through ours (text or JSON)
+        access_log=False,  # one request line per request comes from our middleware
         ws_max_size=settings.stream_max_frame_bytes + 1024,
         http=header_timeout_protocol(settings.request_header_timeout_s),
         ws=stuck_reader_ws_protocol(),
+        timeout_graceful_shutdown=5,  # after our drain only idle connections are left
     )
+    DrainingServer(config, app.state.services.extra["ops"].drain, settings.shutdown_grace_s).run()
+    return 0
+
+
+def _keys_add(args: argparse.Namespace) -> int:
+    from audio_service.keys import add_key
+
+    path = args.keys_file or Settings().keys_file
+    if path is None:
+        print("error: give --keys-file or set AUDIO_SERVICE_KEYS_FILE", file=sys.stderr)
+        return 2
+    try:
+        key = add_key(
+            Path(path).expanduser(),
+            args.name,
+            requests_per_minute=args.requests_per_minute,
+            audio_seconds_per_minute=args.audio_seconds_per_minute,
+            max_streams=args.max_streams,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(key)
+    print(f"# key {args.name!r} added to {path} (only its hash is stored: this is the only time it is shown)", file=sys.stderr)
     return 0
 
 

@@ -87,6 +87,22 @@ class Settings(BaseSettings):
     inference_workers: int = Field(1, description="Batch requests run at once (each in a worker thread).")
     max_queued_requests: int = Field(16, description="Batch requests that may wait for a worker; more get 429.")
     retry_after_s: int = Field(5, description="Retry-After seconds sent with 429.")
+    keys_file: Path | None = Field(
+        None, description="JSON keys file: named keys stored as SHA-256 hashes, with optional per-key limits (audio-service keys add)."
+    )
+    requests_per_minute: int = Field(
+        6000, description="HTTP requests per minute per key (all anonymous callers together on an open server); 0 = unlimited."
+    )
+    audio_seconds_per_minute: float = Field(
+        12000.0, description="Audio seconds per minute per key, batch and streaming together (200 audio minutes); 0 = unlimited."
+    )
+    rate_limit_storage: str = Field(
+        "memory://", description="Where quota counters live: memory:// (per process) or redis://host:port/db (shared)."
+    )
+    shutdown_grace_s: float = Field(
+        60.0, description="On SIGTERM: how long in-flight requests and stream flushes may take before the server exits."
+    )
+    log_format: Literal["text", "json"] = Field("text", description="Log line format: text, or one JSON object per line.")
 
     # --- streaming ---
     max_streams_per_key: int = Field(10, description="Concurrent WebSocket streams per API key (or per server when open).")

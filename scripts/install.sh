@@ -6,7 +6,8 @@ VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
 # System tools: espeak-ng/sox make test speech, ffmpeg decodes in the Node sample,
-# chromium drives the browser demo test, docker-compose validates compose.yaml in tests (no engine needed).
+# chromium drives the browser demo test, docker-compose validates compose.yaml in tests (no engine needed),
+# redis-server backs the shared-quota tests.
 # Installed only where missing (needs root + apt-get).
 need=()
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
@@ -14,6 +15,7 @@ command -v sox >/dev/null || need+=(sox libsox-fmt-all)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v chromium >/dev/null || need+=(chromium chromium-driver)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v redis-server >/dev/null || need+=(redis-server)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq

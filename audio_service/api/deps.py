@@ -7,7 +7,8 @@ from typing import Any
 
 from fastapi import Request
 
-from audio_service.api.auth import check_api_key, key_from_authorization
+from audio_service.api.auth import key_from_authorization
+from audio_service.keys import KeyIdentity
 from audio_service.models.registry import ModelRegistry
 from audio_service.pipeline.batch import BatchService
 from audio_service.settings import Settings
@@ -28,7 +29,7 @@ def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-def require_api_key(request: Request) -> str | None:
-    """FastAPI dependency: the caller's API key, or None on an open server."""
+def require_api_key(request: Request) -> KeyIdentity:
+    """FastAPI dependency: who is calling (its key's name and limits; "anonymous" on an open server)."""
     services: Services = request.app.state.services
-    return check_api_key(key_from_authorization(request.headers.get("authorization")), services.settings.api_keys)
+    return services.extra["ops"].keys.authenticate(key_from_authorization(request.headers.get("authorization")))

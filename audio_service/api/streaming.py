@@ -18,9 +18,14 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from audio_service.api.auth import check_api_key, key_from_authorization
+from audio_service.api.auth import key_from_authorization
 from audio_service.api.deps import Services
+from audio_service.api.drain import CLOSE_SERVICE_RESTART
+from audio_service.api.middleware import request_id_from
+from audio_service.api.ops import ops_of
+from audio_service.api.stream_ops import StreamMonitor
 from audio_service.errors import InvalidRequestError, OverloadedError, ServiceError
+from audio_service.schema import SAMPLE_RATE
 from audio_service.settings import Settings
 from audio_service.streaming.decoder import WindowPolicy
 from audio_service.streaming.engine import StreamingEngine
@@ -44,6 +49,7 @@ from audio_service.streaming.session import SessionConfig, StreamSession
 log = logging.getLogger(__name__)
 router = APIRouter()
 BACK_PRESSURE_MAX_WAIT_S = 60.0
+QUOTA_FLUSH_TIMEOUT_S = 60.0  # a stream over its audio budget: time to transcribe what was accepted
 MAX_OUTBOUND = 1000  # messages queued for a client that does not read; more closes the stream
 
 
@@ -60,11 +66,11 @@ class StreamLimiter:
         self.limit = limit
         self._counts: Counter[str | None] = Counter()
 
-    def acquire(self, key: str | None) -> None:
-        if self._counts[key] >= self.limit:
-            raise TooManyStreamsError(
-                f"Too many concurrent streams for this API key (limit {self.limit}).", param="Authorization"
-            )
+    def acquire(self, key: str | None, limit: int | None = None) -> None:
+        """Count a stream of ``key``; ``limit`` (the key's own) overrides the server-wide one."""
+        limit = self.limit if limit is None else limit
+        if self._counts[key] >= limit:
+            raise TooManyStreamsError(f"Too many concurrent streams for this API key (limit {limit}).", param="Authorization")
         self._counts[key] += 1
 
     def release(self, key: str | None) -> None:
@@ -112,42 +118,55 @@ async def transcribe_stream(ws: WebSocket) -> None:
     """Real-time transcription of 16 kHz mono PCM16LE frames; see the README for the protocol."""
     services: Services = ws.app.state.services
     s = services.settings
-    await ws.accept()  # accept first: errors are reported as a message, then a close code
+    ops = ops_of(services)
+    monitor = StreamMonitor(ops, request_id_from(ws.headers.get("x-request-id")))
+    # accept first: errors are reported as a message, then a close code
+    await ws.accept(headers=[(b"x-request-id", monitor.request_id.encode())])
     engine, limiter = streaming_services(services)
     try:
-        key = check_api_key(
-            key_from_authorization(ws.headers.get("authorization") or ws.query_params.get("Authorization")), s.api_keys
+        if ops.drain.draining:
+            raise ops.drain.error()
+        who = monitor.who = ops.keys.authenticate(
+            key_from_authorization(ws.headers.get("authorization") or ws.query_params.get("Authorization"))
         )
         options = parse_options(ws.query_params, _default_vad(s), s.stream_text_timeout_s)
         factory = services.extra.get("speaker_tracker_factory")
         if options.diarize and factory is None:
             raise UnsupportedFeatureError("diarize=true: this server has no streaming speaker tracker installed.", param="diarize")
         model = await asyncio.to_thread(services.registry.get, options.model)
-        limiter.acquire(key)
+        await ops.quotas.check_audio(who)
+        limiter.acquire(who.name, ops.quotas.streams_limit(who))
     except ServiceError as exc:
-        await _reject(ws, exc)
+        await _reject(ws, exc, monitor=monitor)
+        monitor.finished()
         return
+    monitor.opened(model.spec.id)
     try:
-        await _serve(ws, engine, options, model, factory() if options.diarize else None, s)
+        await _serve(ws, engine, options, model, factory() if options.diarize else None, s, monitor)
     finally:
-        limiter.release(key)
+        limiter.release(who.name)
+        monitor.finished()
 
 
-async def _serve(ws: WebSocket, engine: StreamingEngine, options, model, tracker, s: Settings) -> None:
+async def _serve(ws: WebSocket, engine: StreamingEngine, options, model, tracker, s: Settings, monitor: StreamMonitor) -> None:
     loop = asyncio.get_running_loop()
     out: asyncio.Queue[Any] = asyncio.Queue()
 
     def put(message: Any) -> None:  # runs on the event loop
+        if monitor.intercept(message):
+            return
         if out.qsize() == MAX_OUTBOUND:
             out.put_nowait(_Close(OverloadedError("The client does not read its messages."), 1008))
         elif out.qsize() < MAX_OUTBOUND:
             out.put_nowait(message)
 
     session = StreamSession(options, model, _session_config(s), lambda m: loop.call_soon_threadsafe(put, m), tracker)
+    monitor.decode_s = lambda: engine.decode_seconds(session)
+    monitor.lag_s = session.lag_s
     engine.add(session)
-    sender = asyncio.create_task(_send_loop(ws, out, s.stream_send_timeout_s))
+    sender = asyncio.create_task(_send_loop(ws, out, monitor, s.stream_send_timeout_s))
     try:
-        close = await _receive_loop(ws, engine, session, s, sender)
+        close = await _receive_loop(ws, engine, session, s, sender, monitor)
         if close is not None:
             out.put_nowait(close)
             with contextlib.suppress(asyncio.TimeoutError, Exception):
@@ -159,32 +178,66 @@ async def _serve(ws: WebSocket, engine: StreamingEngine, options, model, tracker
             await sender
 
 
-async def _receive_loop(ws: WebSocket, engine: StreamingEngine, session: StreamSession, s: Settings, sender) -> _Close | None:
-    """Feed frames to the session until the client leaves; return how to close on errors."""
-    while not sender.done():
-        try:
-            msg = await asyncio.wait_for(ws.receive(), timeout=s.stream_idle_timeout_s)
-        except asyncio.TimeoutError:
-            err = InvalidRequestError(f"No frame for {s.stream_idle_timeout_s:.0f} s: closing the idle stream.", code="idle_timeout")
-            return _Close(err, CLOSE_NORMAL)
-        except (WebSocketDisconnect, RuntimeError):
-            return None
-        if msg["type"] == "websocket.disconnect":
-            return None
-        try:
-            if msg.get("bytes") is not None:
-                if session.finished:
-                    raise StreamFinishedError("Audio after the 'final' checkpoint: the stream has ended.", param="audio")
-                await engine.feed(session, parse_audio_frame(msg["bytes"], s.stream_max_frame_bytes))
-                await _back_pressure(session, s)
-            elif msg.get("text") is not None:
-                await engine.mark(session, parse_client_text(msg["text"]))
-        except ServiceError as exc:
-            return _Close(exc, close_code_for(exc))
-        except Exception:
-            log.exception("stream failed")
-            return _Close(ServiceError("Internal server error."), CLOSE_SERVER_ERROR)
+async def _receive_loop(
+    ws: WebSocket, engine: StreamingEngine, session: StreamSession, s: Settings, sender, monitor: StreamMonitor
+) -> _Close | None:
+    """Feed frames to the session until the client leaves or the stream must stop; return how to close."""
+    stop = asyncio.ensure_future(monitor.stop.wait())  # set when the server drains
+    try:
+        while not sender.done():
+            recv = asyncio.ensure_future(ws.receive())
+            await asyncio.wait({recv, stop}, timeout=s.stream_idle_timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            if not recv.done():
+                recv.cancel()  # safe: an unread frame stays unread (not accepted, so nothing is lost)
+                if stop.done():
+                    return await _flush(engine, session, monitor, monitor.ops.drain.error(), CLOSE_SERVICE_RESTART, s.shutdown_grace_s)
+                err = InvalidRequestError(f"No frame for {s.stream_idle_timeout_s:.0f} s: closing the idle stream.", code="idle_timeout")
+                return _Close(err, CLOSE_NORMAL)
+            close = await _handle_frame(recv, engine, session, s, monitor)
+            if close is not False:
+                return close
+    finally:
+        stop.cancel()
     return None
+
+
+async def _flush(engine: StreamingEngine, session: StreamSession, monitor: StreamMonitor, err: ServiceError, code: int, timeout: float) -> _Close:
+    """Transcribe all accepted audio and send its segments final, then close with ``code``."""
+    await engine.mark(session, monitor.flush_checkpoint())
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(monitor.flushed.wait(), timeout)
+    return _Close(err, code)
+
+
+async def _handle_frame(recv: asyncio.Future, engine: StreamingEngine, session: StreamSession, s: Settings, monitor: StreamMonitor):
+    """One received message: False to go on, None when the client left, or how to close."""
+    try:
+        msg = recv.result()
+    except (WebSocketDisconnect, RuntimeError):
+        return None
+    if msg["type"] == "websocket.disconnect":
+        monitor.closed(int(msg.get("code") or 1000), sent=False)
+        return None
+    try:
+        if msg.get("bytes") is not None:
+            if session.finished:
+                raise StreamFinishedError("Audio after the 'final' checkpoint: the stream has ended.", param="audio")
+            samples = parse_audio_frame(msg["bytes"], s.stream_max_frame_bytes)
+            if not await monitor.admit(len(samples) / SAMPLE_RATE):
+                quotas = monitor.ops.quotas
+                assert monitor.who is not None
+                err = quotas.exceeded_stream_error(await quotas.state(monitor.who), monitor.received_s)
+                return await _flush(engine, session, monitor, err, err.close_code, QUOTA_FLUSH_TIMEOUT_S)
+            await engine.feed(session, samples)
+            await _back_pressure(session, s)
+        elif msg.get("text") is not None:
+            await engine.mark(session, parse_client_text(msg["text"]))
+    except ServiceError as exc:
+        return _Close(exc, close_code_for(exc))
+    except Exception:
+        log.exception("stream failed")
+        return _Close(ServiceError("Internal server error."), CLOSE_SERVER_ERROR)
+    return False
 
 
 async def _back_pressure(session: StreamSession, s: Settings) -> None:
@@ -202,7 +255,7 @@ async def _back_pressure(session: StreamSession, s: Settings) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _send_loop(ws: WebSocket, out: asyncio.Queue, send_timeout_s: float) -> None:
+async def _send_loop(ws: WebSocket, out: asyncio.Queue, monitor: StreamMonitor, send_timeout_s: float) -> None:
     """Send the session's messages in order; an error item sends the error and closes.
 
     A client that stops reading fills its TCP window and then ``send`` waits: after
@@ -212,12 +265,13 @@ async def _send_loop(ws: WebSocket, out: asyncio.Queue, send_timeout_s: float) -
         while True:
             item = await out.get()
             if isinstance(item, _Close):
-                await _reject(ws, item.error, item.code)
+                await _reject(ws, item.error, item.code, monitor)
                 return
             if isinstance(item, BaseException):
                 exc = item if isinstance(item, ServiceError) else ServiceError("Internal server error: transcription failed.")
-                await _reject(ws, exc, close_code_for(exc))
+                await _reject(ws, exc, close_code_for(exc), monitor)
                 return
+            monitor.sent(item)
             try:
                 await asyncio.wait_for(ws.send_json(item), timeout=send_timeout_s)
             except asyncio.TimeoutError:
@@ -230,13 +284,19 @@ async def _send_loop(ws: WebSocket, out: asyncio.Queue, send_timeout_s: float) -
         return  # the client is gone; the receive loop sees the disconnect
 
 
-async def _reject(ws: WebSocket, exc: ServiceError, code: int | None = None) -> None:
+async def _reject(ws: WebSocket, exc: ServiceError, code: int | None = None, monitor: StreamMonitor | None = None) -> None:
     """Send ``{"error": ...}`` and close with the error's code (quietly if the client is gone)."""
     if ws.application_state == WebSocketState.DISCONNECTED:
         return
+    code = code if code is not None else close_code_for(exc)
+    body = error_message(exc)
+    if monitor is not None:
+        body["request_id"] = monitor.request_id
+        monitor.error(body)
+        monitor.closed(code)
     with contextlib.suppress(Exception):
-        await ws.send_json(error_message(exc))
-        await ws.close(code=code if code is not None else close_code_for(exc), reason=(exc.code or "")[:100])
+        await ws.send_json(body)
+        await ws.close(code=code, reason=(exc.code or "")[:100])
 
 
 __all__ = ["router", "streaming_services"]

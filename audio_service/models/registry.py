@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,6 +76,7 @@ class ModelRegistry:
         self._lock = threading.Lock()
         self._load_locks: dict[str, threading.Lock] = {mid: threading.Lock() for mid in self._specs}
         set_default_cache_dir(settings.model_cache_dir)  # for the shared segmentation model (pyannote)
+        self.load_seconds: dict[str, float] = {}  # model id -> how long loading took (metrics)
 
     # --- names ---
     def names(self) -> list[str]:
@@ -112,7 +114,9 @@ class ModelRegistry:
         with self._load_locks[spec.id]:  # one loader per model; others wait for it
             loaded = self._loaded.get(spec.id)
             if loaded is None:
+                t0 = time.perf_counter()
                 loaded = self._load_in_low_priority_thread(spec)
+                self.load_seconds[spec.id] = time.perf_counter() - t0
                 with self._lock:
                     self._loaded[spec.id] = loaded
         return loaded

@@ -7,6 +7,7 @@ a thin wrapper around the shared model), so any number of threads may transcribe
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -44,8 +45,17 @@ class AsrOptions:
     max_window_s: float = 30.0  # longest stretch of packed speech given to the decoder at once
 
 
-def transcribe(model: LoadedModel, audio: Audio, spans: list[SpeechSpan], opts: AsrOptions) -> Transcript:
+def transcribe(
+    model: LoadedModel,
+    audio: Audio,
+    spans: list[SpeechSpan],
+    opts: AsrOptions,
+    on_segment: Callable[[float, str], None] | None = None,
+) -> Transcript:
     """Decode the speech ``spans`` of ``audio``; timestamps in the result are on ``audio``'s clock.
+
+    ``on_segment(end_s, text)``, if given, is called as each decoded segment comes out of the
+    decoder (windows finish in batches), for progress reports; it does not change the decoding.
 
     The spans are packed (silence removed) into windows of at most ``opts.max_window_s``.
 
@@ -63,11 +73,12 @@ def transcribe(model: LoadedModel, audio: Audio, spans: list[SpeechSpan], opts: 
 
     windows = list(packed.windows)
     keep = _Keep(model)
+    report = _reporter(on_segment, TimeMap(packed.pieces)) if on_segment is not None else None
     if opts.batched and len(opts.temperatures) == 1:
-        raw, info = _batched(model, packed.audio, windows, language, opts)
+        raw, info = _batched(model, packed.audio, windows, language, opts, report)
         kept = _redecode_failed_windows(model, packed, raw, info.language, opts, keep)
     else:
-        raw, info = _sequential(model, packed.audio, windows, language, opts)
+        raw, info = _sequential(model, packed.audio, windows, language, opts, report)
         kept = keep(raw)
     clock = TimeMap(packed.pieces)
     segments = tuple(_segment(i, s, clock) for i, s in enumerate(kept))
@@ -97,7 +108,25 @@ def _common_kwargs(language: str | None, opts: AsrOptions) -> dict:
     }
 
 
-def _batched(model: LoadedModel, audio: Audio, windows: list[tuple[float, float]], language: str | None, opts: AsrOptions):
+def _reporter(on_segment: Callable[[float, str], None], clock: TimeMap) -> Callable[[object], None]:
+    def report(s) -> None:
+        if _has_text(s):
+            on_segment(clock.original(float(s.end), is_end=True), s.text)
+
+    return report
+
+
+def _collect(segments: Iterable, report: Callable[[object], None] | None) -> list:
+    """The decoder's lazy segments as a list, reporting each as it is produced."""
+    out = []
+    for s in segments:
+        out.append(s)
+        if report is not None:
+            report(s)
+    return out
+
+
+def _batched(model: LoadedModel, audio: Audio, windows: list[tuple[float, float]], language: str | None, opts: AsrOptions, report=None):
     from faster_whisper import BatchedInferencePipeline
 
     segments, info = BatchedInferencePipeline(model.whisper).transcribe(
@@ -109,13 +138,15 @@ def _batched(model: LoadedModel, audio: Audio, windows: list[tuple[float, float]
         without_timestamps=False,
         **_common_kwargs(language, opts),
     )
-    return list(segments), info
+    return _collect(segments, report), info
 
 
-def _sequential(model: LoadedModel, audio: Audio, windows: list[tuple[float, float]], language: str | None, opts: AsrOptions):
+def _sequential(
+    model: LoadedModel, audio: Audio, windows: list[tuple[float, float]], language: str | None, opts: AsrOptions, report=None
+):
     clips = [t for w in windows for t in w]
     segments, info = model.whisper.transcribe(audio.samples, clip_timestamps=clips, **_common_kwargs(language, opts))
-    return list(segments), info
+    return _collect(segments, report), info
 
 
 def _failed(window: tuple[float, float], segments: list, pieces: list[tuple[float, float]]) -> bool:

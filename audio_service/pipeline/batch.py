@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
@@ -53,6 +54,17 @@ class BatchJob:
     max_speakers: int | None = None
 
 
+@dataclass(frozen=True)
+class Progress:
+    """A progress report of a running job: new text (may be empty) and the audio position reached."""
+
+    text: str
+    position_s: float  # seconds of the file transcribed so far, on the file's clock
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
 class BatchService:
     """Runs batch jobs on the shared models through a bounded worker queue."""
 
@@ -87,11 +99,16 @@ class BatchService:
         if job.task == "translate" and not model.multilingual:
             raise InvalidRequestError(f"Model {model.spec.id!r} is English-only and cannot translate.", param="model")
 
-    async def run(self, source: str | BinaryIO, job: BatchJob) -> Transcript:
-        """Transcribe or translate ``source`` (a path or a binary file object) on a worker thread."""
-        return await self._queue.run(self.run_sync, source, job)
+    async def run(self, source: str | BinaryIO, job: BatchJob, progress: ProgressCallback | None = None) -> Transcript:
+        """Transcribe or translate ``source`` (a path or a binary file object) on a worker thread.
 
-    def run_sync(self, source: str | BinaryIO, job: BatchJob) -> Transcript:
+        ``progress`` (called on the worker thread) gets the audio position as each decoded segment
+        comes out of the decoder, then each block's final segments with their text, then the block's
+        end; it does not change the result.
+        """
+        return await self._queue.run(self.run_sync, source, job, progress)
+
+    def run_sync(self, source: str | BinaryIO, job: BatchJob, progress: ProgressCallback | None = None) -> Transcript:
         """The whole pipeline, blocking. Also used directly by benchmarks.
 
         The file is decoded block by block (``Settings.batch_block_s``), so memory does not grow
@@ -108,7 +125,9 @@ class BatchService:
         kept: list[Audio] = []  # the whole file, only when diarization needs it at once
         duration = 0.0
         for block in speech_blocks(raw, lambda audio: self._speech(audio, job)):
-            part = asr.transcribe(model, block.audio, list(block.spans), opts)
+            # while a block decodes: positions only (its text may still be re-decoded or re-segmented)
+            on_segment = None if progress is None else (lambda end, _text, at=block.offset: progress(Progress("", at + end)))
+            part = asr.transcribe(model, block.audio, list(block.spans), opts, on_segment)
             if opts.language is None and job.task == "transcribe":
                 opts = replace(opts, language=part.language)  # detect once: later blocks keep the language
             if aligner is not None:
@@ -117,6 +136,10 @@ class BatchService:
             if job.diarize:
                 kept.append(block.audio)
             duration = block.offset + block.audio.duration
+            if progress is not None:  # the block's final segments: their texts join into the transcript's text
+                for seg in part.segments:
+                    progress(Progress(seg.text, block.offset + seg.end))
+                progress(Progress("", duration))
         transcript = join(parts, duration).with_provenance(vad="none" if job.skip_vad else job.vad_model)
         if aligner is not None:
             transcript = transcript.with_provenance(aligner=aligner)

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -54,6 +55,7 @@ class StreamingEngine:
         self.partial_batch_audio_s = partial_batch_audio_s
         self.window = window or WindowPolicy()
         self.stats = EngineStats()
+        self._decode_s: weakref.WeakKeyDictionary[StreamSession, float] = weakref.WeakKeyDictionary()
         self._sessions: list[StreamSession] = []
         self._cond = threading.Condition()
         self._stopping = False
@@ -95,6 +97,10 @@ class StreamingEngine:
             if session in self._sessions:
                 self._sessions.remove(session)
         session.close()
+
+    def decode_seconds(self, session: StreamSession) -> float:
+        """Model time spent on ``session`` so far (its share of batched calls)."""
+        return self._decode_s.get(session, 0.0)
 
     def wake(self) -> None:
         with self._cond:
@@ -160,6 +166,8 @@ class StreamingEngine:
         self.stats.jobs += len(jobs)
         self.stats.busy_s += elapsed
         self.stats.batch_sizes[len(jobs)] = self.stats.batch_sizes.get(len(jobs), 0) + 1
+        for j in jobs:  # a batched call's time, shared equally (for the per-stream real-time factor)
+            self._decode_s[j.session] = self._decode_s.get(j.session, 0.0) + elapsed / len(jobs)
         if time.monotonic() - self._logged_at >= STATS_LOG_INTERVAL_S:
             self._logged_at = time.monotonic()
             log.info(

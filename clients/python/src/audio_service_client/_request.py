@@ -17,6 +17,7 @@ from audio_service_client.results import ResponseFormat, Transcription
 
 FileInput = Union[str, "os.PathLike[str]", bytes, IO[bytes]]
 ProgressCallback = Callable[[int, int | None], None]  # (bytes sent, total bytes or None)
+TranscriptionProgress = Callable[[float, str], None]  # (audio seconds transcribed so far, new text)
 
 STREAM_PATH = "/v1/audio/transcriptions/streaming"
 
@@ -169,6 +170,9 @@ class TranscribeParams(TranslateParams, total=False):
     min_speakers: int
     max_speakers: int
     diarization_model: str
+    #: called as ``on_transcription_progress(audio_seconds_done, new_text)`` while the server
+    #: transcribes (asks for ``stream=true`` server-sent events; ``json``/``text`` results only)
+    on_transcription_progress: TranscriptionProgress
 
 
 class AlignParams(TypedDict, total=False):
@@ -185,6 +189,7 @@ class Prepared(NamedTuple):
     fields: dict[str, str]
     response_format: str | None
     on_progress: ProgressCallback | None
+    on_transcription: TranscriptionProgress | None = None
 
 
 def prepare(params: Mapping[str, Any], allowed: type) -> Prepared:
@@ -198,11 +203,49 @@ def prepare(params: Mapping[str, Any], allowed: type) -> Prepared:
         raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
     p = dict(params)
     on_progress = p.pop("on_progress", None)
+    on_transcription = p.pop("on_transcription_progress", None)
     extra = p.pop("extra", None) or {}
     if p.get("diarize"):
         p.setdefault("response_format", "verbose_json")
         p.setdefault("timestamp_granularities", ("word", "segment"))
-    return Prepared(form_fields(**p, **extra), p.get("response_format"), on_progress)
+    if on_transcription is not None:
+        if p.get("response_format") not in (None, "json", "text"):
+            raise ValueError("on_transcription_progress gives the text only: use response_format json or text")
+        p["stream"] = True
+    return Prepared(form_fields(**p, **extra), p.get("response_format"), on_progress, on_transcription)
+
+
+class EventReader:
+    """Reads ``stream=true`` server-sent events line by line: reports each delta, returns the done event's text."""
+
+    def __init__(self, on_text: TranscriptionProgress, response_format: str | None, headers: Mapping[str, str]) -> None:
+        self._on_text, self._format, self._headers = on_text, response_format, headers
+        self._event: str | None = None
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> Transcription | str | None:
+        """One line of the event stream; the result once the ``done`` event has come, else None."""
+        if line.startswith("event:"):
+            self._event = line[6:].strip()
+        elif line.startswith("data:"):
+            self._data.append(line[5:].strip())
+        elif not line.strip() and self._data:
+            body = json.loads("\n".join(self._data))
+            event, self._event, self._data = self._event, None, []
+            if event == "error" or "error" in body:
+                raise error_from_body(500, body, self._headers)
+            position = float(body.get("audio_position_s") or 0.0)
+            if body.get("type") == "transcript.text.delta":
+                self._on_text(position, body.get("delta") or "")
+            elif body.get("type") == "transcript.text.done":
+                self._on_text(position, "")
+                kept = {k.lower(): v for k, v in self._headers.items() if k.lower().startswith("x-audio-service-")}
+                return body["text"] + "\n" if self._format == "text" else Transcription(text=body["text"], headers=kept)
+        return None
+
+    def missing_done(self) -> Exception:
+        body = {"error": {"message": "the event stream ended without a done event", "type": "server_error"}}
+        return error_from_body(502, body, self._headers)
 
 
 def prepare_align(text: str, params: Mapping[str, Any]) -> Prepared:

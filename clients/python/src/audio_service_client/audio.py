@@ -29,6 +29,17 @@ def decode_file(path: str | os.PathLike[str]) -> np.ndarray:
     return np.concatenate(out).astype(np.int16) if out else np.zeros(0, np.int16)
 
 
+def probe_duration(path: str | os.PathLike[str]) -> float | None:
+    """The file's duration in seconds from its container (no decoding); None when unknown."""
+    import av
+
+    try:
+        with av.open(os.fspath(path)) as container:
+            return container.duration / 1_000_000 if container.duration else None
+    except (OSError, ValueError, av.FFmpegError):
+        return None
+
+
 def to_pcm16(samples: Any, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Samples (float in [-1, 1] or int16; mono, or (n, channels)) -> 16 kHz mono int16."""
     a = np.asarray(samples)

@@ -1,4 +1,4 @@
-"""``audio-service-client``: transcribe/translate files (with an upload progress bar) and stream live."""
+"""``audio-service-client``: transcribe/translate files (with upload and transcription progress bars) and stream live."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.text import Text
 
 from audio_service_client.client import Client
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
             b.add_argument("--diarize", action="store_true", help="label speakers (prints one line per speaker turn)")
             b.add_argument("--min-speakers", type=int)
             b.add_argument("--max-speakers", type=int)
-        b.add_argument("--no-progress", action="store_true", help="no upload progress bar")
+        b.add_argument("--no-progress", action="store_true", help="no upload / transcription progress bars")
     s = sub.add_parser("stream", help="stream a file (at real-time pace) or the microphone; live transcript")
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("file", nargs="?")
@@ -77,11 +77,17 @@ def _batch(client: Client, args: argparse.Namespace, console: Console) -> int:
     params = {k: v for k, v in params.items() if v is not None}
     method = client.transcribe if args.command == "transcribe" else client.translate
     show_bar = not args.no_progress and not str(args.file).startswith(("http://", "https://"))
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=Console(stderr=True), transient=True, disable=not show_bar) as progress:
-        task = progress.add_task("upload", total=None)
-        result = method(args.file, on_progress=lambda sent, total: progress.update(task, completed=sent, total=total),
-                        **params)
+    columns = ("[progress.description]{task.description}", BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[info]}"))
+    with Progress(*columns, console=Console(stderr=True), transient=True, disable=not show_bar) as progress:
+        upload = progress.add_task("upload", total=None, info="")
+
+        def on_upload(sent: int, total: int | None) -> None:
+            progress.update(upload, completed=sent, total=total, info=f"{sent / 1e6:.1f} MB")
+
+        # the transcription bar comes from the server's progress events (stream=true): plain-text results only
+        if show_bar and args.command == "transcribe" and params.get("response_format") in (None, "json", "text"):
+            params["on_transcription_progress"] = _TranscriptionBar(progress, args.file)
+        result = method(args.file, on_progress=on_upload, **params)
     # plain stdout, not rich: subtitles and JSON must not be re-wrapped to the terminal width
     if isinstance(result, str):
         sys.stdout.write(result)
@@ -93,6 +99,22 @@ def _batch(client: Client, args: argparse.Namespace, console: Console) -> int:
     else:
         print(result.text)
     return 0
+
+
+class _TranscriptionBar:
+    """Audio seconds transcribed, fed by the server's ``stream=true`` events (total from the file's header)."""
+
+    def __init__(self, progress: Progress, file: str) -> None:
+        from audio_service_client.audio import probe_duration
+
+        self._progress, self._total = progress, probe_duration(file)
+        self._task: Any = None
+
+    def __call__(self, position_s: float, _text: str) -> None:
+        if self._task is None:  # the first event: the upload is done and the server transcribes
+            self._task = self._progress.add_task("transcribe", total=self._total, info="")
+        total = f"/{self._total:.0f}" if self._total else ""
+        self._progress.update(self._task, completed=position_s, info=f"{position_s:.0f}{total} s of audio")
 
 
 def speaker_turns(t: Transcription) -> list[tuple[str, float, float, str]]:

@@ -68,6 +68,16 @@ class Client(_Base):
     def _post(self, path: str, file: rq.FileInput, req: rq.Prepared) -> Transcription | str:
         files, url_field, opened = rq.file_part(file, req.on_progress)
         try:
+            if req.on_transcription is not None:  # stream=true: progress events, then the text
+                with self._http.stream("POST", path, data={**req.fields, **url_field}, files=files or None) as resp:
+                    if resp.status_code >= 400:
+                        resp.read()
+                        rq.raise_for_error(resp)
+                    reader = rq.EventReader(req.on_transcription, req.response_format, resp.headers)
+                    for line in resp.iter_lines():
+                        if (result := reader.feed(line)) is not None:
+                            return result
+                    raise reader.missing_done()
             resp = self._http.post(path, data={**req.fields, **url_field}, files=files or None)
         except httpx.TransportError as exc:
             raise APIConnectionError(f"{self.base_url}{path}: {exc}") from exc
@@ -174,6 +184,16 @@ class AsyncClient(_Base):
                 # httpx's async multipart needs bytes, not a sync file object: read it (with progress) first
                 name, fh, ctype = files["file"]
                 files = {"file": (name, fh.read(), ctype)}
+            if req.on_transcription is not None:  # stream=true: progress events, then the text
+                async with self._http.stream("POST", path, data={**req.fields, **url_field}, files=files or None) as resp:
+                    if resp.status_code >= 400:
+                        await resp.aread()
+                        rq.raise_for_error(resp)
+                    reader = rq.EventReader(req.on_transcription, req.response_format, resp.headers)
+                    async for line in resp.aiter_lines():
+                        if (result := reader.feed(line)) is not None:
+                            return result
+                    raise reader.missing_done()
             resp = await self._http.post(path, data={**req.fields, **url_field}, files=files or None)
         except httpx.TransportError as exc:
             raise APIConnectionError(f"{self.base_url}{path}: {exc}") from exc

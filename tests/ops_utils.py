@@ -1,0 +1,60 @@
+"""Helpers for the operations tests: keys made with the real CLI, Prometheus scrapes, log lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.server import ROOT, ServerProcess
+
+
+def add_key(keys_file: Path, name: str, *limits: str) -> str:
+    """``audio-service keys add NAME``: the key printed once (its hash goes to the file)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "audio_service", "keys", "add", name, "--keys-file", str(keys_file), *limits],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    return out.stdout.strip()
+
+
+def scrape(srv: ServerProcess) -> dict[tuple[str, frozenset], float]:
+    """Every sample of ``/metrics`` (parsed with prometheus_client's parser), by name and labels."""
+    text = httpx.get(f"{srv.base_url}/metrics", timeout=10).text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    """One sample's value (0 when absent: a counter that never moved)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def wait_for(condition, timeout_s: float = 60.0, what: str = "condition"):
+    """Poll ``condition()`` until it is truthy (the server's state, not a fixed sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def json_lines(log: Path) -> list[dict]:
+    """The JSON log lines a server wrote (other output ignored)."""
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+    return out
