@@ -185,8 +185,25 @@ def test_client_vanishing_mid_stream_frees_its_slot(srv, jfk):
 
     for _ in range(3):  # more than the key's limit of 2: slots must be released
         run(vanish())
-    asyncio.run(asyncio.sleep(0.5))
+    wait_for_no_streams(srv)
     assert_healthy(srv, jfk)
+
+
+def wait_for_no_streams(srv: ServerProcess, timeout_s: float = 60.0) -> None:
+    """Until /metrics shows no open stream (the server notices a vanished client asynchronously)."""
+    import time
+
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        families = text_string_to_metric_families(httpx.get(f"{srv.base_url}/metrics", timeout=10).text)
+        active = sum(s.value for f in families if f.name == "audio_service_active_streams" for s in f.samples)
+        if active == 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError("streams of vanished clients were never released")
 
 
 def test_sixty_seconds_of_silence_keeps_the_socket_open(srv, jfk):
