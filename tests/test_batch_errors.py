@@ -155,3 +155,30 @@ def test_queue_full_gives_429_with_retry_after(strict_server, tmp_path) -> None:
         t.join()
     assert first["r"].status_code == 200
     assert_healthy(strict_server, headers=AUTH)
+
+
+def test_bad_files_are_refused_while_the_worker_is_busy(server, tmp_path) -> None:
+    """An empty or undecodable upload gets its 400 at once, not after waiting behind a long job
+    (seen in the soak: bad requests timed out behind a diarized upload loading its models)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    wav = write_wav(tmp_path / "long.wav", np.tile(load_16k(JFK), 6)).read_bytes()  # 66 s
+    long_job: dict = {}
+    t = threading.Thread(target=lambda: long_job.setdefault("r", post(server, ("long.wav", wav, "audio/wav"))))
+    t.start()
+
+    def busy() -> float:
+        families = text_string_to_metric_families(httpx.get(f"{server.base_url}/metrics", timeout=10).text)
+        return sum(s.value for f in families if f.name == "audio_service_busy_workers" for s in f.samples)
+
+    deadline = time.monotonic() + 60
+    while busy() < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        assert busy() >= 1, "the long request never took the worker"
+        assert_error(post(server, ("empty.wav", b"", "audio/wav")), 400, "file")
+        assert_error(post(server, ("noise.wav", bytes(range(256)) * 40, "audio/wav")), 400, "file")
+        assert t.is_alive(), "the long request finished first: the test proved nothing"
+    finally:
+        t.join()
+    assert long_job["r"].status_code == 200

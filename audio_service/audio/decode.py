@@ -22,6 +22,19 @@ def decode_audio(source: str | os.PathLike[str] | BinaryIO, sample_rate: int = S
     return Audio(np.concatenate(blocks) if len(blocks) > 1 else blocks[0], sample_rate)
 
 
+def probe_audio(source: str | os.PathLike[str] | BinaryIO) -> None:
+    """Decode the first second of ``source``: raises :class:`AudioDecodeError` for an empty,
+    non-audio or undecodable file, so a request can be refused before it waits for a worker.
+    A file object is rewound afterwards."""
+    blocks = iter_audio_blocks(source, 1.0)
+    try:
+        next(blocks)
+    finally:
+        blocks.close()
+        if hasattr(source, "seek"):
+            source.seek(0)
+
+
 def pcm16_to_float(data: bytes) -> np.ndarray:
     """Little-endian signed 16-bit PCM bytes -> float32 samples in [-1, 1)."""
     return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0

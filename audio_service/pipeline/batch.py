@@ -7,6 +7,7 @@ The API layer builds a :class:`BatchJob` from a validated request, calls
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from audio_service.audio.decode import iter_audio_blocks
+from audio_service.audio.decode import iter_audio_blocks, probe_audio
 from audio_service.audio.preprocess import preprocess
 from audio_service.errors import InvalidRequestError
 from audio_service.models.registry import LoadedModel, ModelRegistry
@@ -106,6 +107,8 @@ class BatchService:
         comes out of the decoder, then each block's final segments with their text, then the block's
         end; it does not change the result.
         """
+        # a bad file is refused at once, not after waiting behind long jobs for a worker
+        await asyncio.to_thread(probe_audio, source)
         return await self._queue.run(self.run_sync, source, job, progress)
 
     def run_sync(self, source: str | BinaryIO, job: BatchJob, progress: ProgressCallback | None = None) -> Transcript:
