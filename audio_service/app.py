@@ -15,7 +15,7 @@ from audio_service.api.errors import install_error_handlers
 from audio_service.api.limits import BodyLimitMiddleware
 from audio_service.models.registry import ModelRegistry
 from audio_service.pipeline.batch import BatchService
-from audio_service.pipeline.diarize import speaker_tracker_factory
+from audio_service.pipeline.speaker_tracker import speaker_tracker_factory
 from audio_service.settings import Settings
 
 log = logging.getLogger(__name__)

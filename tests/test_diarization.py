@@ -123,7 +123,8 @@ def test_segment_split_where_words_change_speaker():
 def test_streaming_speaker_tracker_keeps_speakers_apart():
     """The tracker the app registers for streams, fed two_speakers.wav's turns in order (in-process)."""
     from audio_service.audio.decode import decode_audio
-    from audio_service.pipeline.diarize import DiarizerRegistry, speaker_tracker_factory
+    from audio_service.pipeline.diarize import DiarizerRegistry
+    from audio_service.pipeline.speaker_tracker import speaker_tracker_factory
     from audio_service.settings import Settings
     from tests.diarization_utils import annotation
 
@@ -162,10 +163,10 @@ def test_streaming_diarization_der_of_final_segments(server):
 
 
 def test_short_speaker_runs_join_their_neighbour():
-    from audio_service.pipeline.diarize import _merge_short_runs
+    from audio_service.pipeline.speaker_tracker import merge_short_runs
 
     words = [(0.0, 0.4), (0.5, 0.9), (1.0, 1.2), (1.3, 1.8), (1.9, 2.4), (2.5, 3.0)]
     # A lone 0.2 s word of another speaker is no change; a 1.1 s run is one.
-    assert _merge_short_runs(["A", "A", "B", "A", "A", "A"], words) == ["A"] * 6
-    assert _merge_short_runs(["A", "A", "A", "B", "B", "B"], words) == ["A", "A", "A", "B", "B", "B"]
-    assert _merge_short_runs(["B", "A", "A", "A", "A", "A"], words) == ["A"] * 6
+    assert merge_short_runs(["A", "A", "B", "A", "A", "A"], words) == ["A"] * 6
+    assert merge_short_runs(["A", "A", "A", "B", "B", "B"], words) == ["A", "A", "A", "B", "B", "B"]
+    assert merge_short_runs(["B", "A", "A", "A", "A", "A"], words) == ["A"] * 6
