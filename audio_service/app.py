@@ -25,7 +25,7 @@ def create_app(settings: Settings) -> FastAPI:
     """The application, with its services built from ``settings`` (nothing global)."""
     registry = ModelRegistry(settings)
     services = Services(settings=settings, registry=registry, batch=BatchService(settings, registry))
-    services.extra["speaker_tracker_factory"] = speaker_tracker_factory(services.batch.diarizers, settings.stream_speaker_context_s)
+    services.extra["speaker_tracker_factory"] = speaker_tracker_factory(settings.stream_speaker_context_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

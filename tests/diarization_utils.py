@@ -102,3 +102,16 @@ def build_joined_voices(directory: Path):
             t += GAPS[i]
     path = write_wav(directory / "joined_voices.wav", np.concatenate(pieces).astype(np.float32))
     return path, annotation(turns, "joined_voices")
+
+
+def final_latencies(result) -> list[float]:
+    """Per final segment of a streamed result: wall seconds from sending its last audio to receiving it final."""
+    sent = result.sent_audio
+    latencies, seen = [], set()
+    for t, msg in result.messages:
+        for seg in msg.get("segments", []):
+            if seg["is_final"] and seg["id"] not in seen and seg["text"].strip():
+                seen.add(seg["id"])
+                sent_at = next((ts for ts, audio_s in sent if audio_s >= seg["end"]), sent[-1][0])
+                latencies.append(max(0.0, t - sent_at))
+    return latencies

@@ -123,14 +123,12 @@ def test_segment_split_where_words_change_speaker():
 def test_streaming_speaker_tracker_keeps_speakers_apart():
     """The tracker the app registers for streams, fed two_speakers.wav's turns in order (in-process)."""
     from audio_service.audio.decode import decode_audio
-    from audio_service.pipeline.diarize import DiarizerRegistry
     from audio_service.pipeline.speaker_tracker import speaker_tracker_factory
-    from audio_service.settings import Settings
     from tests.diarization_utils import annotation
 
     ref = reference_two_speakers()
     audio = decode_audio(str(TWO_SPEAKERS))
-    tracker = speaker_tracker_factory(DiarizerRegistry(Settings()))()
+    tracker = speaker_tracker_factory()()
     turns = sorted((s.start, s.end) for s, _, _ in ref.itertracks(yield_label=True))
     labelled = [(a, e, tracker.assign(audio, a, e)) for a, e in turns]
     assert labelled[0][2] == "SPEAKER_00"

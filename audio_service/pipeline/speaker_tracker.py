@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from audio_service.models.speaker_embedding import MIN_EMBED_SECONDS, embed_many
-from audio_service.pipeline.diarize import DiarizerRegistry, OfflineDiarizer, SpeakerBounds
+from audio_service.pipeline.diarize import OfflineDiarizer, SpeakerBounds
 from audio_service.schema import Audio
 
 MIN_RUN_SECONDS = 0.5  # a streaming segment is split at a speaker change only between runs this long
@@ -163,10 +163,16 @@ def merge_short_runs(labels: list[str], words: list[tuple[float, float]]) -> lis
         labels = [into if a <= w0 and w1 <= b + 1e-9 else lab for (w0, w1), lab in zip(words, labels, strict=True)]
 
 
-def speaker_tracker_factory(registry: DiarizerRegistry, context_s: float = 40.0) -> Callable[..., SpeakerTracker]:
-    """A factory the streaming endpoint calls once per session; all sessions share the offline diarizer."""
+def speaker_tracker_factory(context_s: float = 40.0) -> Callable[..., SpeakerTracker]:
+    """A factory the streaming endpoint calls once per session.
+
+    All sessions share one offline diarizer of their own, not the batch endpoint's: its lock is
+    held for a whole diarization, and a long upload must not hold up every stream's final segments.
+    (The model weights themselves are shared, read-only.)
+    """
+    diarizer = OfflineDiarizer()
 
     def make(max_speakers: int | None = None, **_: object) -> SpeakerTracker:
-        return SpeakerTracker(registry.offline(), context_s=context_s, max_speakers=max_speakers)
+        return SpeakerTracker(diarizer, context_s=context_s, max_speakers=max_speakers)
 
     return make
