@@ -168,3 +168,22 @@ def test_short_speaker_runs_join_their_neighbour():
     assert merge_short_runs(["A", "A", "B", "A", "A", "A"], words) == ["A"] * 6
     assert merge_short_runs(["A", "A", "A", "B", "B", "B"], words) == ["A", "A", "A", "B", "B", "B"]
     assert merge_short_runs(["B", "A", "A", "A", "A", "A"], words) == ["A"] * 6
+
+
+def test_overlapped_words_go_to_the_dominant_speaker_and_segments_list_the_other():
+    words = (Word(0.0, 0.5, " We"), Word(0.6, 1.0, " start"), Word(1.1, 1.6, " now."))
+    seg = Segment(0, 0.0, 1.6, " We start now.", words)
+    turns = [
+        SpeakerTurn(0.0, 1.6, "SPEAKER_00"),
+        SpeakerTurn(0.5, 1.2, "SPEAKER_01", background=True),  # heard under SPEAKER_00
+        SpeakerTurn(1.7, 2.5, "SPEAKER_01"),
+    ]
+    out = assign_speakers(Transcript("transcribe", "en", 2.5, (seg,)), turns)
+    assert [w.speaker for w in out.words] == ["SPEAKER_00"] * 3
+    assert out.segments[0].overlapping_speakers == ("SPEAKER_01",)
+    from audio_service.formatting.render import verbose_json
+
+    body = verbose_json(out, ("word", "segment"))
+    assert body["segments"][0]["overlapping_speakers"] == ["SPEAKER_01"]
+    plain = assign_speakers(Transcript("transcribe", "en", 2.5, (seg,)), turns[:1])
+    assert "overlapping_speakers" not in verbose_json(plain, ("segment",))["segments"][0]

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 from audio_service.errors import InvalidRequestError, ModelUnavailableError
 from audio_service.models.segmentation import pyannote_input, segmentation_model
 from audio_service.models.speaker_embedding import GE2EEmbedding
+from audio_service.pipeline.speaker_count import merge_same_voices
 from audio_service.schema import Audio, SpeakerTurn
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,11 +34,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-# Tuned on two_speakers.wav and checked on a file of joined espeak-ng voices (see bench/diarization.py).
+# Calibrated on two_speakers.wav, ami_dev00.wav, jfk, espeak-ng voices and mixtures of real turns (bench/diarization.py).
 SEGMENTATION_THRESHOLD = 0.5  # onset of a local speaker in the segmentation model's output
 SEGMENTATION_STEP = 0.2  # window hop as a fraction of the 5 s window
 CLUSTER_METHOD = "centroid"
-CLUSTER_THRESHOLD = 0.5  # euclidean distance between unit-norm GE2E centroids
+CLUSTER_THRESHOLD = 0.4  # first pass, deliberately fine (speaker_count.py merges same voices)
 MIN_CLUSTER_SIZE = 5
 UNBOUNDED_SPEAKERS = 20
 
@@ -59,7 +60,7 @@ def _offline_pipeline_class():
 
         def __init__(self, model) -> None:
             Pipeline.__init__(self)
-            self.legacy = True
+            self.legacy = False  # also returns the exclusive (dominant speaker) diarization
             self.segmentation_model = "whisperx-pyannet"
             self.segmentation_step = SEGMENTATION_STEP
             self.embedding = "resemblyzer-ge2e"
@@ -92,13 +93,23 @@ class Diarizer(Protocol):
     def __call__(self, audio: Audio, bounds: SpeakerBounds) -> list[SpeakerTurn]: ...
 
 
-def _annotation_to_turns(annotation) -> list[SpeakerTurn]:
-    """pyannote ``Annotation`` -> sorted turns labelled SPEAKER_00, SPEAKER_01, ... in order of appearance."""
+def _annotation_to_turns(annotation, exclusive=None) -> list[SpeakerTurn]:
+    """pyannote ``Annotation`` -> sorted turns labelled SPEAKER_00, SPEAKER_01, ... in order of appearance.
+
+    With ``exclusive`` (the same speakers, one dominant speaker at a time), the turns are the
+    exclusive ones plus, as ``background`` turns, the overlapped speech the exclusive ones leave out.
+    """
+    tracks = [(s, label, False) for s, _, label in annotation.itertracks(yield_label=True)]
+    if exclusive is not None:
+        tracks = [(s, label, False) for s, _, label in exclusive.itertracks(yield_label=True)]
+        for label in annotation.labels():
+            dominant = exclusive.label_timeline(label).support()
+            tracks += [(s, label, True) for s in annotation.label_timeline(label).support().extrude(dominant)]
     labels: dict[str, str] = {}
     turns = []
-    for segment, _, label in sorted(annotation.itertracks(yield_label=True), key=lambda t: t[0].start):
+    for segment, label, background in sorted(tracks, key=lambda t: (t[0].start, t[2])):
         name = labels.setdefault(label, f"SPEAKER_{len(labels):02d}")
-        turns.append(SpeakerTurn(float(segment.start), float(segment.end), name))
+        turns.append(SpeakerTurn(float(segment.start), float(segment.end), name, background))
     return turns
 
 
@@ -134,12 +145,18 @@ class OfflineDiarizer:
         # (each call already uses both cores through torch).
         with self._lock, torch.inference_mode():
             pipeline = self._get_pipeline()
-            annotation = pipeline(
+            output = pipeline(
                 pyannote_input(audio),
                 min_speakers=bounds.min_speakers,
                 max_speakers=bounds.max_speakers or UNBOUNDED_SPEAKERS,
             )
-        return _annotation_to_turns(annotation)
+            annotation = getattr(output, "speaker_diarization", output)
+            exclusive = getattr(output, "exclusive_speaker_diarization", None)
+            mapping = merge_same_voices(audio, annotation, bounds.min_speakers, bounds.max_speakers)
+        annotation = annotation.rename_labels(mapping=mapping).support()
+        if exclusive is not None:
+            exclusive = exclusive.rename_labels(mapping=mapping).support()
+        return _annotation_to_turns(annotation, exclusive)
 
 
 class CommunityDiarizer:

@@ -91,6 +91,7 @@ class SpeakerTracker:
         if any(f is None for f in found_per_word):
             return None
         # Diarizer labels map one-to-one onto the session labels they share most past audio with.
+        turns = [t for t in turns if not t.background]
         found = sorted({t.speaker for t in turns})
         known = sorted({label for _, _, label in spans[:-1]})
         overlap = np.zeros((len(found), len(known)))
