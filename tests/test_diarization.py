@@ -187,3 +187,18 @@ def test_overlapped_words_go_to_the_dominant_speaker_and_segments_list_the_other
     assert body["segments"][0]["overlapping_speakers"] == ["SPEAKER_01"]
     plain = assign_speakers(Transcript("transcribe", "en", 2.5, (seg,)), turns[:1])
     assert "overlapping_speakers" not in verbose_json(plain, ("segment",))["segments"][0]
+
+
+def testclosest_pair_never_joins_speakers_heard_together():
+    import numpy as np
+
+    from audio_service.pipeline.speaker_count import closest_pair
+
+    embeddings = np.array([[1.0, 0.0], [0.99, 0.14], [0.0, 1.0]])
+    seconds = np.array([5.0, 5.0, 5.0])
+    apart = np.zeros((3, 3))
+    assert closest_pair([[0], [1], [2]], embeddings, seconds, apart)[:2] == (0, 1)
+    heard_together = apart.copy()
+    heard_together[0, 1] = heard_together[1, 0] = 2.0  # the segmentation heard 0 and 1 at once
+    i, j, distance, reliable = closest_pair([[0], [1], [2]], embeddings, seconds, heard_together)
+    assert (i, j) == (1, 2) and reliable and distance > 0.9

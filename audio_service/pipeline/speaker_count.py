@@ -46,7 +46,7 @@ def merge_same_voices(audio: Audio, annotation, min_speakers: int | None, max_sp
     groups = [[i] for i in range(len(labels))]
     lower = max(1, min_speakers or 1)
     while len(groups) > lower:
-        best = _closest_pair(groups, embeddings, seconds, together)
+        best = closest_pair(groups, embeddings, seconds, together)
         if best is None:
             break
         i, j, distance, reliable = best
@@ -63,7 +63,7 @@ def _speech(audio: Audio, timeline) -> np.ndarray:
     return samples[: int(MAX_EMBED_SECONDS * audio.sample_rate)].astype(np.float32)
 
 
-def _closest_pair(groups, embeddings, seconds, together):
+def closest_pair(groups, embeddings, seconds, together):
     """(i, j, distance, reliable) of the two closest groups that may merge, or None.
 
     A group with too little clean speech for an embedding goes to its closest group regardless.
