@@ -18,7 +18,7 @@ from audio_service.api.ops import Ops
 from audio_service.api.timeouts import BodyTimeoutMiddleware
 from audio_service.models.registry import ModelRegistry
 from audio_service.pipeline.batch import BatchService
-from audio_service.pipeline.diarize import speaker_tracker_factory
+from audio_service.pipeline.speaker_tracker import speaker_tracker_factory
 from audio_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def create_app(settings: Settings) -> FastAPI:
     """The application, with its services built from ``settings`` (nothing global)."""
     registry = ModelRegistry(settings)
     services = Services(settings=settings, registry=registry, batch=BatchService(settings, registry))
-    services.extra["speaker_tracker_factory"] = speaker_tracker_factory(services.batch.diarizers, settings.stream_speaker_context_s)
+    services.extra["speaker_tracker_factory"] = speaker_tracker_factory(settings.stream_speaker_context_s)
     ops = services.extra["ops"] = Ops.build(settings)
     workers = max(1, settings.inference_workers)
     ops.metrics.sample(

@@ -66,15 +66,22 @@ class Segment:
     compression_ratio: float = 0.0
     no_speech_prob: float = 0.0
     speaker: str | None = None
+    # Other speakers heard while this segment's speaker talks (overlapped speech), when diarized.
+    overlapping_speakers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class SpeakerTurn:
-    """One speaker talking from ``start`` to ``end``; turns of different speakers may overlap."""
+    """One speaker talking from ``start`` to ``end``; turns of different speakers may overlap.
+
+    ``background`` marks speech heard under another, dominant speaker (overlap): it never takes a
+    word, but the segments it overlaps list it in ``overlapping_speakers``.
+    """
 
     start: float
     end: float
     speaker: str
+    background: bool = False
 
 
 @dataclass(frozen=True)

@@ -33,13 +33,16 @@ from _common import RESULTS, save  # noqa: E402
 from audio_service.audio.decode import decode_audio  # noqa: E402
 from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds  # noqa: E402
 from audio_service.settings import Settings  # noqa: E402
-from tests.audio_utils import TWO_SPEAKERS, load_16k  # noqa: E402
+from tests.audio_utils import DATA, TWO_SPEAKERS, load_16k  # noqa: E402
 from tests.diarization_utils import (  # noqa: E402
     annotation,
     build_joined_voices,
+    build_real_voices,
     der,
+    reference_rttm,
     reference_two_speakers,
     segments_annotation,
+    word_accuracy,
     word_turns_annotation,
 )
 from tests.server import ServerProcess  # noqa: E402
@@ -76,7 +79,12 @@ def streaming_der(srv: ServerProcess, path: Path, reference) -> dict:
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-diar-"))
     joined, joined_ref = build_joined_voices(work)
-    files = {"two_speakers": (TWO_SPEAKERS, reference_two_speakers()), "joined_voices": (joined, joined_ref)}
+    files = {
+        "two_speakers": (TWO_SPEAKERS, reference_two_speakers()),
+        "ami_dev00": (DATA / "ami_dev00.wav", reference_rttm("ami_dev00")),
+        "real_voices": build_real_voices(work),
+        "joined_voices": (joined, joined_ref),
+    }
     results: dict = {"machine": f"{os.cpu_count()} cores, CPU", "load_average_before": os.getloadavg(), "collar": 0.25}
     RESULTS.mkdir(parents=True, exist_ok=True)
     with ServerProcess(log_path=RESULTS / "diarization-server.log") as srv:
@@ -85,18 +93,29 @@ def main() -> None:
             plain_s, _ = transcribe(srv, path, diarize=False)
             diar_s, body = transcribe(srv, path, diarize=True)
             minutes = body["duration"] / 60
-            score = der(ref, word_turns_annotation(body["words"], ref.uri))
+            hyp = word_turns_annotation(body["words"], ref.uri)
+            score = der(ref, hyp)
+            covered = der(ref, hyp, uem=hyp.get_timeline().support())  # the speech the words cover
+            non_overlapped = der(ref, hyp, skip_overlap=True)
             by_segments = der(ref, segments_annotation(body["segments"], ref.uri))
             streamed = streaming_der(srv, path, ref)
             results[name] = {
                 "duration_s": body["duration"],
                 "batch": score,
+                "batch_words_covered": {**covered, "confusion_share": covered["confusion_s"] / max(covered["total_s"], 1e-9)},
+                "batch_non_overlapped": non_overlapped,
+                "word_speaker_accuracy": word_accuracy(ref, body["words"]),
                 "batch_scored_on_segments": by_segments,
                 "speakers_found": sorted({s["speaker_id"] for s in body["segments"]}),
                 "streaming_endpoint": streamed,
                 "transcribe_s_per_min": round(plain_s / minutes, 2),
                 "diarize_added_s_per_min": round((diar_s - plain_s) / minutes, 2),
             }
+            print(
+                f"{name}: {len(results[name]['speakers_found'])} speakers (reference {len(ref.labels())}); "
+                f"confusion {covered['confusion_s'] / max(covered['total_s'], 1e-9):.3f} of the speech the words cover; "
+                f"non-overlapped DER {non_overlapped['der']:.3f}; word speaker accuracy {results[name]['word_speaker_accuracy']}"
+            )
             print(
                 f"{name}: batch DER {score['der']:.3f} (confusion {score['confusion_s']:.2f}s, missed {score['missed_s']:.2f}s, "
                 f"false alarm {score['false_alarm_s']:.2f}s of {score['total_s']:.1f}s; {by_segments['der']:.3f} scored on segments); streaming DER {streamed['der']:.3f}; "

@@ -123,13 +123,12 @@ def test_segment_split_where_words_change_speaker():
 def test_streaming_speaker_tracker_keeps_speakers_apart():
     """The tracker the app registers for streams, fed two_speakers.wav's turns in order (in-process)."""
     from audio_service.audio.decode import decode_audio
-    from audio_service.pipeline.diarize import DiarizerRegistry, speaker_tracker_factory
-    from audio_service.settings import Settings
+    from audio_service.pipeline.speaker_tracker import speaker_tracker_factory
     from tests.diarization_utils import annotation
 
     ref = reference_two_speakers()
     audio = decode_audio(str(TWO_SPEAKERS))
-    tracker = speaker_tracker_factory(DiarizerRegistry(Settings()))()
+    tracker = speaker_tracker_factory()()
     turns = sorted((s.start, s.end) for s, _, _ in ref.itertracks(yield_label=True))
     labelled = [(a, e, tracker.assign(audio, a, e)) for a, e in turns]
     assert labelled[0][2] == "SPEAKER_00"
@@ -162,10 +161,44 @@ def test_streaming_diarization_der_of_final_segments(server):
 
 
 def test_short_speaker_runs_join_their_neighbour():
-    from audio_service.pipeline.diarize import _merge_short_runs
+    from audio_service.pipeline.speaker_tracker import merge_short_runs
 
     words = [(0.0, 0.4), (0.5, 0.9), (1.0, 1.2), (1.3, 1.8), (1.9, 2.4), (2.5, 3.0)]
     # A lone 0.2 s word of another speaker is no change; a 1.1 s run is one.
-    assert _merge_short_runs(["A", "A", "B", "A", "A", "A"], words) == ["A"] * 6
-    assert _merge_short_runs(["A", "A", "A", "B", "B", "B"], words) == ["A", "A", "A", "B", "B", "B"]
-    assert _merge_short_runs(["B", "A", "A", "A", "A", "A"], words) == ["A"] * 6
+    assert merge_short_runs(["A", "A", "B", "A", "A", "A"], words) == ["A"] * 6
+    assert merge_short_runs(["A", "A", "A", "B", "B", "B"], words) == ["A", "A", "A", "B", "B", "B"]
+    assert merge_short_runs(["B", "A", "A", "A", "A", "A"], words) == ["A"] * 6
+
+
+def test_overlapped_words_go_to_the_dominant_speaker_and_segments_list_the_other():
+    words = (Word(0.0, 0.5, " We"), Word(0.6, 1.0, " start"), Word(1.1, 1.6, " now."))
+    seg = Segment(0, 0.0, 1.6, " We start now.", words)
+    turns = [
+        SpeakerTurn(0.0, 1.6, "SPEAKER_00"),
+        SpeakerTurn(0.5, 1.2, "SPEAKER_01", background=True),  # heard under SPEAKER_00
+        SpeakerTurn(1.7, 2.5, "SPEAKER_01"),
+    ]
+    out = assign_speakers(Transcript("transcribe", "en", 2.5, (seg,)), turns)
+    assert [w.speaker for w in out.words] == ["SPEAKER_00"] * 3
+    assert out.segments[0].overlapping_speakers == ("SPEAKER_01",)
+    from audio_service.formatting.render import verbose_json
+
+    body = verbose_json(out, ("word", "segment"))
+    assert body["segments"][0]["overlapping_speakers"] == ["SPEAKER_01"]
+    plain = assign_speakers(Transcript("transcribe", "en", 2.5, (seg,)), turns[:1])
+    assert "overlapping_speakers" not in verbose_json(plain, ("segment",))["segments"][0]
+
+
+def testclosest_pair_never_joins_speakers_heard_together():
+    import numpy as np
+
+    from audio_service.pipeline.speaker_count import closest_pair
+
+    embeddings = np.array([[1.0, 0.0], [0.99, 0.14], [0.0, 1.0]])
+    seconds = np.array([5.0, 5.0, 5.0])
+    apart = np.zeros((3, 3))
+    assert closest_pair([[0], [1], [2]], embeddings, seconds, apart)[:2] == (0, 1)
+    heard_together = apart.copy()
+    heard_together[0, 1] = heard_together[1, 0] = 2.0  # the segmentation heard 0 and 1 at once
+    i, j, distance, reliable = closest_pair([[0], [1], [2]], embeddings, seconds, heard_together)
+    assert (i, j) == (1, 2) and reliable and distance > 0.9

@@ -23,7 +23,13 @@ def _r(x: float) -> float:
 
 
 def word_json(w: Word, language: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"word": w.word, "start": _r(w.start), "end": _r(w.end), "language": language, "probability": round(w.probability, 4)}
+    out: dict[str, Any] = {
+        "word": w.word,
+        "start": _r(w.start),
+        "end": _r(w.end),
+        "language": language,
+        "probability": round(w.probability, 4),
+    }
     if w.speaker is not None:
         out["speaker_id"] = w.speaker
     return out
@@ -49,6 +55,8 @@ def segment_json(s: Segment, language: str, with_words: bool) -> dict[str, Any]:
         out["words"] = [word_json(w, language) for w in s.words]
     if s.speaker is not None:
         out["speaker_id"] = s.speaker
+    if s.overlapping_speakers:
+        out["overlapping_speakers"] = list(s.overlapping_speakers)
     return out
 
 

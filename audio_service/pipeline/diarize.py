@@ -10,8 +10,9 @@ Two backends, chosen per request through operator aliases (``Settings.diarizers`
 * ``community-1``: ``pyannote/speaker-diarization-community-1`` where a deployment provides a hub token
   or a local copy of the pipeline.
 
-The online :class:`SpeakerTracker` gives streaming sessions consistent labels, one final segment at a
-time. torch, pyannote and resemblyzer are imported only when a diarizer is first used.
+The models live in :mod:`audio_service.models.segmentation` and :mod:`audio_service.models.speaker_embedding`;
+streaming's online tracker in :mod:`audio_service.pipeline.speaker_tracker`. torch, pyannote and
+resemblyzer are imported only when a diarizer is first used.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol
 
 from audio_service.errors import InvalidRequestError, ModelUnavailableError
+from audio_service.models.segmentation import pyannote_input, segmentation_model
+from audio_service.models.speaker_embedding import GE2EEmbedding
+from audio_service.pipeline.speaker_count import merge_same_voices
 from audio_service.schema import Audio, SpeakerTurn
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,119 +34,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-# Tuned on two_speakers.wav and checked on a file of joined espeak-ng voices (see bench/diarization.py).
+# Calibrated on two_speakers.wav, ami_dev00.wav, jfk, espeak-ng voices and mixtures of real turns (bench/diarization.py).
 SEGMENTATION_THRESHOLD = 0.5  # onset of a local speaker in the segmentation model's output
 SEGMENTATION_STEP = 0.2  # window hop as a fraction of the 5 s window
 CLUSTER_METHOD = "centroid"
-CLUSTER_THRESHOLD = 0.5  # euclidean distance between unit-norm GE2E centroids
+CLUSTER_THRESHOLD = 0.4  # first pass, deliberately fine (speaker_count.py merges same voices)
 MIN_CLUSTER_SIZE = 5
-MIN_EMBED_SECONDS = 0.5  # less clean speech than this gives no reliable embedding
-MIN_RUN_SECONDS = 0.5  # a streaming segment is split at a speaker change only between runs this long
 UNBOUNDED_SPEAKERS = 20
-
-
-def whisperx_segmentation_path() -> Path:
-    """The pyannote segmentation checkpoint of the ``whisperx`` wheel, extracted into the model cache and
-    sha256-checked by ``audio-service prepare-models`` (whisperx itself is not installed)."""
-    from audio_service.models.packaged import segmentation_checkpoint
-
-    return segmentation_checkpoint()
-
-
-_shared_lock = threading.Lock()
-_shared: dict[str, Any] = {}
-
-
-def _load_once(key: str, loader: Callable[[], Any]) -> Any:
-    """Load a model once per process and share it (the loaders are slow; the models are read-only)."""
-    with _shared_lock:
-        if key not in _shared:
-            _shared[key] = loader()
-        return _shared[key]
-
-
-def segmentation_model():
-    """The shared pyannote segmentation model (PyanNet, 3 local speakers per 5 s window), in eval mode."""
-
-    def load():
-        import warnings
-
-        from pyannote.audio import Model
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = Model.from_pretrained(str(whisperx_segmentation_path()))
-        model.eval()
-        return model
-
-    return _load_once("segmentation", load)
-
-
-def voice_encoder():
-    """The shared resemblyzer GE2E voice encoder (256-d speaker embeddings; weights ship in the wheel)."""
-
-    def load():
-        from resemblyzer import VoiceEncoder
-
-        return VoiceEncoder("cpu", verbose=False)
-
-    return _load_once("voice_encoder", load)
-
-
-def embed_speech(samples: np.ndarray) -> np.ndarray:
-    """One L2-normalised GE2E embedding of ``samples`` (16 kHz speech), averaged over 1.6 s partials."""
-    return embed_many([samples])[0]
-
-
-def embed_many(clips: list[np.ndarray]) -> np.ndarray:
-    """GE2E embeddings of several clips with one encoder call (the LSTM is costly to start per call)."""
-    import torch
-    from resemblyzer import audio as raudio
-
-    encoder = voice_encoder()
-    mels, owners = [], []
-    for k, clip in enumerate(clips):
-        wav = raudio.normalize_volume(clip.astype(np.float32), -30, increase_only=True).astype(np.float32)
-        wav_slices, mel_slices = encoder.compute_partial_slices(len(wav), rate=1.3, min_coverage=0.75)
-        if wav_slices[-1].stop >= len(wav):
-            wav = np.pad(wav, (0, wav_slices[-1].stop - len(wav)))
-        mel = raudio.wav_to_mel_spectrogram(wav)
-        mels += [mel[s] for s in mel_slices]
-        owners += [k] * len(mel_slices)
-    with torch.inference_mode():
-        partials = encoder(torch.from_numpy(np.stack(mels))).cpu().numpy()
-    owners_arr = np.array(owners)
-    out = np.stack([partials[owners_arr == k].mean(axis=0) for k in range(len(clips))])
-    return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-
-class GE2EEmbedding:
-    """Adapter giving resemblyzer's encoder the interface pyannote's pipeline expects of an embedding.
-
-    pyannote calls it with a batch of 5 s windows and a frame mask per (window, local speaker); the
-    masked samples are the local speaker's speech, embedded as one utterance.
-    """
-
-    sample_rate = 16000
-    dimension = 256
-    metric = "cosine"
-    min_num_samples = int(MIN_EMBED_SECONDS * 16000)
-
-    def __call__(self, waveforms, masks=None) -> np.ndarray:
-        out = np.full((waveforms.shape[0], self.dimension), np.nan, dtype=np.float32)
-        clips, rows = [], []
-        for i in range(waveforms.shape[0]):
-            wav = waveforms[i, 0].numpy()
-            if masks is not None:
-                mask = masks[i].numpy()
-                frame = np.minimum((np.arange(len(wav)) * len(mask)) // len(wav), len(mask) - 1)
-                wav = wav[mask[frame] > 0.5]
-            if len(wav) >= self.min_num_samples:
-                clips.append(wav)
-                rows.append(i)
-        if clips:
-            out[rows] = embed_many(clips)
-        return out  # NaN rows are left out of clustering by pyannote
 
 
 def _offline_pipeline_class():
@@ -165,7 +60,7 @@ def _offline_pipeline_class():
 
         def __init__(self, model) -> None:
             Pipeline.__init__(self)
-            self.legacy = True
+            self.legacy = False  # also returns the exclusive (dominant speaker) diarization
             self.segmentation_model = "whisperx-pyannet"
             self.segmentation_step = SEGMENTATION_STEP
             self.embedding = "resemblyzer-ge2e"
@@ -198,21 +93,24 @@ class Diarizer(Protocol):
     def __call__(self, audio: Audio, bounds: SpeakerBounds) -> list[SpeakerTurn]: ...
 
 
-def _annotation_to_turns(annotation) -> list[SpeakerTurn]:
-    """pyannote ``Annotation`` -> sorted turns labelled SPEAKER_00, SPEAKER_01, ... in order of appearance."""
+def _annotation_to_turns(annotation, exclusive=None) -> list[SpeakerTurn]:
+    """pyannote ``Annotation`` -> sorted turns labelled SPEAKER_00, SPEAKER_01, ... in order of appearance.
+
+    With ``exclusive`` (the same speakers, one dominant speaker at a time), the turns are the
+    exclusive ones plus, as ``background`` turns, the overlapped speech the exclusive ones leave out.
+    """
+    tracks = [(s, label, False) for s, _, label in annotation.itertracks(yield_label=True)]
+    if exclusive is not None:
+        tracks = [(s, label, False) for s, _, label in exclusive.itertracks(yield_label=True)]
+        for label in annotation.labels():
+            dominant = exclusive.label_timeline(label).support()
+            tracks += [(s, label, True) for s in annotation.label_timeline(label).support().extrude(dominant)]
     labels: dict[str, str] = {}
     turns = []
-    for segment, _, label in sorted(annotation.itertracks(yield_label=True), key=lambda t: t[0].start):
+    for segment, label, background in sorted(tracks, key=lambda t: (t[0].start, t[2])):
         name = labels.setdefault(label, f"SPEAKER_{len(labels):02d}")
-        turns.append(SpeakerTurn(float(segment.start), float(segment.end), name))
+        turns.append(SpeakerTurn(float(segment.start), float(segment.end), name, background))
     return turns
-
-
-def _pyannote_input(audio: Audio) -> dict[str, Any]:
-    import torch
-
-    # In-memory audio: pyannote then never decodes files itself (no torchcodec).
-    return {"waveform": torch.from_numpy(audio.samples)[None], "sample_rate": audio.sample_rate, "uri": "request"}
 
 
 class OfflineDiarizer:
@@ -247,12 +145,18 @@ class OfflineDiarizer:
         # (each call already uses both cores through torch).
         with self._lock, torch.inference_mode():
             pipeline = self._get_pipeline()
-            annotation = pipeline(
-                _pyannote_input(audio),
+            output = pipeline(
+                pyannote_input(audio),
                 min_speakers=bounds.min_speakers,
                 max_speakers=bounds.max_speakers or UNBOUNDED_SPEAKERS,
             )
-        return _annotation_to_turns(annotation)
+            annotation = getattr(output, "speaker_diarization", output)
+            exclusive = getattr(output, "exclusive_speaker_diarization", None)
+            mapping = merge_same_voices(audio, annotation, bounds.min_speakers, bounds.max_speakers)
+        annotation = annotation.rename_labels(mapping=mapping).support()
+        if exclusive is not None:
+            exclusive = exclusive.rename_labels(mapping=mapping).support()
+        return _annotation_to_turns(annotation, exclusive)
 
 
 class CommunityDiarizer:
@@ -283,7 +187,7 @@ class CommunityDiarizer:
 
         with self._lock, torch.inference_mode():
             output = self._get_pipeline()(
-                _pyannote_input(audio), min_speakers=bounds.min_speakers, max_speakers=bounds.max_speakers
+                pyannote_input(audio), min_speakers=bounds.min_speakers, max_speakers=bounds.max_speakers
             )
         annotation = getattr(output, "speaker_diarization", output)
         return _annotation_to_turns(annotation)
@@ -334,160 +238,3 @@ class DiarizerRegistry:
             if backend not in self._instances:
                 self._instances[backend] = self._backends[backend]()
             return self._instances[backend]
-
-
-# --- streaming: online speaker tracking -------------------------------------------------------------
-
-
-class SpeakerTracker:
-    """Session-consistent speaker labels for a stream's final segments, one segment at a time.
-
-    GE2E similarity of isolated segments separates speakers poorly, so each new segment is
-    diarized *in context*: the tracker keeps the audio of the session's recent final segments
-    (up to ``context_s`` seconds), runs the offline diarizer on those segments followed by the new
-    one (joined back to back, as the stream had them), maps the diarizer's labels one-to-one onto the
-    labels already given (the assignment that agrees most with past audio) and returns the label of
-    each word of the new segment (:meth:`assign_words`; :meth:`assign` gives one label for a span).
-    A speaker the mapping leaves unmatched takes the closest-sounding known label the diarizer
-    matched to no one else, or a new label when every known label is taken. The history keeps each
-    speaker's own stretch of a segment (split at the word where the label changes), so a segment
-    holding both sides of a quick exchange does not blur later mappings. Past labels never change.
-    One tracker per stream.
-    """
-
-    def __init__(
-        self,
-        diarizer: OfflineDiarizer,
-        context_s: float = 40.0,
-        max_speakers: int | None = None,
-        gap_s: float = 0.0,
-    ) -> None:
-        self._diarizer = diarizer
-        self._context_s = context_s
-        self._max_speakers = max_speakers
-        self._gap = np.zeros(int(gap_s * 16000), dtype=np.float32)
-        self._history: list[tuple[np.ndarray, str]] = []  # (samples, label) of past final segments
-        self._count = 0
-        self._lock = threading.Lock()
-
-    def assign(self, audio: Audio, start: float, end: float) -> str:
-        """The label of the speaker talking in ``audio`` between ``start`` and ``end`` (seconds)."""
-        labels = self.assign_words(audio, [(start, end)])
-        return labels[0]
-
-    def assign_words(self, audio: Audio, words: list[tuple[float, float]]) -> list[str]:
-        """One label per word (``(start, end)`` seconds into ``audio``, in time order) of one final segment.
-
-        A VAD endpoint needs a pause, so one final segment often holds both sides of a quick
-        exchange: labelling each word lets the caller split it where the speaker changes. Runs of
-        words shorter than ``MIN_RUN_SECONDS`` join their neighbour (too short to tell apart).
-        """
-        t0, t1 = words[0][0], words[-1][1]
-        piece = audio.slice(t0, t1).samples.astype(np.float32)
-        local = [(max(0.0, a - t0), max(0.0, b - t0)) for a, b in words]
-        with self._lock:
-            labels = self._labels(piece, local) if len(piece) >= MIN_EMBED_SECONDS * audio.sample_rate else None
-            if labels is None:  # too short to tell: most likely the previous speaker goes on
-                labels = [self._history[-1][1] if self._history else self._new_label()] * len(words)
-            labels = _merge_short_runs(labels, local)
-            # Remember each speaker's own stretch of the piece, so later mappings see clean labels.
-            for (a, b), label in _runs(labels, local):
-                self._history.append((piece[int(a * 16000) : int(b * 16000)], label))
-            self._trim()
-            return labels
-
-    def _labels(self, piece: np.ndarray, words: list[tuple[float, float]]) -> list[str] | None:
-        from scipy.optimize import linear_sum_assignment
-
-        from audio_service.pipeline.speakers import speaker_for
-
-        parts, spans, t = [], [], 0.0
-        for samples, label in [*self._history, (piece, None)]:
-            spans.append((t, t + len(samples) / 16000, label))
-            parts += [samples, self._gap]
-            t += (len(samples) + len(self._gap)) / 16000
-        turns = self._diarizer(Audio(np.concatenate(parts)), SpeakerBounds(max_speakers=self._max_speakers))
-        base = spans[-1][0]
-        found_per_word = [speaker_for(base + a, base + b, turns) for a, b in words]
-        if any(f is None for f in found_per_word):
-            return None
-        # Diarizer labels map one-to-one onto the session labels they share most past audio with.
-        found = sorted({t.speaker for t in turns})
-        known = sorted({label for _, _, label in spans[:-1]})
-        overlap = np.zeros((len(found), len(known)))
-        for s0, s1, label in spans[:-1]:
-            for turn in turns:
-                overlap[found.index(turn.speaker), known.index(label)] += max(0.0, min(s1, turn.end) - max(s0, turn.start))
-        rows, cols = linear_sum_assignment(overlap, maximize=True)
-        mapping = {found[r]: known[c] for r, c in zip(rows, cols, strict=True) if overlap[r, c] > 0}
-        # A speaker the diarizer matched to no known label: a known label it did not match (e.g. one
-        # heard only briefly) is the likelier one, else a new speaker.
-        unclaimed = [label for label in known if label not in mapping.values()]
-        for current in dict.fromkeys(found_per_word):
-            if current in mapping:
-                continue
-            own = [
-                piece[int(a * 16000) : int(b * 16000)] for (a, b), f in zip(words, found_per_word, strict=True) if f == current
-            ]
-            if unclaimed:
-                mapping[current] = self._closest_voice(np.concatenate(own), unclaimed)
-                unclaimed.remove(mapping[current])
-            else:
-                mapping[current] = self._new_label()
-        return [mapping[f] for f in found_per_word]
-
-    def _closest_voice(self, piece: np.ndarray, labels: list[str]) -> str:
-        """Of ``labels``, the known speaker whose past audio sounds most like ``piece``."""
-        pasts = [np.concatenate([s for s, lab in self._history if lab == label]) for label in labels]
-        embeddings = embed_many([piece, *pasts])
-        return labels[int(np.argmax(embeddings[1:] @ embeddings[0]))]
-
-    def _new_label(self) -> str:
-        if self._max_speakers is not None and self._count >= self._max_speakers:
-            return self._history[-1][1]
-        self._count += 1
-        return f"SPEAKER_{self._count - 1:02d}"
-
-    def _trim(self) -> None:
-        total = sum(len(s) for s, _ in self._history) / 16000
-        while len(self._history) > 1 and total > self._context_s:
-            total -= len(self._history[0][0]) / 16000
-            self._history.pop(0)
-
-
-def _runs(labels: list[str], words: list[tuple[float, float]]) -> list[tuple[tuple[float, float], str]]:
-    """Consecutive words of one label as ((start, end), label); a run ends halfway into the pause after it."""
-    runs: list[list] = []
-    for (a, b), label in zip(words, labels, strict=True):
-        if runs and runs[-1][2] == label:
-            runs[-1][1] = b
-        else:
-            if runs:
-                cut = (runs[-1][1] + a) / 2
-                runs[-1][1], a = cut, cut
-            runs.append([a, b, label])
-    return [((a, b), label) for a, b, label in runs]
-
-
-def _merge_short_runs(labels: list[str], words: list[tuple[float, float]]) -> list[str]:
-    """Labels where every run shorter than ``MIN_RUN_SECONDS`` takes the label of the run before it
-    (the one after it, for a first run): a word or two is too little audio to be sure of a change."""
-    labels = list(labels)
-    while True:
-        runs = _runs(labels, words)
-        short = [i for i, ((a, b), _) in enumerate(runs) if b - a < MIN_RUN_SECONDS]
-        if len(runs) < 2 or not short:
-            return labels
-        i = min(short, key=lambda k: runs[k][0][1] - runs[k][0][0])
-        into = runs[i - 1][1] if i else runs[1][1]
-        a, b = runs[i][0]
-        labels = [into if a <= w0 and w1 <= b + 1e-9 else lab for (w0, w1), lab in zip(words, labels, strict=True)]
-
-
-def speaker_tracker_factory(registry: DiarizerRegistry, context_s: float = 40.0) -> Callable[..., SpeakerTracker]:
-    """A factory the streaming endpoint calls once per session; all sessions share the offline diarizer."""
-
-    def make(max_speakers: int | None = None, **_: object) -> SpeakerTracker:
-        return SpeakerTracker(registry.offline(), context_s=context_s, max_speakers=max_speakers)
-
-    return make

@@ -1,8 +1,9 @@
 """Put diarization's speakers on a transcript's words and segments.
 
-A word gets the speaker whose turns overlap it most (the nearest turn when none overlaps it); a
-segment whose words change speaker is split at each change. New values are returned; nothing is
-mutated.
+A word gets the speaker whose turns overlap it most (the nearest turn when none overlaps it);
+background turns (a speaker heard under a dominant one) never take a word, so overlapped words go
+to the dominant voice. A segment whose words change speaker is split at each change, and lists in
+``overlapping_speakers`` the others heard during it. New values are returned; nothing is mutated.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from dataclasses import replace
 
 from audio_service.schema import Segment, SpeakerTurn, Transcript, Word
 
+MIN_OVERLAP_S = 0.2  # less background speech than this is not reported (segmentation edges)
+
 
 def speaker_for(start: float, end: float, turns: list[SpeakerTurn]) -> str | None:
     """The speaker overlapping ``[start, end]`` most; the closest turn's speaker if none overlaps."""
+    turns = [t for t in turns if not t.background]
     if not turns:
         return None
     overlap: dict[str, float] = {}
@@ -32,8 +36,19 @@ def assign_speakers(transcript: Transcript, turns: list[SpeakerTurn]) -> Transcr
     out: list[Segment] = []
     for segment in transcript.segments:
         for piece in _split(segment, turns):
-            out.append(replace(piece, id=len(out)))
+            out.append(replace(piece, id=len(out), overlapping_speakers=overlapping(piece, turns)))
     return transcript.with_segments(tuple(out))
+
+
+def overlapping(segment: Segment, turns: list[SpeakerTurn], min_s: float = MIN_OVERLAP_S) -> tuple[str, ...]:
+    """Speakers other than the segment's own heard in the background during its words (>= ``min_s``)."""
+    spans = [(w.start, w.end) for w in segment.words] or [(segment.start, segment.end)]
+    heard: dict[str, float] = {}
+    for t in turns:
+        if t.background and t.speaker != segment.speaker:
+            o = sum(max(0.0, min(b, t.end) - max(a, t.start)) for a, b in spans)
+            heard[t.speaker] = heard.get(t.speaker, 0.0) + o
+    return tuple(sorted(s for s, o in heard.items() if o >= min_s))
 
 
 def _split(segment: Segment, turns: list[SpeakerTurn]) -> list[Segment]:

@@ -1,7 +1,7 @@
 """``whisperx-pyannet``: voice activity from the pyannote segmentation model shipped in the whisperx wheel.
 
 The same PyanNet checkpoint that finds local speakers for diarization (see
-:func:`audio_service.pipeline.diarize.segmentation_model`) gives speech probability per frame; pyannote's
+:func:`audio_service.models.segmentation.segmentation_model`) gives speech probability per frame; pyannote's
 ``VoiceActivityDetection`` pipeline binarizes it with whisperx's own thresholds. torch and pyannote are
 imported on first use only.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from audio_service.pipeline.diarize import _pyannote_input, segmentation_model
+from audio_service.models.segmentation import pyannote_input, segmentation_model
 from audio_service.pipeline.vad import VadFn
 from audio_service.schema import Audio, SpeechSpan
 
@@ -46,7 +46,7 @@ def pyannet_vad(audio: Audio, params: object = None) -> list[SpeechSpan]:
     # One pipeline object shared by all requests; calls are serialized because it keeps instantiated
     # parameters and a binarizer on itself.
     with _lock, torch.inference_mode():
-        speech = _get_pipeline()(_pyannote_input(audio))
+        speech = _get_pipeline()(pyannote_input(audio))
     return [SpeechSpan(float(s.start), float(s.end)) for s in speech.get_timeline().support()]
 
 
