@@ -98,7 +98,7 @@ LOAD_CHECKPOINT = textwrap.dedent(
 
     from audio_service.audio.decode import decode_audio
     from audio_service.models.packaged import set_default_cache_dir
-    from audio_service.pipeline.diarize import whisperx_segmentation_path
+    from audio_service.models.segmentation import whisperx_segmentation_path
     from audio_service.settings import Settings
 
     set_default_cache_dir(Settings().model_cache_dir)  # what the server's ModelRegistry does
