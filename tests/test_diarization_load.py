@@ -37,8 +37,8 @@ def two_streams(server, samples) -> list[float]:
 
 def test_long_diarized_upload_does_not_stall_diarized_streams(server, tmp_path):
     samples = load_16k(TWO_SPEAKERS)[: 15 * 16000]
-    # 8 min of two speakers: its transcription + diarization outlasts the 15 s streams even on a quiet machine
-    long_file = write_wav(tmp_path / "long.wav", np.concatenate([load_16k(TWO_SPEAKERS)] * 16))
+    # 4 min of two speakers: its transcription + diarization outlasts the 15 s streams even on a quiet machine
+    long_file = write_wav(tmp_path / "long.wav", np.concatenate([load_16k(TWO_SPEAKERS)] * 8))
     with open(TWO_SPEAKERS, "rb") as f:  # loads the diarization models once
         assert httpx.post(f"{server.base_url}/v1/audio/transcriptions", files={"file": f}, data=UPLOAD, timeout=300).is_success
     alone = two_streams(server, samples)
