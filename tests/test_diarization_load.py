@@ -62,3 +62,43 @@ def test_long_diarized_upload_does_not_stall_diarized_streams(server, tmp_path):
     print(f"final latency median alone {statistics.median(alone):.2f}s, beside upload {statistics.median(beside):.2f}s")
     # median over both streams' final segments; a floor keeps a very fast baseline from making noise decisive
     assert statistics.median(beside) <= 1.5 * max(statistics.median(alone), 1.0), (alone, beside)
+
+
+def test_stream_tracker_does_not_wait_for_a_batch_diarization():
+    """In-process, real models: the streaming tracker labels a segment while the batch endpoint's
+    diarizer is busy with a long file (it used to share that diarizer and its lock, and so waited for
+    the whole batch job)."""
+    import time
+
+    from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds
+    from audio_service.pipeline.speaker_tracker import speaker_tracker_factory
+    from audio_service.schema import Audio
+    from audio_service.settings import Settings
+
+    two = load_16k(TWO_SPEAKERS)
+    batch_diarizer = DiarizerRegistry(Settings()).get(None)
+    tracker = speaker_tracker_factory()()
+    piece = Audio(two[: 8 * 16000])
+    batch_diarizer(Audio(two), SpeakerBounds())  # load the shared models once
+    t0 = time.perf_counter()
+    tracker.assign(piece, 0.0, 8.0)
+    alone = time.perf_counter() - t0
+
+    started = threading.Event()
+
+    def batch() -> None:
+        started.set()
+        batch_diarizer(Audio(np.concatenate([two] * 8)), SpeakerBounds())  # 4 minutes
+
+    worker = threading.Thread(target=batch)
+    worker.start()
+    started.wait()
+    time.sleep(0.5)  # let the batch job take its diarizer's lock (a longer wait only makes the test stricter)
+    t0 = time.perf_counter()
+    tracker.assign(piece, 0.0, 8.0)
+    beside = time.perf_counter() - t0
+    batch_still_running = worker.is_alive()
+    worker.join()
+    assert batch_still_running, "the batch diarization ended first: nothing was measured"
+    # both share 2 cores, so the tracker slows down, but it must not wait for the whole batch job
+    assert beside <= max(3.0 * alone, alone + 5.0), (alone, beside)
