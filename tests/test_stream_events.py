@@ -48,3 +48,20 @@ def test_openai_sdk_reads_progress_events(server, tmp_path) -> None:
     assert done.text == plain.text  # the same job through the same pipeline
     assert "".join(e.delta for e in deltas) == done.text
     assert wer(" ".join([JFK_TEXT, *SENTENCES]), done.text) <= 0.15
+
+
+def test_verbose_json_stream_ends_with_the_timed_transcript(server) -> None:
+    """With response_format=verbose_json the done event carries segments and words (the demo's timeline)."""
+    import json
+
+    import httpx
+
+    data = {"stream": "true", "response_format": "verbose_json", "timestamp_granularities[]": ["word", "segment"]}
+    with open(JFK, "rb") as f:
+        r = httpx.post(f"{server.base_url}/v1/audio/transcriptions", files={"file": f}, data=data, timeout=300)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
+    done = events[-1]
+    assert done["type"] == "transcript.text.done" and wer(JFK_TEXT, done["text"]) <= 0.1
+    assert done["segments"] and done["words"] and abs(done["duration"] - 11.0) < 0.2
+    assert " ".join(s["text"].strip() for s in done["segments"]) == done["text"]

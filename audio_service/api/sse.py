@@ -26,6 +26,7 @@ from audio_service.api.deps import Services
 from audio_service.api.multipart import audio_source
 from audio_service.api.ops import ops_of
 from audio_service.errors import ServiceError
+from audio_service.formatting.render import render
 from audio_service.keys import KeyIdentity
 from audio_service.pipeline.batch import BatchJob, Progress
 from audio_service.streaming.protocol import error_message
@@ -37,11 +38,20 @@ def _event(data: dict, event: str | None = None) -> bytes:
 
 
 async def stream_transcription(
-    request: Request, services: Services, form: FormData, job: BatchJob, who: KeyIdentity
+    request: Request,
+    services: Services,
+    form: FormData,
+    job: BatchJob,
+    who: KeyIdentity,
+    response_format: str = "json",
+    granularities: tuple[str, ...] = ("segment",),
 ) -> StreamingResponse:
     """Start the job and answer with its events; errors before the first event are ordinary HTTP errors.
 
-    Takes ownership of ``form`` (closed when the events end).
+    With ``response_format=verbose_json`` the done event also carries the verbose_json fields
+    (segments, words, language, duration: extra fields the OpenAI SDK ignores), so a client that
+    shows progress gets the timed transcript without a second request. Takes ownership of ``form``
+    (closed when the events end).
     """
     stack = contextlib.AsyncExitStack()
     stack.push_async_callback(form.close)
@@ -77,8 +87,9 @@ async def stream_transcription(
                 yield _event({**error_message(err), "request_id": request.state.request_id}, "error")
                 return
             await ops_of(services).batch_done(request, who, job.model or "", transcript.duration, time.perf_counter() - t0)
+            timed = render(transcript, "verbose_json", granularities).body if response_format == "verbose_json" else {}
             yield _event(
-                {"type": "transcript.text.done", "text": transcript.text, "audio_position_s": round(transcript.duration, 3)}
+                {**timed, "type": "transcript.text.done", "text": transcript.text, "audio_position_s": round(transcript.duration, 3)}
             )
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
