@@ -14,7 +14,7 @@ serve: install
 	$(VENV)/bin/audio-service serve --host $(HOST) --port $(PORT)
 
 test: install
-	$(PY) -m pytest -q -rs
+	$(PY) -m pytest -q -rs --durations=15
 
 bench: install
 	$(PY) bench/batch.py
