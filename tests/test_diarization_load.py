@@ -37,8 +37,8 @@ def two_streams(server, samples) -> list[float]:
 
 def test_long_diarized_upload_does_not_stall_diarized_streams(server, tmp_path):
     samples = load_16k(TWO_SPEAKERS)[: 15 * 16000]
-    # 4 min of two speakers: its transcription + diarization outlasts the 15 s streams even on a quiet machine
-    long_file = write_wav(tmp_path / "long.wav", np.concatenate([load_16k(TWO_SPEAKERS)] * 8))
+    # 8 min of two speakers: its transcription + diarization outlasts the 15 s streams even on a fast machine
+    long_file = write_wav(tmp_path / "long.wav", np.concatenate([load_16k(TWO_SPEAKERS)] * 16))
     with open(TWO_SPEAKERS, "rb") as f:  # loads the diarization models once
         assert httpx.post(f"{server.base_url}/v1/audio/transcriptions", files={"file": f}, data=UPLOAD, timeout=300).is_success
     alone = two_streams(server, samples)
@@ -60,8 +60,11 @@ def test_long_diarized_upload_does_not_stall_diarized_streams(server, tmp_path):
     assert status == [200]
     assert upload_still_running, "the upload finished before the streams: nothing was measured"
     print(f"final latency median alone {statistics.median(alone):.2f}s, beside upload {statistics.median(beside):.2f}s")
-    # median over both streams' final segments; a floor keeps a very fast baseline from making noise decisive
-    assert statistics.median(beside) <= 1.5 * max(statistics.median(alone), 1.0), (alone, beside)
+    # Median over both streams' final segments; a floor keeps a very fast baseline from making noise
+    # decisive. Measured 1.43x under load (8-minute upload). The bound is 2x because the upload also
+    # takes CPU from the streams: beside a CPU hog on 2 cores that contention alone went past 1.5x.
+    # That streams never wait for the batch job itself is checked exactly by the in-process test below.
+    assert statistics.median(beside) <= 2.0 * max(statistics.median(alone), 1.0), (alone, beside)
 
 
 def test_stream_tracker_does_not_wait_for_a_batch_diarization():
