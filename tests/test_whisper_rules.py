@@ -51,3 +51,41 @@ def test_speech_is_kept_whole(text):
 def test_a_sentence_repeated_into_the_padding_is_cut_in_streaming(text):
     assert kept(text, tail_phrases=True) == "Like your country can do for you."
     assert kept(text) == text  # batch windows hold many utterances: only a real loop is cut there
+
+
+JFK_SENTENCE = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+
+
+def test_a_long_sentence_said_again_is_speech_in_batch():
+    # a batched window of packed speech can hold one recording three times (test_drain's file)
+    text = " ".join([JFK_SENTENCE] * 3)
+    assert is_looping(text)
+    assert kept(text) == text
+
+
+def _fw_segment(text: str, words: list | None):
+    from faster_whisper.transcribe import Segment
+
+    return Segment(0, 0, 2.0, 12.0, text, list(range(len(text.split()))), -0.3, 3.0, 0.01, words, 0.0)
+
+
+def test_a_loop_without_word_timings_is_cut_not_dropped():
+    from audio_service.pipeline.asr import without_loop
+
+    loop = " Today I will play a game called Park, and" + " I will play a game called Park, and" * 5
+    cut = without_loop(_fw_segment(loop, None), encode=str.split)
+    assert cut is not None and cut.text.startswith(" Today I will play a game called Park, and")
+    assert cut.text.count("game called Park") <= 2
+    assert 2.0 < cut.end < 12.0 and len(cut.tokens) == len(cut.text.split())
+
+
+def test_a_loop_with_word_timings_ends_at_its_last_kept_word():
+    from faster_whisper.transcribe import Word
+
+    from audio_service.pipeline.asr import without_loop
+
+    pieces = words("Today I will play a game called Park, and" + " I will play a game called Park, and" * 5)
+    timed = [Word(2.0 + 0.2 * i, 2.15 + 0.2 * i, w, 0.9) for i, w in enumerate(pieces)]
+    cut = without_loop(_fw_segment("".join(pieces), timed), encode=str.split)
+    assert cut.words == timed[: len(cut.words)] and cut.end == cut.words[-1].end
+    assert len(cut.words) < len(timed)

@@ -32,36 +32,32 @@ def is_looping(text: str) -> bool:
 
 
 TAIL_PHRASE_WORDS = 4  # a phrase this long said again up to the very end is Whisper filling padding
+# Whisper's loops repeat a short phrase until the window is full. A long sentence said again (a
+# speaker re-reading it, a recording played twice) is speech: it takes its own time in the audio,
+# and the batch decoder already re-decoded the window with temperature fallback before we get here.
+LOOP_PHRASE_MAX_WORDS = 12
 
 
 def repetition_start(words: Sequence[str], tail_phrases: bool = False) -> int:
     """How many leading ``words`` (each with its leading space, as Whisper spells them) to keep so a
     looping text stops before it repeats itself; ``len(words)`` when it does not loop.
 
-    The cut is after the first phrase that is said again right away (of 3+ words, or a shorter one
-    said 3+ times running); failing that, where the text starts to compress like a loop. With
-    ``tail_phrases`` (one utterance per hypothesis, as in streaming) a phrase of TAIL_PHRASE_WORDS or
-    more repeated up to the end is cut even when the text is too short to compress like a loop:
-    Whisper repeats a sentence into the silence after it ("Like your country can do for you. Like
-    your country can do for you.", whisper-tiny.en on jfk).
+    The text loops when it compresses like a loop and a phrase of 3 to LOOP_PHRASE_MAX_WORDS words
+    is said again right away (or a 1-2 word phrase 3+ times running); the cut is after that
+    phrase's first copy. With ``tail_phrases`` (one utterance per hypothesis, as in streaming) a
+    phrase of TAIL_PHRASE_WORDS or more repeated up to the end is cut even when the text is too
+    short to compress like a loop: Whisper repeats a sentence into the silence after it ("Like your
+    country can do for you. Like your country can do for you.", whisper-tiny.en on jfk).
     """
     norm = ["".join(c for c in w.lower() if c.isalnum()) for w in words]
     if tail_phrases:
         cut = _repeated_tail(norm)
         if cut is not None:
             return cut
-    text = "".join(words)
-    if not is_looping(text):
+    if not is_looping("".join(words)):
         return len(words)
-    best = _first_repeat(norm)
-    if best is not None:
-        return best
-    text = ""
-    for i, word in enumerate(words):
-        text += word
-        if is_looping(text):
-            return i
-    return len(words)
+    cut = _first_repeat(norm)
+    return len(words) if cut is None else cut
 
 
 def _first_repeat(norm: list[str]) -> int | None:
@@ -71,7 +67,7 @@ def _first_repeat(norm: list[str]) -> int | None:
     so a run of that many matches is searched for each p (O(n) per p).
     """
     n, best = len(norm), None
-    for p in range(1, n // 2 + 1):
+    for p in range(1, min(n // 2, LOOP_PHRASE_MAX_WORDS) + 1):
         need = p if p >= 3 else 2 * p
         run = 0
         for j in range(n - p):

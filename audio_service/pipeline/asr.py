@@ -7,6 +7,7 @@ a thin wrapper around the shared model), so any number of threads may transcribe
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -214,14 +215,30 @@ class _Keep:
         return [s for s in out if s is not None and (silence_too or _has_text(s))]
 
     def _without_loop(self, s):
-        if not is_looping(s.text):
-            return s
-        words = (s.words or [])[: repetition_start([w.word for w in s.words or []])]
-        if not words:
-            return None
-        text = "".join(w.word for w in words)
-        n_tokens = len(self._tokenizer.encode(text, add_special_tokens=False).ids)
-        return replace(s, text=text, words=words, end=words[-1].end, tokens=s.tokens[:n_tokens], compression_ratio=compression_ratio(text))
+        return without_loop(s, lambda text: self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+def without_loop(s, encode: Callable[[str], list[int]]):
+    """Decoded segment ``s`` cut where it starts repeating itself (``None`` if nothing is left).
+
+    Without word timings (the client asked for none) the text's own words are cut and the end
+    time is estimated from the share of the text kept: a looping segment must not vanish whole.
+    """
+    if not is_looping(s.text):
+        return s
+    pieces = [w.word for w in s.words] if s.words else re.findall(r"\s*\S+", s.text)
+    keep = repetition_start(pieces)
+    if keep == len(pieces):
+        return s
+    if keep == 0:
+        return None
+    text = "".join(pieces[:keep])
+    if s.words:
+        words, end = s.words[:keep], s.words[keep - 1].end
+    else:
+        words, end = s.words, s.start + (s.end - s.start) * len(text) / len(s.text)
+    n_tokens = len(encode(text))
+    return replace(s, text=text, words=words, end=end, tokens=s.tokens[:n_tokens], compression_ratio=compression_ratio(text))
 
 
 def _segment(i: int, s, clock: TimeMap) -> Segment:
