@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import httpx
-from _common import JFK, RESULTS, jfk_with_pauses, median, peak_rss_mb, save, timed, wer, write_audio
+from _common import JFK, RESULTS, jfk_with_pauses, machine_info, median, peak_rss_mb, save, timed, wer, write_audio
 
 from audio_service.models.packaged import packaged_model_dir
 from audio_service.settings import Settings
@@ -54,7 +54,7 @@ def main() -> None:
     file600 = write_audio("jfk_x40_600s.wav", audio600)
     from tests.audio_utils import JFK_TEXT
 
-    results: dict = {"machine": f"{os.cpu_count()} cores, CPU", "model": "whisper-base (packaged, int8)", "runs": runs}
+    results: dict = {"machine": machine_info(), "model": "whisper-base (packaged, int8)", "runs": runs}
     with ServerProcess(log_path=RESULTS / "batch-server.log") as srv:
         service_transcribe(srv, JFK)  # warm-up both sides
         direct_batched(JFK)

@@ -33,6 +33,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._common import machine_info  # noqa: E402
 from tests.audio_utils import JFK, JFK_TEXT, espeak, load_16k, wer, write_wav  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 from tests.stream_client import StreamResult, first_appearance, stream  # noqa: E402
@@ -240,7 +241,7 @@ def main() -> None:
         longf = long_file_wer(long_audio, long_ref, work, long_pace, work / "long.log")
     load_after = os.getloadavg()
     results = {
-        "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": load_after},
+        "machine": {**machine_info(), "loadavg_before": load_before, "loadavg_after": load_after},
         "quick": args.quick, "frame_ms": args.frame_ms, "audio": f"jfk x{1 if args.quick else 3} with 1 s pauses",
         "batching_on": on, "batching_off": off, "long_file": longf,
         "wall_s": round(time.perf_counter() - t_start, 1),

@@ -146,3 +146,16 @@ def test_readme_documents_every_setting() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = [name for name in Settings.model_fields if f"`{name.upper()}`" not in readme]
     assert not missing, f"README configuration table lacks {missing}: run scripts/settings_table.py"
+
+
+def test_pack_ends_a_full_window_at_the_longest_pause() -> None:
+    # three 11 s "sentences", each two pieces with a 0.3 s breath inside, 4 s pauses between them
+    spans = []
+    for k in range(3):
+        t = k * 15.0
+        spans += [SpeechSpan(t, t + 5.0), SpeechSpan(t + 5.3, t + 11.0)]
+    packed = pack(Audio(np.zeros(50 * 16000, np.float32)), spans, max_len=30.0)
+    clock = TimeMap(packed.pieces)
+    ends = [clock.original(b, is_end=True) for _a, b in packed.windows]
+    assert ends == [pytest.approx(26.0), pytest.approx(41.0)]  # after two sentences, not 5 s into the third
+    assert all(b - a <= 30.0 for a, b in packed.windows)

@@ -89,3 +89,20 @@ def test_a_loop_with_word_timings_ends_at_its_last_kept_word():
     cut = without_loop(_fw_segment("".join(pieces), timed), encode=str.split)
     assert cut.words == timed[: len(cut.words)] and cut.end == cut.words[-1].end
     assert len(cut.words) < len(timed)
+
+
+def test_loops_needs_a_short_phrase_said_again_not_just_good_compression():
+    from audio_service.models.whisper_rules import loops
+
+    assert not loops(" ".join([JFK_SENTENCE] * 2))  # compresses like a loop (ratio > 2.4), but is speech
+    assert loops("Today I will play a game called Park, and" + " I will play a game called Park, and" * 5)
+
+
+def test_skipped_speech_is_found_as_runs_of_uncovered_pieces():
+    from audio_service.pipeline.asr import _skipped
+
+    heard = [_fw_segment(" " + JFK_SENTENCE, None)]  # 2-12 s on the packed clock
+    pieces = [(2.0, 6.0), (6.3, 12.0), (12.3, 14.0), (14.3, 16.5)]
+    assert _skipped(heard, pieces) == [(12.3, 16.5)]  # the window's last sentence was left out
+    assert _skipped(heard, pieces[:3] + [(14.3, 14.5)]) == [(12.3, 14.5)]
+    assert _skipped(heard, [(2.0, 6.0), (12.3, 12.9)]) == []  # under a second: not worth a decode

@@ -6,6 +6,7 @@ both of our decoding paths call them here, so a change to a rule reaches both.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 NO_SPEECH_PROB = 0.6
@@ -58,6 +59,19 @@ def repetition_start(words: Sequence[str], tail_phrases: bool = False) -> int:
         return len(words)
     cut = _first_repeat(norm)
     return len(words) if cut is None else cut
+
+
+def text_words(text: str) -> list[str]:
+    """``text`` as Whisper spells its words: each with the space before it."""
+    return re.findall(r"\s*\S+", text)
+
+
+def loops(text: str) -> bool:
+    """Whether ``text`` is a repetition loop that :func:`repetition_start` would cut (the batch
+    pipeline's reason to re-decode a window): compressing well is not enough, a sentence said twice
+    compresses as well as a loop."""
+    words = text_words(text)
+    return repetition_start(words) < len(words)
 
 
 def _first_repeat(norm: list[str]) -> int | None:

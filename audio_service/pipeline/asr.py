@@ -7,7 +7,6 @@ a thin wrapper around the shared model), so any number of threads may transcribe
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -17,7 +16,9 @@ from audio_service.models.whisper_rules import (
     compression_ratio,
     is_looping,
     is_silence,
+    loops,
     repetition_start,
+    text_words,
 )
 from audio_service.pipeline.chunking import Packed, TimeMap, pack
 from audio_service.pipeline.segmenter import resegment
@@ -150,29 +151,37 @@ def _sequential(
     return _collect(segments, report), info
 
 
-def _failed(window: tuple[float, float], segments: list, pieces: list[tuple[float, float]]) -> bool:
-    """Whisper's failure signs on a batched window: a repetition loop, or speech it skipped.
+def _looping(segments: list) -> bool:
+    """Whisper's loop sign on a batched window (what :func:`loops` calls one, not any text that
+    compresses well: a sentence said twice used to send clean speech through the slow fallback)."""
+    return any(s.compression_ratio > COMPRESSION_RATIO_LIMIT and loops(s.text) for s in segments)
 
-    Timestamp-mode decoding may jump over a stretch of speech or stop early; every piece of
-    speech the VAD found in the window (packed clock) should overlap some decoded segment.
+
+def _skipped(segments: list, pieces: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Runs of VAD speech (packed clock) the window's decoded text left out, if they add up to more
+    than SKIPPED_SPEECH_S; else none.
+
+    Timestamp-mode decoding stops at the last sentence it can finish, or jumps over a stretch:
+    every piece of speech should overlap some decoded segment.
     """
-    if any(s.compression_ratio > COMPRESSION_RATIO_LIMIT for s in segments):
-        return True
-    segments = [s for s in segments if _has_text(s)]  # speech "heard" only as silence was skipped too
-    skipped = 0.0
+    heard = [s for s in segments if _has_text(s)]  # speech "heard" only as silence was skipped too
+    runs: list[tuple[float, float]] = []
     for a, b in pieces:
-        overlap = sum(max(0.0, min(b, s.end) - max(a, s.start)) for s in segments)
-        if overlap < 0.3 * (b - a):
-            skipped += b - a
-    return skipped > SKIPPED_SPEECH_S
+        if sum(max(0.0, min(b, s.end) - max(a, s.start)) for s in heard) >= 0.3 * (b - a):
+            continue
+        if runs and runs[-1][1] >= a - 0.5:  # neighbouring pieces (joined by packing's gap)
+            runs[-1] = (runs[-1][0], b)
+        else:
+            runs.append((a, b))
+    return runs if sum(b - a for a, b in runs) > SKIPPED_SPEECH_S else []
 
 
 def _redecode_failed_windows(model: LoadedModel, packed: Packed, raw: list, language: str, opts: AsrOptions, keep: _Keep) -> list:
-    """The segments worth keeping, after re-decoding the windows the batched pass got wrong with the
-    sequential decoder and temperature fallback.
+    """The segments worth keeping, after repairing the windows the batched pass got wrong.
 
-    The batched decoder has no fallback; the sequential one retries a window at rising
-    temperatures until it passes the compression and log-probability checks, as Whisper does.
+    Speech the decoder skipped is decoded again on its own, all such spans of the file in one
+    batched call. A looping window is re-decoded sequentially with temperature fallback (the
+    batched decoder has none); that is slow, so only loops get it.
     """
     windows = list(packed.windows)
     by_window: list[list] = [[] for _ in windows]
@@ -181,13 +190,18 @@ def _redecode_failed_windows(model: LoadedModel, packed: Packed, raw: list, lang
         by_window[i].append(seg)
     pieces = [(p.packed_start, p.packed_start + p.end - p.start) for p in packed.pieces]
     in_window = [[(a, b) for a, b in pieces if w0 - 0.01 <= a < w1] for w0, w1 in windows]
-    failed = [k for k, segs in enumerate(by_window) if _failed(windows[k], segs, in_window[k])]
-    if failed:
-        log.info("re-decoding %d of %d windows sequentially", len(failed), len(windows))
+    looping = {k for k, segs in enumerate(by_window) if _looping(segs)}
+    skipped = {k: runs for k, segs in enumerate(by_window) if k not in looping and (runs := _skipped(segs, in_window[k]))}
+    if looping or skipped:
+        log.info("%d of %d windows loop, %d skipped speech: re-decoding", len(looping), len(windows), len(skipped))
+    extra = _batched(model, packed.audio, [r for k in sorted(skipped) for r in skipped[k]], language, opts)[0] if skipped else []
+    for seg in extra:  # each span lies inside its window
+        k = next((k for k, (a, b) in enumerate(windows) if a - 0.01 <= seg.start < b), len(windows) - 1)
+        by_window[k] = sorted(by_window[k] + [seg], key=lambda s: s.start)
     retry = replace(opts, temperatures=FALLBACK_TEMPERATURES)
     kept: list = []
     for k, segs in enumerate(by_window):
-        if k not in failed:
+        if k not in looping:
             kept += keep(segs)
             continue
         redone = keep(_sequential(model, packed.audio, [windows[k]], language, retry)[0])
@@ -226,7 +240,7 @@ def without_loop(s, encode: Callable[[str], list[int]]):
     """
     if not is_looping(s.text):
         return s
-    pieces = [w.word for w in s.words] if s.words else re.findall(r"\s*\S+", s.text)
+    pieces = [w.word for w in s.words] if s.words else text_words(s.text)
     keep = repetition_start(pieces)
     if keep == len(pieces):
         return s

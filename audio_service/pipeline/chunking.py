@@ -54,8 +54,11 @@ def split_long(spans: list[SpeechSpan], max_len: float) -> list[SpeechSpan]:
     return out
 
 
+MIN_FILL = 0.5  # a window may end early, at a longer pause, once it holds half of max_len
+
+
 def pack(audio: Audio, spans: list[SpeechSpan], max_len: float = 30.0, gap_s: float = 0.3) -> Packed:
-    """Concatenate the speech of ``spans`` and group it greedily into windows of at most ``max_len`` s.
+    """Concatenate the speech of ``spans`` and group it into windows of at most ``max_len`` s.
 
     Pieces are joined with ``gap_s`` of silence: without it, word timing smears words across the
     joins (the first word after a cut gets timed into the piece before).
@@ -66,24 +69,49 @@ def pack(audio: Audio, spans: list[SpeechSpan], max_len: float = 30.0, gap_s: fl
     clean = split_long([s for s in clean if s.end > s.start], max_len)
     pieces: list[Piece] = []
     parts: list[np.ndarray] = []
-    windows: list[tuple[float, float]] = []
     cursor = 0  # packed length in samples; integer arithmetic keeps pieces and samples aligned
     for span in clean:
         samples = audio.samples[int(round(span.start * sr)) : int(round(span.end * sr))]
         if parts:
             parts.append(gap)
             cursor += len(gap)
-        start = cursor / sr
-        end = (cursor + len(samples)) / sr
-        if windows and end - windows[-1][0] <= max_len:
-            windows[-1] = (windows[-1][0], end)
-        else:
-            windows.append((start, end))
-        pieces.append(Piece(span.start, span.start + len(samples) / sr, start))
+        pieces.append(Piece(span.start, span.start + len(samples) / sr, cursor / sr))
         parts.append(samples)
         cursor += len(samples)
     packed = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-    return Packed(Audio(packed, sr), tuple(windows), tuple(pieces))
+    return Packed(Audio(packed, sr), windows_at_pauses(pieces, max_len), tuple(pieces))
+
+
+def windows_at_pauses(pieces: list[Piece], max_len: float) -> tuple[tuple[float, float], ...]:
+    """Group consecutive pieces into windows of at most ``max_len`` packed seconds.
+
+    A full window is cut before the piece that follows the longest original pause in its second
+    half, not simply before the first piece that does not fit: Whisper stops at the last sentence
+    it can finish, so a window cut mid-sentence leaves that sentence's start untranscribed.
+    """
+    windows: list[tuple[float, float]] = []
+    first = 0
+    while first < len(pieces):
+        start = pieces[first].packed_start
+        fit = first + 1  # pieces[first:fit] fit in the window (a piece is never longer than max_len)
+        while fit < len(pieces) and _packed_end(pieces[fit]) - start <= max_len:
+            fit += 1
+        cut = fit
+        if fit < len(pieces):  # the window is full: prefer the longest pause in its second half
+            options = [k for k in range(first + 1, fit + 1) if _packed_end(pieces[k - 1]) - start >= MIN_FILL * max_len]
+            cut = max(options, key=lambda k: (_pause_before(pieces, k), k), default=fit)
+        windows.append((start, _packed_end(pieces[cut - 1])))
+        first = cut
+    return tuple(windows)
+
+
+def _packed_end(p: Piece) -> float:
+    return p.packed_start + (p.end - p.start)
+
+
+def _pause_before(pieces: list[Piece], k: int) -> float:
+    """Original silence between piece ``k - 1`` and piece ``k`` (the next window's start)."""
+    return pieces[k].start - pieces[k - 1].end if k < len(pieces) else float("inf")
 
 
 class TimeMap:
