@@ -12,11 +12,12 @@ import sys
 import numpy as np
 import pytest
 
+from audio_service.models.silero import VadParams
 from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.cuts import CUT_CONTEXT, CUT_CONTEXT_WAIT_S, clip, hand_over, norm, repeated_lead
 from audio_service.streaming.decoder import DecodedWord, DecodeResult
 from audio_service.streaming.endpointing import Endpointer
-from audio_service.streaming.protocol import Checkpoint, StreamFinishedError, StreamOptions, StreamVadParams, Trace
+from audio_service.streaming.protocol import Checkpoint, StreamFinishedError, StreamOptions, Trace
 from audio_service.streaming.segment import Segment, SessionConfig
 from audio_service.streaming.session import StreamSession
 from audio_service.streaming.stabilize import MIN_PARTIAL_S, partial_due, stabilise, text_timed_out
@@ -24,7 +25,7 @@ from audio_service.streaming.transcript import Transcript
 from audio_service.streaming.vad import WINDOW
 
 SR = SAMPLE_RATE
-PAD = 200 * SR // 1000  # StreamVadParams().speech_pad_ms
+PAD = 200 * SR // 1000  # VadParams().speech_pad_ms
 
 
 def words(*spec: tuple[str, float, float]) -> tuple[DecodedWord, ...]:
@@ -53,7 +54,7 @@ def windows(seconds: float) -> int:
 # --- endpointing ------------------------------------------------------------------------------------
 
 def test_speech_then_silence_closes_one_padded_segment():
-    ep = Endpointer(StreamVadParams(), SessionConfig())
+    ep = Endpointer(VadParams(), SessionConfig())
     speech_at = windows(1.0) * WINDOW
     end = run_vad(ep, [0.0] * windows(1.0) + [0.9] * windows(3.0))
     assert ep.open is not None and ep.open.start == speech_at - PAD and not ep.pending
@@ -66,21 +67,21 @@ def test_speech_then_silence_closes_one_padded_segment():
 
 
 def test_short_phrase_waits_longer_and_a_click_is_dropped():
-    ep = Endpointer(StreamVadParams(), SessionConfig(short_segment_s=2.0, short_endpoint_s=1.5))
+    ep = Endpointer(VadParams(), SessionConfig(short_segment_s=2.0, short_endpoint_s=1.5))
     end = run_vad(ep, [0.9] * windows(1.0))
     end = run_vad(ep, [0.0] * windows(1.0), end)
     assert ep.open is not None, "a short phrase is still open after 1 s of silence"
     run_vad(ep, [0.0] * windows(0.6), end)
     assert ep.open is None and len(ep.pending) == 1
 
-    ep = Endpointer(StreamVadParams(), SessionConfig())
+    ep = Endpointer(VadParams(), SessionConfig())
     end = run_vad(ep, [0.9] * 3)  # 96 ms < min_speech_duration_ms
     run_vad(ep, [0.0] * windows(2.0), end)
     assert ep.open is None and not ep.pending
 
 
 def test_over_long_segment_is_cut_at_its_quietest_window():
-    ep = Endpointer(StreamVadParams(), SessionConfig(max_segment_s=5.0))
+    ep = Endpointer(VadParams(), SessionConfig(max_segment_s=5.0))
     probs = [0.9] * windows(5.2)
     quiet = windows(3.5)
     probs[quiet] = 0.3  # below threshold, above the off threshold: no silence starts
@@ -92,7 +93,7 @@ def test_over_long_segment_is_cut_at_its_quietest_window():
 
 
 def test_skip_vad_segments_end_at_the_maximum_length():
-    ep = Endpointer(StreamVadParams(), SessionConfig(max_segment_s=2.0))
+    ep = Endpointer(VadParams(), SessionConfig(max_segment_s=2.0))
     ep.step_without_vad(0, SR, 0)
     assert ep.open is not None and ep.open.start == 0
     ep.step_without_vad(SR, 2 * SR, 0)
@@ -100,7 +101,7 @@ def test_skip_vad_segments_end_at_the_maximum_length():
 
 
 def test_checkpoint_cut_decodes_both_sides_across_it():
-    ep = Endpointer(StreamVadParams(), SessionConfig())
+    ep = Endpointer(VadParams(), SessionConfig())
     end = run_vad(ep, [0.9] * windows(2.0))
     ep.checkpoint(end, lookahead=True)
     before = ep.pending[0]
@@ -115,11 +116,11 @@ def test_checkpoint_cut_decodes_both_sides_across_it():
     after = ep.open
     assert after is not None and after.start == end and after.clip_start
     assert after.decode_from == end - CUT_CONTEXT and ep.cut is None
-    assert ep.before(end + 1) and not Endpointer(StreamVadParams(), SessionConfig()).before(end)
+    assert ep.before(end + 1) and not Endpointer(VadParams(), SessionConfig()).before(end)
 
 
 def test_final_checkpoint_does_not_wait_for_audio_after_it():
-    ep = Endpointer(StreamVadParams(), SessionConfig())
+    ep = Endpointer(VadParams(), SessionConfig())
     end = run_vad(ep, [0.9] * windows(1.0))
     ep.checkpoint(end, lookahead=False)
     assert ep.pending[0].audio_end is None and ep.final_ready(received=end, finished=False)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections import Counter
 
 from audio_service.api.deps import Services
+from audio_service.models.silero import VadParams
 from audio_service.settings import Settings
 from audio_service.streaming.decoder import WindowPolicy
 from audio_service.streaming.engine import StreamingEngine
-from audio_service.streaming.protocol import StreamVadParams, TooManyStreamsError
+from audio_service.streaming.protocol import TooManyStreamsError
 from audio_service.streaming.session import SessionConfig
 
 
@@ -62,8 +63,8 @@ def session_config(s: Settings) -> SessionConfig:
     )
 
 
-def default_vad(s: Settings) -> StreamVadParams:
+def default_vad(s: Settings) -> VadParams:
     """The VAD parameters a stream gets unless it sends ``vad_kwargs``."""
-    return StreamVadParams(
+    return VadParams(
         threshold=s.stream_vad_threshold, min_silence_duration_ms=s.stream_endpoint_silence_ms, speech_pad_ms=s.stream_speech_pad_ms
     )

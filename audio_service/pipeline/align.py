@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from audio_service.errors import InvalidRequestError
+from audio_service.models.decoding import text_tokens, tokenizer, word_alignment
 from audio_service.schema import Audio, Segment, SpeechSpan, Transcript, Word
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -112,21 +113,18 @@ class AlignerRegistry:
 
 
 def _tokenizer(model: LoadedModel, audio: Audio, language: str | None):
-    from faster_whisper.tokenizer import Tokenizer
-
-    wm = model.whisper
     if not model.multilingual:
         language = "en"
     elif language is None:
-        language, _, _ = wm.detect_language(audio.samples[: int(WINDOW_S * audio.sample_rate)])
-    return Tokenizer(wm.hf_tokenizer, wm.model.is_multilingual, task="transcribe", language=language), language
+        language, _, _ = model.whisper.detect_language(audio.samples[: int(WINDOW_S * audio.sample_rate)])
+    return tokenizer(model, language), language
 
 
 def check_text_fits(model: LoadedModel, audio: Audio, text: str) -> None:
     """400 for an empty text, or one far longer than the audio could hold."""
     if not text.strip():
         raise InvalidRequestError("text is empty: give the words spoken in the audio.", param="text")
-    tokens = len(model.whisper.hf_tokenizer.encode(" " + text.strip(), add_special_tokens=False).ids)
+    tokens = len(text_tokens(model, " " + text.strip()))
     limit = MAX_TOKENS_PER_SECOND * audio.duration + 10
     if tokens > limit:
         raise InvalidRequestError(
@@ -142,20 +140,16 @@ def whisper_align_text(model: LoadedModel, audio: Audio, text: str, language: st
     the window are kept and the next window starts at the last kept word's end, so long audio is
     covered without transcribing it.
     """
-    from faster_whisper.transcribe import merge_punctuations
-
     wm = model.whisper
-    tokenizer, language = _tokenizer(model, audio, language)
-    words, word_tokens = tokenizer.split_to_word_tokens(tokenizer.encode(" " + text.strip()) + [tokenizer.eot])
+    tok, language = _tokenizer(model, audio, language)
+    words, word_tokens = tok.split_to_word_tokens(tok.encode(" " + text.strip()) + [tok.eot])
     words, word_tokens = words[:-1], word_tokens[:-1]  # drop the end-of-text marker
     out: list[Word] = []
     i, offset = 0, 0.0
     while i < len(words):
         window = audio.slice(offset, offset + WINDOW_S)
         j = _fit(word_tokens, i)
-        alignment = _align_window(wm, tokenizer, window, [t for w in word_tokens[i:j] for t in w])
-        merge_punctuations(alignment, "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、")
-        timed = [a for a in alignment if a["word"]]
+        timed = _align_window(wm, tok, window, [t for w in word_tokens[i:j] for t in w])
         finished = j == len(words) and offset + WINDOW_S >= audio.duration
         keep = len(timed) if finished else _kept(timed, window.duration)
         for a in timed[:keep]:
@@ -171,13 +165,13 @@ def whisper_align_text(model: LoadedModel, audio: Audio, text: str, language: st
     )
 
 
-def _align_window(wm, tokenizer, window: Audio, tokens: list[int]) -> list[dict]:
+def _align_window(wm, tok, window: Audio, tokens: list[int]) -> list[dict]:
     from faster_whisper.audio import pad_or_trim
 
     features = wm.feature_extractor(window.samples)[..., :-1]
     num_frames = min(features.shape[-1], int(WINDOW_S * wm.frames_per_second))
     encoder_output = wm.encode(pad_or_trim(features))
-    return wm.find_alignment(tokenizer, [tokens], encoder_output, num_frames)[0]
+    return word_alignment(wm, tok, tokens, encoder_output, num_frames)
 
 
 def _fit(word_tokens: list[list[int]], i: int) -> int:
@@ -219,7 +213,8 @@ def _monotone(words: list[Word], duration: float) -> list[Word]:
 
 def fine_speech_spans(audio: Audio) -> list[SpeechSpan]:
     """Speech spans with short pauses kept apart (silero VAD, 100 ms minimum silence)."""
-    from audio_service.pipeline.vad import VadParams, silero_vad
+    from audio_service.models.silero import VadParams
+    from audio_service.pipeline.vad import silero_vad
 
     return silero_vad(audio, VadParams(min_speech_duration_ms=100, min_silence_duration_ms=100, speech_pad_ms=30))
 

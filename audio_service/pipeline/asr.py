@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from audio_service.models.decoding import decoding_kwargs, text_tokens
 from audio_service.models.whisper_rules import (
     COMPRESSION_RATIO_LIMIT,
     compression_ratio,
@@ -84,7 +85,7 @@ def transcribe(
     clock = TimeMap(packed.pieces)
     segments = tuple(_segment(i, s, clock) for i, s in enumerate(kept))
     if opts.word_timestamps:
-        segments = resegment(segments, encode=lambda text: model.whisper.hf_tokenizer.encode(text, add_special_tokens=False).ids)
+        segments = resegment(segments, encode=lambda text: text_tokens(model, text))
     out_language = "en" if opts.task == "translate" else info.language
     return Transcript(
         task=opts.task,
@@ -106,6 +107,7 @@ def _common_kwargs(language: str | None, opts: AsrOptions) -> dict:
         "initial_prompt": opts.prompt or None,
         "word_timestamps": opts.word_timestamps,
         "vad_filter": False,  # our VAD already chose the windows
+        **decoding_kwargs(),
     }
 
 
@@ -208,14 +210,14 @@ class _Keep:
     (unless ``silence_too``) Whisper's no-speech windows dropped."""
 
     def __init__(self, model: LoadedModel) -> None:
-        self._tokenizer = model.whisper.hf_tokenizer
+        self._model = model
 
     def __call__(self, segments: list, silence_too: bool = False) -> list:
         out = [self._without_loop(s) for s in segments if s.text.strip()]
         return [s for s in out if s is not None and (silence_too or _has_text(s))]
 
     def _without_loop(self, s):
-        return without_loop(s, lambda text: self._tokenizer.encode(text, add_special_tokens=False).ids)
+        return without_loop(s, lambda text: text_tokens(self._model, text))
 
 
 def without_loop(s, encode: Callable[[str], list[int]]):

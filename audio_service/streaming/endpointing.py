@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from audio_service.models.silero import VadParams
 from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.cuts import CUT_CONTEXT, CUT_CONTEXT_WAIT_S
-from audio_service.streaming.protocol import StreamVadParams
 from audio_service.streaming.segment import Segment, SessionConfig
 from audio_service.streaming.vad import WINDOW
 
@@ -29,7 +29,7 @@ def _ms(ms: int) -> int:
 class Endpointer:
     """One stream's segmentation state. ``held_from`` arguments are the first sample still buffered."""
 
-    def __init__(self, vad: StreamVadParams, config: SessionConfig) -> None:
+    def __init__(self, vad: VadParams, config: SessionConfig) -> None:
         self.vad = vad
         self.config = config
         self.open: Segment | None = None

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from audio_service.models.priority import lower_thread_priority
+from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.decoder import WindowPolicy, decode_batch
 from audio_service.streaming.session import DecodeJob, StreamSession
 
@@ -145,7 +146,7 @@ class StreamingEngine:
                 job = s.next_job(final)
                 if job is not None:
                     jobs.append(job)
-                    audio_s += len(job.request.samples) / 16000
+                    audio_s += len(job.request.samples) / SAMPLE_RATE
                 if len(jobs) >= self.max_batch or (not final and audio_s >= self.partial_batch_audio_s):
                     break
             if jobs:
