@@ -16,8 +16,6 @@ from audio_service.models.decoding import MAX_PROMPT_CHARS, language_code
 from audio_service.pipeline.batch import BatchJob
 from audio_service.schema import Task
 
-GRANULARITIES = ("word", "segment")
-
 
 class TranscriptionParams(BaseModel):
     """Every form field of ``/v1/audio/transcriptions`` (translations use a subset)."""

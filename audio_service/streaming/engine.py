@@ -82,11 +82,6 @@ class StreamingEngine:
         self._vad_pool.shutdown(wait=False, cancel_futures=True)
         self._tracker_pool.shutdown(wait=False, cancel_futures=True)
 
-    @property
-    def sessions(self) -> int:
-        with self._cond:
-            return len(self._sessions)
-
     def add(self, session: StreamSession) -> None:
         with self._cond:
             self._sessions.append(session)

@@ -92,10 +92,6 @@ def error_message(exc: ServiceError) -> dict[str, Any]:
 
 # --- query parameters --------------------------------------------------------------------------
 
-# One stream's VAD parameters are Silero's, as in the batch pipeline (one type, models/silero.py).
-StreamVadParams = VadParams
-
-
 @dataclass(frozen=True)
 class StreamOptions:
     """One stream's validated options."""
