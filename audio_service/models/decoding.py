@@ -37,6 +37,16 @@ def language_code(value: str | None) -> str | None:
     return code
 
 
+def decode_language(model: LoadedModel, language: str | None, task: str = "transcribe") -> str | None:
+    """The language to decode in (None: detect it). An English-only model always decodes English;
+    a translation's ``en`` is its target, not a hint about the source."""
+    if not model.multilingual:
+        return "en"
+    if task == "translate" and language == "en":
+        return None
+    return language
+
+
 def tokenizer(model: LoadedModel, language: str, task: str = "transcribe") -> Tokenizer:
     """The model's tokenizer for one language and task (cheap: wraps the shared HF tokenizer)."""
     from faster_whisper.tokenizer import Tokenizer

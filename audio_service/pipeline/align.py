@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from audio_service.errors import InvalidRequestError
-from audio_service.models.decoding import text_tokens, tokenizer, word_alignment
+from audio_service.models.decoding import decode_language, text_tokens, tokenizer, word_alignment
 from audio_service.schema import Audio, Segment, SpeechSpan, Transcript, Word
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,9 +113,8 @@ class AlignerRegistry:
 
 
 def _tokenizer(model: LoadedModel, audio: Audio, language: str | None):
-    if not model.multilingual:
-        language = "en"
-    elif language is None:
+    language = decode_language(model, language)
+    if language is None:
         language, _, _ = model.whisper.detect_language(audio.samples[: int(WINDOW_S * audio.sample_rate)])
     return tokenizer(model, language), language
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from audio_service.models.decoding import decoding_kwargs, text_tokens
+from audio_service.models.decoding import decode_language, decoding_kwargs, text_tokens
 from audio_service.models.whisper_rules import (
     COMPRESSION_RATIO_LIMIT,
     compression_ratio,
@@ -64,11 +64,7 @@ def transcribe(
     A temperature fallback list (more than one temperature) needs the sequential decoder, which
     retries a window at the next temperature when it fails the compression/log-prob checks.
     """
-    language = opts.language
-    if opts.task == "translate" and language == "en":
-        language = None  # "en" is the translation's target, not a hint about the source
-    if not model.multilingual:
-        language = "en"
+    language = decode_language(model, opts.language, opts.task)
     packed = pack(audio, spans, opts.max_window_s)
     if not packed.windows:
         return Transcript(opts.task, "en" if opts.task == "translate" else (language or "en"), audio.duration, ())

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from audio_service.models.decoding import decode_language, word_alignment
 from audio_service.models.decoding import tokenizer as model_tokenizer
-from audio_service.models.decoding import word_alignment
 from audio_service.models.whisper_rules import is_silence, repetition_start
 from audio_service.schema import SAMPLE_RATE
 
@@ -166,12 +166,11 @@ def _languages(model: LoadedModel, requests: list[DecodeRequest], encoded: list[
     """The requested language, else Whisper's detection on the window (sessions keep the first result)."""
     import ctranslate2
 
-    if not model.multilingual:
-        return ["en"] * len(requests)
     out = []
     for r, enc in zip(requests, encoded):
-        if r.language:
-            out.append(r.language)
+        language = decode_language(model, r.language, r.task)
+        if language:
+            out.append(language)
         else:
             detected = model.whisper.model.detect_language(ctranslate2.StorageView.from_array(enc))
             out.append(detected[0][0][0][2:-2])
