@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from audio_service.models.registry import LoadedModel
 
+WINDOW_S = 30.0  # Whisper's input window: the longest audio one decode sees
+MEL_FRAMES_PER_S = 100  # Whisper's feature frames per second of audio
 MAX_PROMPT_CHARS = 4000  # a client prompt; Whisper keeps only its last ~220 tokens anyway
 # Punctuation glued to the word before or after it in word timings (openai-whisper's defaults).
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from audio_service.errors import InvalidRequestError
-from audio_service.models.decoding import decode_language, text_tokens, tokenizer, word_alignment
+from audio_service.models.decoding import WINDOW_S, decode_language, text_tokens, tokenizer, word_alignment
 from audio_service.schema import Audio, Segment, SpeechSpan, Transcript, Word
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,7 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-WINDOW_S = 30.0  # Whisper's input window
 MAX_TEXT_TOKENS = 440  # Whisper's decoder holds 448 positions, some taken by the start sequence
 # A text needing more than this many tokens per second of audio cannot have been spoken in it
 # (fast speech is about 4 tokens/s; Whisper's alignment resolution is 50 frames/s).

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audio_service.models.decoding import decode_language, word_alignment
+from audio_service.models.decoding import MEL_FRAMES_PER_S, WINDOW_S, decode_language, word_alignment
 from audio_service.models.decoding import tokenizer as model_tokenizer
 from audio_service.models.whisper_rules import is_silence, repetition_start
 from audio_service.schema import SAMPLE_RATE
@@ -23,8 +23,7 @@ from audio_service.schema import SAMPLE_RATE
 if TYPE_CHECKING:  # pragma: no cover
     from audio_service.models.registry import LoadedModel
 
-FULL_FRAMES = 3000  # Whisper's 30 s window, in mel frames (100 per second)
-FRAMES_PER_S = 100
+FULL_FRAMES = int(WINDOW_S * MEL_FRAMES_PER_S)  # Whisper's 30 s window, in mel frames
 BUCKET_FRAMES = 500  # window lengths are rounded up to 5 s so several streams share one batch shape
 # CTranslate2's batched generate needs <|startoftranscript|> at one position in every prompt of a
 # batch, i.e. the same number of previous-text tokens. A stream context longer than two buckets keeps
@@ -77,7 +76,7 @@ class WindowPolicy:
     def frames(self, audio_frames: int) -> int:
         if self.full:
             return FULL_FRAMES
-        need = audio_frames + int(self.pad_s * FRAMES_PER_S)
+        need = audio_frames + int(self.pad_s * MEL_FRAMES_PER_S)
         return min(FULL_FRAMES, int(math.ceil(need / BUCKET_FRAMES)) * BUCKET_FRAMES)
 
 
