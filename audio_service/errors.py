@@ -20,6 +20,15 @@ class ServiceError(Exception):
         self.param = param
         self.code = code or self.default_code
 
+    def body(self) -> dict:
+        """The error as the client sees it, over HTTP and WebSocket alike."""
+        return error_body(self.message, self.error_type, self.param, self.code)
+
+
+def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict:
+    """``{"error": {"message", "type", "param", "code"}}``: the one error shape of the service."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
 
 class InvalidRequestError(ServiceError):
     """A parameter is missing, malformed, or inconsistent with another."""

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from audio_service.errors import InvalidRequestError
+from audio_service.models.silero import VadParams
 from audio_service.schema import Audio
-from audio_service.streaming.patches import SegmentView, WordView, changed, patch_message
+from audio_service.streaming.patches import SegmentView, WordView, patch_message
 from audio_service.streaming.protocol import (
     Checkpoint,
     FrameTooLargeError,
     InvalidFrameError,
-    StreamVadParams,
     Trace,
     UnknownMessageError,
     close_code_for,
@@ -27,12 +27,12 @@ from tests.audio_utils import JFK, JFK_TEXT, load_16k, wer
 
 
 def test_parse_options_defaults_and_values():
-    o = parse_options({}, StreamVadParams(), 5.0)
+    o = parse_options({}, VadParams(), 5.0)
     assert o.language is None and o.text_timeout_s == 5.0 and o.vad.min_silence_duration_ms == 500
     o = parse_options(
         {"language": "DE", "temperature": "0.2", "text_timeout_seconds": "2.5", "skip_vad": "true",
          "vad_kwargs": '{"min_silence_duration_ms": 800}', "unknown": "ignored", "timestamp_granularities": "segment"},
-        StreamVadParams(), 5.0,
+        VadParams(), 5.0,
     )
     assert (o.language, o.temperature, o.text_timeout_s, o.skip_vad) == ("de", 0.2, 2.5, True)
     assert o.vad.min_silence_duration_ms == 800 and o.word_timestamps is False
@@ -46,7 +46,7 @@ def test_parse_options_defaults_and_values():
 )
 def test_parse_options_rejects_bad_values(query, param):
     with pytest.raises(InvalidRequestError) as info:
-        parse_options(query, StreamVadParams(), 5.0)
+        parse_options(query, VadParams(), 5.0)
     assert info.value.param == param and close_code_for(info.value) == 1008
 
 
@@ -67,12 +67,9 @@ def test_client_messages_and_close_codes():
     assert close_code_for(info.value) == 1009
 
 
-def test_patches_carry_only_changes_and_never_reopen_finals():
+def test_patches_are_in_id_order_and_carry_word_finality():
     w = (WordView("hi", 0.0, 0.5, 0.9),)
-    partial = SegmentView(0, "hi", 0.0, 0.5, False, w)
     final = SegmentView(0, "hi", 0.0, 0.5, True, w)
-    assert changed(None, partial) and not changed(partial, partial) and changed(partial, final)
-    assert not changed(final, SegmentView(0, "other", 0.0, 0.5, True, w))
     msg = patch_message([SegmentView(1, "b", 1, 2, False), final])
     assert [s["id"] for s in msg["segments"]] == [0, 1]
     assert msg["segments"][0]["words"][0]["is_final"] is True
@@ -109,7 +106,7 @@ def test_engine_in_process_with_speaker_tracker():
             done.set()
 
     tracker = OneSpeakerPerLoudness()
-    session = StreamSession(parse_options({"language": "en", "diarize": "true"}, StreamVadParams(), 5.0), model,
+    session = StreamSession(parse_options({"language": "en", "diarize": "true"}, VadParams(), 5.0), model,
                             SessionConfig(), emit, tracker)
     engine.add(session)
     audio = load_16k(JFK)

@@ -106,3 +106,54 @@ def test_skipped_speech_is_found_as_runs_of_uncovered_pieces():
     assert _skipped(heard, pieces) == [(12.3, 16.5)]  # the window's last sentence was left out
     assert _skipped(heard, pieces[:3] + [(14.3, 14.5)]) == [(12.3, 14.5)]
     assert _skipped(heard, [(2.0, 6.0), (12.3, 12.9)]) == []  # under a second: not worth a decode
+
+
+# --- the decoding rules both paths share (models/decoding.py, models/silero.py) -------------------
+
+class _Model:
+    """Only what the language rule reads of a loaded model."""
+
+    def __init__(self, multilingual: bool) -> None:
+        self.multilingual = multilingual
+
+
+def test_language_rules_reach_the_batch_form_and_the_stream():
+    from pydantic import ValidationError
+
+    from audio_service.api.forms import TranscriptionParams
+    from audio_service.errors import InvalidRequestError
+    from audio_service.models.decoding import decode_language, language_code
+    from audio_service.models.silero import VadParams
+    from audio_service.streaming.protocol import parse_options
+
+    assert language_code(" DE ") == "de" and language_code("") is None and language_code(None) is None
+    with pytest.raises(ValueError) as rule:
+        language_code("xx")
+    with pytest.raises(ValidationError) as form:
+        TranscriptionParams(language="xx")
+    with pytest.raises(InvalidRequestError) as stream:
+        parse_options({"language": "xx"}, VadParams(), 5.0)
+    assert str(rule.value) in str(form.value) and str(rule.value) in stream.value.message
+    assert TranscriptionParams(language="DE").language == parse_options({"language": "DE"}, VadParams(), 5.0).language == "de"
+    assert decode_language(_Model(False), "de") == "en" and decode_language(_Model(True), None) is None
+    assert decode_language(_Model(True), "en", "translate") is None and decode_language(_Model(True), "en") == "en"
+
+
+def test_error_body_is_one_shape_for_http_and_websocket():
+    from audio_service.errors import InvalidRequestError
+    from audio_service.streaming.protocol import error_message
+
+    exc = InvalidRequestError("bad", param="language")
+    assert error_message(exc) == exc.body() == {
+        "error": {"message": "bad", "type": "invalid_request_error", "param": "language", "code": "invalid_value"}}
+
+
+def test_batch_and_stream_vad_parameters_are_one_type():
+    from audio_service.models.silero import VadParams
+    from audio_service.pipeline.vad import BATCH_VAD
+    from audio_service.streaming.protocol import StreamOptions
+
+    assert type(StreamOptions().vad) is type(BATCH_VAD) is VadParams
+    opts = BATCH_VAD.faster_whisper_options()
+    assert (opts.min_silence_duration_ms, opts.speech_pad_ms, opts.neg_threshold) == (160, 400, None)
+    assert VadParams(threshold=0.6).off_threshold == pytest.approx(0.45)

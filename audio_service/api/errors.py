@@ -9,19 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from audio_service.errors import OverloadedError, ServiceError
+from audio_service.errors import OverloadedError, ServiceError, error_body
 
 log = logging.getLogger(__name__)
-
-
-def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
 def error_response(exc: ServiceError) -> JSONResponse:
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, OverloadedError) else None
     return JSONResponse(
-        error_body(exc.message, exc.error_type, exc.param, exc.code), status_code=exc.status_code, headers=headers
+        exc.body(), status_code=exc.status_code, headers=headers
     )
 
 

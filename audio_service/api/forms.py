@@ -12,17 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.datastructures import FormData, UploadFile
 
 from audio_service.errors import InvalidRequestError
+from audio_service.models.decoding import MAX_PROMPT_CHARS, language_code
 from audio_service.pipeline.batch import BatchJob
 from audio_service.schema import Task
-
-GRANULARITIES = ("word", "segment")
-MAX_PROMPT_CHARS = 4000
-
-
-def whisper_languages() -> frozenset[str]:
-    from faster_whisper.tokenizer import _LANGUAGE_CODES
-
-    return frozenset(_LANGUAGE_CODES)
 
 
 class TranscriptionParams(BaseModel):
@@ -66,12 +58,7 @@ class TranscriptionParams(BaseModel):
     @field_validator("language")
     @classmethod
     def _language_code(cls, v: str | None) -> str | None:
-        if v is None or v.strip() == "":
-            return None
-        code = v.strip().lower()
-        if code not in whisper_languages():
-            raise ValueError(f"unsupported language {v!r}; use an ISO-639-1 code Whisper knows, e.g. 'en', 'de'")
-        return code
+        return language_code(v)
 
     @model_validator(mode="after")
     def _combinations(self) -> TranscriptionParams:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +23,10 @@ from audio_service.api.drain import CLOSE_SERVICE_RESTART
 from audio_service.api.middleware import request_id_from
 from audio_service.api.ops import ops_of
 from audio_service.api.stream_ops import StreamMonitor
+from audio_service.api.stream_setup import default_vad, session_config, streaming_services
 from audio_service.errors import InvalidRequestError, OverloadedError, ServiceError
 from audio_service.schema import SAMPLE_RATE
 from audio_service.settings import Settings
-from audio_service.streaming.decoder import WindowPolicy
 from audio_service.streaming.engine import StreamingEngine
 from audio_service.streaming.protocol import (
     CLOSE_NORMAL,
@@ -35,8 +34,6 @@ from audio_service.streaming.protocol import (
     CLOSE_SERVER_ERROR,
     StreamFinishedError,
     StreamLagError,
-    StreamVadParams,
-    TooManyStreamsError,
     UnsupportedFeatureError,
     close_code_for,
     error_message,
@@ -44,7 +41,7 @@ from audio_service.streaming.protocol import (
     parse_client_text,
     parse_options,
 )
-from audio_service.streaming.session import SessionConfig, StreamSession
+from audio_service.streaming.session import StreamSession
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -57,60 +54,6 @@ MAX_OUTBOUND = 1000  # messages queued for a client that does not read; more clo
 class _Close:
     error: ServiceError
     code: int
-
-
-class StreamLimiter:
-    """Concurrent streams per API key (per server when it is open). Used on the event loop only."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._counts: Counter[str | None] = Counter()
-
-    def acquire(self, key: str | None, limit: int | None = None) -> None:
-        """Count a stream of ``key``; ``limit`` (the key's own) overrides the server-wide one."""
-        limit = self.limit if limit is None else limit
-        if self._counts[key] >= limit:
-            raise TooManyStreamsError(f"Too many concurrent streams for this API key (limit {limit}).", param="Authorization")
-        self._counts[key] += 1
-
-    def release(self, key: str | None) -> None:
-        self._counts[key] -= 1
-        if self._counts[key] <= 0:
-            del self._counts[key]
-
-
-def streaming_services(services: Services) -> tuple[StreamingEngine, StreamLimiter]:
-    """The app's engine and limiter, created on first use; the engine stops at shutdown."""
-    if "streaming_engine" not in services.extra:
-        s = services.settings
-        engine = StreamingEngine(
-            batching=s.stream_batching,
-            max_batch=s.stream_max_batch,
-            window=WindowPolicy(full=s.stream_full_window),
-            partial_batch_audio_s=s.stream_partial_batch_audio_s,
-        )
-        engine.start()
-        services.extra["streaming_engine"] = engine
-        services.extra["stream_limiter"] = StreamLimiter(s.max_streams_per_key)
-        services.extra.setdefault("shutdown_hooks", []).append(engine.stop)
-    return services.extra["streaming_engine"], services.extra["stream_limiter"]
-
-
-def _session_config(s: Settings) -> SessionConfig:
-    return SessionConfig(
-        partial_interval_s=s.stream_partial_interval_s,
-        max_segment_s=min(s.stream_max_segment_s, 28.0),
-        max_backlog_s=s.stream_max_backlog_s,
-        final_beam_size=s.stream_final_beam_size,
-        short_segment_s=s.stream_short_segment_s,
-        short_endpoint_s=s.stream_short_endpoint_s,
-    )
-
-
-def _default_vad(s: Settings) -> StreamVadParams:
-    return StreamVadParams(
-        threshold=s.stream_vad_threshold, min_silence_duration_ms=s.stream_endpoint_silence_ms, speech_pad_ms=s.stream_speech_pad_ms
-    )
 
 
 @router.websocket("/v1/audio/transcriptions/streaming")
@@ -129,7 +72,7 @@ async def transcribe_stream(ws: WebSocket) -> None:
         who = monitor.who = ops.keys.authenticate(
             key_from_authorization(ws.headers.get("authorization") or ws.query_params.get("Authorization"))
         )
-        options = parse_options(ws.query_params, _default_vad(s), s.stream_text_timeout_s)
+        options = parse_options(ws.query_params, default_vad(s), s.stream_text_timeout_s)
         factory = services.extra.get("speaker_tracker_factory")
         if options.diarize and factory is None:
             raise UnsupportedFeatureError("diarize=true: this server has no streaming speaker tracker installed.", param="diarize")
@@ -160,7 +103,7 @@ async def _serve(ws: WebSocket, engine: StreamingEngine, options, model, tracker
         elif out.qsize() < MAX_OUTBOUND:
             out.put_nowait(message)
 
-    session = StreamSession(options, model, _session_config(s), lambda m: loop.call_soon_threadsafe(put, m), tracker)
+    session = StreamSession(options, model, session_config(s), lambda m: loop.call_soon_threadsafe(put, m), tracker)
     monitor.decode_s = lambda: engine.decode_seconds(session)
     monitor.lag_s = session.lag_s
     engine.add(session)
@@ -299,4 +242,4 @@ async def _reject(ws: WebSocket, exc: ServiceError, code: int | None = None, mon
         await ws.close(code=code, reason=(exc.code or "")[:100])
 
 
-__all__ = ["router", "streaming_services"]
+__all__ = ["router"]

@@ -10,15 +10,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from scipy import signal
 
 from audio_service.schema import Audio
-
-Preprocessing = Literal["none", "dynamic", "soft_dynamic", "bass_dynamic"]
-PREPROCESSING_MODES: tuple[str, ...] = ("none", "dynamic", "soft_dynamic", "bass_dynamic")
 
 
 @dataclass(frozen=True)

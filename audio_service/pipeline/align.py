@@ -16,25 +16,22 @@ default ``mms_fa -> mms_fa|whisper`` upgrades itself when MMS weights are instal
 from __future__ import annotations
 
 import logging
-import re
 import threading
-import unicodedata
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-import numpy as np
-
 from audio_service.errors import InvalidRequestError
+from audio_service.models.decoding import WINDOW_S, decode_language, text_tokens, tokenizer, word_alignment
 from audio_service.schema import Audio, Segment, SpeechSpan, Transcript, Word
 
 if TYPE_CHECKING:  # pragma: no cover
     from audio_service.models.registry import LoadedModel
+    from audio_service.pipeline.align_mms import MmsAligner
     from audio_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-WINDOW_S = 30.0  # Whisper's input window
 MAX_TEXT_TOKENS = 440  # Whisper's decoder holds 448 positions, some taken by the start sequence
 # A text needing more than this many tokens per second of audio cannot have been spoken in it
 # (fast speech is about 4 tokens/s; Whisper's alignment resolution is 50 frames/s).
@@ -102,6 +99,8 @@ class AlignerRegistry:
         return transcript.with_provenance(model=model.spec.id, aligner=backend)
 
     def _mms_aligner(self) -> MmsAligner:
+        from audio_service.pipeline.align_mms import MmsAligner
+
         with self._lock:
             if self._mms is None:
                 assert self._mms_dir is not None
@@ -113,21 +112,17 @@ class AlignerRegistry:
 
 
 def _tokenizer(model: LoadedModel, audio: Audio, language: str | None):
-    from faster_whisper.tokenizer import Tokenizer
-
-    wm = model.whisper
-    if not model.multilingual:
-        language = "en"
-    elif language is None:
-        language, _, _ = wm.detect_language(audio.samples[: int(WINDOW_S * audio.sample_rate)])
-    return Tokenizer(wm.hf_tokenizer, wm.model.is_multilingual, task="transcribe", language=language), language
+    language = decode_language(model, language)
+    if language is None:
+        language, _, _ = model.whisper.detect_language(audio.samples[: int(WINDOW_S * audio.sample_rate)])
+    return tokenizer(model, language), language
 
 
 def check_text_fits(model: LoadedModel, audio: Audio, text: str) -> None:
     """400 for an empty text, or one far longer than the audio could hold."""
     if not text.strip():
         raise InvalidRequestError("text is empty: give the words spoken in the audio.", param="text")
-    tokens = len(model.whisper.hf_tokenizer.encode(" " + text.strip(), add_special_tokens=False).ids)
+    tokens = len(text_tokens(model, " " + text.strip()))
     limit = MAX_TOKENS_PER_SECOND * audio.duration + 10
     if tokens > limit:
         raise InvalidRequestError(
@@ -143,20 +138,16 @@ def whisper_align_text(model: LoadedModel, audio: Audio, text: str, language: st
     the window are kept and the next window starts at the last kept word's end, so long audio is
     covered without transcribing it.
     """
-    from faster_whisper.transcribe import merge_punctuations
-
     wm = model.whisper
-    tokenizer, language = _tokenizer(model, audio, language)
-    words, word_tokens = tokenizer.split_to_word_tokens(tokenizer.encode(" " + text.strip()) + [tokenizer.eot])
+    tok, language = _tokenizer(model, audio, language)
+    words, word_tokens = tok.split_to_word_tokens(tok.encode(" " + text.strip()) + [tok.eot])
     words, word_tokens = words[:-1], word_tokens[:-1]  # drop the end-of-text marker
     out: list[Word] = []
     i, offset = 0, 0.0
     while i < len(words):
         window = audio.slice(offset, offset + WINDOW_S)
         j = _fit(word_tokens, i)
-        alignment = _align_window(wm, tokenizer, window, [t for w in word_tokens[i:j] for t in w])
-        merge_punctuations(alignment, "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、")
-        timed = [a for a in alignment if a["word"]]
+        timed = _align_window(wm, tok, window, [t for w in word_tokens[i:j] for t in w])
         finished = j == len(words) and offset + WINDOW_S >= audio.duration
         keep = len(timed) if finished else _kept(timed, window.duration)
         for a in timed[:keep]:
@@ -172,13 +163,13 @@ def whisper_align_text(model: LoadedModel, audio: Audio, text: str, language: st
     )
 
 
-def _align_window(wm, tokenizer, window: Audio, tokens: list[int]) -> list[dict]:
+def _align_window(wm, tok, window: Audio, tokens: list[int]) -> list[dict]:
     from faster_whisper.audio import pad_or_trim
 
     features = wm.feature_extractor(window.samples)[..., :-1]
     num_frames = min(features.shape[-1], int(WINDOW_S * wm.frames_per_second))
     encoder_output = wm.encode(pad_or_trim(features))
-    return wm.find_alignment(tokenizer, [tokens], encoder_output, num_frames)[0]
+    return word_alignment(wm, tok, tokens, encoder_output, num_frames)
 
 
 def _fit(word_tokens: list[list[int]], i: int) -> int:
@@ -220,7 +211,8 @@ def _monotone(words: list[Word], duration: float) -> list[Word]:
 
 def fine_speech_spans(audio: Audio) -> list[SpeechSpan]:
     """Speech spans with short pauses kept apart (silero VAD, 100 ms minimum silence)."""
-    from audio_service.pipeline.vad import VadParams, silero_vad
+    from audio_service.models.silero import VadParams
+    from audio_service.pipeline.vad import silero_vad
 
     return silero_vad(audio, VadParams(min_speech_duration_ms=100, min_silence_duration_ms=100, speech_pad_ms=30))
 
@@ -278,59 +270,3 @@ def segments_from_words(words: list[Word]) -> list[Segment]:
             flush()
     flush()
     return segments
-
-
-# --- MMS forced aligner (torchaudio), where its weights are installed -------------------------------
-
-
-class MmsAligner:
-    """torchaudio's ``MMS_FA`` bundle loaded from a local ``model.pt`` (never downloaded)."""
-
-    def __init__(self, weights_dir: Path) -> None:
-        import torch
-        import torchaudio
-
-        bundle = torchaudio.pipelines.MMS_FA
-        # load_state_dict_from_url finds model.pt in model_dir and downloads nothing.
-        self._model = bundle.get_model(dl_kwargs={"model_dir": str(weights_dir), "progress": False}).eval()
-        self._dictionary = bundle.get_dict()
-        self._torch = torch
-        self._functional = torchaudio.functional
-
-    def realign(self, audio: Audio, transcript: Transcript) -> Transcript:
-        """New word timings for each segment's words, aligned within the segment's audio."""
-        segments = []
-        for s in transcript.segments:
-            if not s.words:
-                segments.append(s)
-                continue
-            start, end = s.start, max(s.end, s.words[-1].end)
-            timed = self.align_words(audio.slice(start, end), [w.word for w in s.words], start)
-            words = tuple(replace(w, start=t.start, end=t.end) for w, t in zip(s.words, timed, strict=True))
-            segments.append(replace(s, words=words))
-        return transcript.with_segments(tuple(segments))
-
-    def align_words(self, audio: Audio, words: list[str], offset: float) -> list[Word]:
-        """Forced-align ``words`` to ``audio``; times are offset by ``offset`` seconds."""
-        torch, F = self._torch, self._functional
-        romanized = [_romanize(w) or "*" for w in words]
-        tokens = [self._dictionary[c] for w in romanized for c in w]
-        with torch.inference_mode():
-            emission, _ = self._model(torch.from_numpy(audio.samples)[None])
-        labels, scores = F.forced_align(emission, torch.tensor([tokens], dtype=torch.int32), blank=0)
-        spans = F.merge_tokens(labels[0], scores[0].exp())
-        ratio = audio.duration / emission.shape[1]
-        out, k = [], 0
-        for w, r in zip(words, romanized, strict=True):
-            piece = spans[k : k + len(r)]
-            k += len(r)
-            out.append(
-                Word(offset + piece[0].start * ratio, offset + piece[-1].end * ratio, w, float(np.mean([p.score for p in piece])))
-            )
-        return out
-
-
-def _romanize(word: str) -> str:
-    """Lower-case ASCII letters and apostrophes: the MMS_FA dictionary (no uroman here)."""
-    text = unicodedata.normalize("NFKD", word.lower())
-    return re.sub(r"[^a-z']", "", text)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from audio_service.models.decoding import decode_language, decoding_kwargs, text_tokens
 from audio_service.models.whisper_rules import (
     COMPRESSION_RATIO_LIMIT,
     compression_ratio,
@@ -64,11 +65,7 @@ def transcribe(
     A temperature fallback list (more than one temperature) needs the sequential decoder, which
     retries a window at the next temperature when it fails the compression/log-prob checks.
     """
-    language = opts.language
-    if opts.task == "translate" and language == "en":
-        language = None  # "en" is the translation's target, not a hint about the source
-    if not model.multilingual:
-        language = "en"
+    language = decode_language(model, opts.language, opts.task)
     packed = pack(audio, spans, opts.max_window_s)
     if not packed.windows:
         return Transcript(opts.task, "en" if opts.task == "translate" else (language or "en"), audio.duration, ())
@@ -85,7 +82,7 @@ def transcribe(
     clock = TimeMap(packed.pieces)
     segments = tuple(_segment(i, s, clock) for i, s in enumerate(kept))
     if opts.word_timestamps:
-        segments = resegment(segments, encode=lambda text: model.whisper.hf_tokenizer.encode(text, add_special_tokens=False).ids)
+        segments = resegment(segments, encode=lambda text: text_tokens(model, text))
     out_language = "en" if opts.task == "translate" else info.language
     return Transcript(
         task=opts.task,
@@ -107,6 +104,7 @@ def _common_kwargs(language: str | None, opts: AsrOptions) -> dict:
         "initial_prompt": opts.prompt or None,
         "word_timestamps": opts.word_timestamps,
         "vad_filter": False,  # our VAD already chose the windows
+        **decoding_kwargs(),
     }
 
 
@@ -222,14 +220,14 @@ class _Keep:
     (unless ``silence_too``) Whisper's no-speech windows dropped."""
 
     def __init__(self, model: LoadedModel) -> None:
-        self._tokenizer = model.whisper.hf_tokenizer
+        self._model = model
 
     def __call__(self, segments: list, silence_too: bool = False) -> list:
         out = [self._without_loop(s) for s in segments if s.text.strip()]
         return [s for s in out if s is not None and (silence_too or _has_text(s))]
 
     def _without_loop(self, s):
-        return without_loop(s, lambda text: self._tokenizer.encode(text, add_special_tokens=False).ids)
+        return without_loop(s, lambda text: text_tokens(self._model, text))
 
 
 def without_loop(s, encode: Callable[[str], list[int]]):

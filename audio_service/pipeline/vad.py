@@ -7,35 +7,23 @@ register themselves in :data:`VAD_MODELS` (``whisperx-pyannet`` is added by the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from audio_service.models.silero import VadParams
 from audio_service.schema import Audio, SpeechSpan
 
-
-@dataclass(frozen=True)
-class VadParams:
-    threshold: float = 0.5
-    min_speech_duration_ms: int = 250
-    # faster-whisper's batched defaults: short silences split spans, generous padding keeps word edges
-    min_silence_duration_ms: int = 160
-    speech_pad_ms: int = 400
+# faster-whisper's batched defaults: short silences split spans, generous padding keeps word edges
+BATCH_VAD = VadParams(min_silence_duration_ms=160, speech_pad_ms=400)
 
 
 # Called as fn(audio) or fn(audio, params).
 VadFn = Callable[..., list[SpeechSpan]]
 
 
-def silero_vad(audio: Audio, params: VadParams = VadParams()) -> list[SpeechSpan]:
+def silero_vad(audio: Audio, params: VadParams = BATCH_VAD) -> list[SpeechSpan]:
     """Speech spans found by Silero VAD (ONNX model bundled with faster-whisper)."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
+    from faster_whisper.vad import get_speech_timestamps
 
-    opts = VadOptions(
-        threshold=params.threshold,
-        min_speech_duration_ms=params.min_speech_duration_ms,
-        min_silence_duration_ms=params.min_silence_duration_ms,
-        speech_pad_ms=params.speech_pad_ms,
-    )
-    stamps = get_speech_timestamps(audio.samples, opts, sampling_rate=audio.sample_rate)
+    stamps = get_speech_timestamps(audio.samples, params.faster_whisper_options(), sampling_rate=audio.sample_rate)
     sr = audio.sample_rate
     return [SpeechSpan(s["start"] / sr, s["end"] / sr) for s in stamps]
 

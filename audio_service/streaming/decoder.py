@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from audio_service.models.decoding import MEL_FRAMES_PER_S, WINDOW_S, decode_language, word_alignment
+from audio_service.models.decoding import tokenizer as model_tokenizer
 from audio_service.models.whisper_rules import is_silence, repetition_start
+from audio_service.schema import SAMPLE_RATE
 
 if TYPE_CHECKING:  # pragma: no cover
     from audio_service.models.registry import LoadedModel
 
-FULL_FRAMES = 3000  # Whisper's 30 s window, in mel frames (100 per second)
-FRAMES_PER_S = 100
+FULL_FRAMES = int(WINDOW_S * MEL_FRAMES_PER_S)  # Whisper's 30 s window, in mel frames
 BUCKET_FRAMES = 500  # window lengths are rounded up to 5 s so several streams share one batch shape
 # CTranslate2's batched generate needs <|startoftranscript|> at one position in every prompt of a
 # batch, i.e. the same number of previous-text tokens. A stream context longer than two buckets keeps
@@ -29,8 +31,6 @@ BUCKET_FRAMES = 500  # window lengths are rounded up to 5 s so several streams s
 # the same client prompt and a long context share a position; a batch is grouped by that position.
 # Short contexts are kept whole: dropping them cost words at segment starts (measured on jfk).
 PROMPT_BUCKET_TOKENS = 16
-PREPEND_PUNCT = "\"'“¿([{-"
-APPEND_PUNCT = "\"'.。,，!！?？:：”)]}、"
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class WindowPolicy:
     def frames(self, audio_frames: int) -> int:
         if self.full:
             return FULL_FRAMES
-        need = audio_frames + int(self.pad_s * FRAMES_PER_S)
+        need = audio_frames + int(self.pad_s * MEL_FRAMES_PER_S)
         return min(FULL_FRAMES, int(math.ceil(need / BUCKET_FRAMES)) * BUCKET_FRAMES)
 
 
@@ -88,7 +88,6 @@ def decode_batch(model: LoadedModel, requests: list[DecodeRequest], window: Wind
     batched generate is faster (0.27 s vs 0.34 s). So only the decoder is batched across streams.
     """
     import ctranslate2
-    from faster_whisper.tokenizer import Tokenizer
 
     whisper = model.whisper
     feats = [whisper.feature_extractor(r.samples) for r in requests]
@@ -98,12 +97,12 @@ def decode_batch(model: LoadedModel, requests: list[DecodeRequest], window: Wind
         for f, n in zip(feats, frames)
     ]
     languages = _languages(model, requests, encoded)
-    tokenizers: dict[str, Tokenizer] = {}
+    tokenizers: dict[str, Any] = {}
 
-    def tokenizer(lang: str, task: str) -> Tokenizer:
+    def tokenizer(lang: str, task: str) -> Any:
         key = f"{lang}/{task}"
         if key not in tokenizers:
-            tokenizers[key] = Tokenizer(whisper.hf_tokenizer, model.multilingual, task=task, language=lang)
+            tokenizers[key] = model_tokenizer(model, lang, task)
         return tokenizers[key]
 
     prompts = [_prompt(whisper, tokenizer(lang, r.task), r) for r, lang in zip(requests, languages)]
@@ -117,7 +116,7 @@ def decode_batch(model: LoadedModel, requests: list[DecodeRequest], window: Wind
     for (_, beam, temp, _), idx in groups.items():
         beam = 1 if temp > 0 else beam  # sampling is per hypothesis; beam search ignores temperature
         enc = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate([encoded[i] for i in idx])))
-        max_new = max(min(224, int(10 + 7 * len(requests[i].samples) / 16000)) for i in idx)
+        max_new = max(min(224, int(10 + 7 * len(requests[i].samples) / SAMPLE_RATE)) for i in idx)
         out = whisper.model.generate(
             enc,
             [prompts[i] for i in idx],
@@ -145,7 +144,7 @@ def decode_batch(model: LoadedModel, requests: list[DecodeRequest], window: Wind
             tokens = []
         words = _align(whisper, tok, tokens, encoded[i], feats[i].shape[1], r.offset) if tokens else []
         text = tok.decode(tokens).strip() if tokens else ""
-        kept = _drop_unheard_tail(words, r.offset + len(r.samples) / 16000)
+        kept = _drop_unheard_tail(words, r.offset + len(r.samples) / SAMPLE_RATE)
         if len(kept) < len(words):
             text, words = "".join(w.word for w in kept).strip(), kept
         keep = repetition_start([w.word for w in words], tail_phrases=True)
@@ -166,12 +165,11 @@ def _languages(model: LoadedModel, requests: list[DecodeRequest], encoded: list[
     """The requested language, else Whisper's detection on the window (sessions keep the first result)."""
     import ctranslate2
 
-    if not model.multilingual:
-        return ["en"] * len(requests)
     out = []
     for r, enc in zip(requests, encoded):
-        if r.language:
-            out.append(r.language)
+        language = decode_language(model, r.language, r.task)
+        if language:
+            out.append(language)
         else:
             detected = model.whisper.model.detect_language(ctranslate2.StorageView.from_array(enc))
             out.append(detected[0][0][0][2:-2])
@@ -196,15 +194,11 @@ def _prompt(whisper, tok, r: DecodeRequest) -> list[int]:
 def _align(whisper, tok, tokens: list[int], encoded: np.ndarray, num_frames: int, offset: float) -> list[DecodedWord]:
     """Word timings from the cross-attention alignment (faster-whisper's ``find_alignment``)."""
     import ctranslate2
-    from faster_whisper.transcribe import merge_punctuations
 
     enc = ctranslate2.StorageView.from_array(encoded)
-    alignment = whisper.find_alignment(tok, [tokens], enc, min(num_frames, FULL_FRAMES))[0]
-    merge_punctuations(alignment, PREPEND_PUNCT, APPEND_PUNCT)
     return [
         DecodedWord(a["word"], offset + float(a["start"]), offset + float(a["end"]), float(a["probability"]), tuple(a["tokens"]))
-        for a in alignment
-        if a["word"]
+        for a in word_alignment(whisper, tok, tokens, enc, min(num_frames, FULL_FRAMES))
     ]
 
 

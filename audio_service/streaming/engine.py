@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from audio_service.models.priority import lower_thread_priority
+from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.decoder import WindowPolicy, decode_batch
 from audio_service.streaming.session import DecodeJob, StreamSession
 
@@ -81,11 +82,6 @@ class StreamingEngine:
         self._vad_pool.shutdown(wait=False, cancel_futures=True)
         self._tracker_pool.shutdown(wait=False, cancel_futures=True)
 
-    @property
-    def sessions(self) -> int:
-        with self._cond:
-            return len(self._sessions)
-
     def add(self, session: StreamSession) -> None:
         with self._cond:
             self._sessions.append(session)
@@ -145,7 +141,7 @@ class StreamingEngine:
                 job = s.next_job(final)
                 if job is not None:
                     jobs.append(job)
-                    audio_s += len(job.request.samples) / 16000
+                    audio_s += len(job.request.samples) / SAMPLE_RATE
                 if len(jobs) >= self.max_batch or (not final and audio_s >= self.partial_batch_audio_s):
                     break
             if jobs:

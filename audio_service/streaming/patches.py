@@ -56,15 +56,6 @@ def segment_json(seg: SegmentView, with_words: bool = True) -> dict[str, Any]:
     return out
 
 
-def changed(previous: SegmentView | None, current: SegmentView) -> bool:
-    """Whether a client must be told about ``current``: new, new text, or newly final."""
-    if previous is None:
-        return True
-    if previous.is_final:
-        return False  # final segments never change again
-    return current.is_final or current.text != previous.text
-
-
 def patch_message(segments: list[SegmentView], with_words: bool = True) -> dict[str, Any] | None:
     """``{"segments": [...]}`` with the given changed segments, or None when nothing changed."""
     if not segments:

@@ -16,6 +16,8 @@ import numpy as np
 
 from audio_service.audio.decode import pcm16_to_float
 from audio_service.errors import InvalidRequestError, OverloadedError, ServiceError, UnsupportedError
+from audio_service.models.decoding import MAX_PROMPT_CHARS, language_code
+from audio_service.models.silero import VadParams
 
 # WebSocket close codes (RFC 6455, section 7.4.1).
 CLOSE_NORMAL = 1000
@@ -28,7 +30,6 @@ CLOSE_TRY_AGAIN_LATER = 1013
 
 MIN_TEXT_TIMEOUT_S = 1.0
 MAX_TEXT_TIMEOUT_S = 29.0
-MAX_PROMPT_CHARS = 4000
 MAX_ID_CHARS = 256  # checkpoint and trace ids are echoed back: bounded, so queued echoes stay small
 
 
@@ -85,26 +86,11 @@ def close_code_for(exc: BaseException) -> int:
 
 
 def error_message(exc: ServiceError) -> dict[str, Any]:
-    """The JSON error sent before closing, shaped like the HTTP API's error body."""
-    return {"error": {"message": exc.message, "type": exc.error_type, "param": exc.param, "code": exc.code}}
+    """The JSON error sent before closing: the HTTP API's error body."""
+    return exc.body()
 
 
 # --- query parameters --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class StreamVadParams:
-    """Silero thresholds and the endpoint silence; overridable per stream through ``vad_kwargs``."""
-
-    threshold: float = 0.5
-    neg_threshold: float | None = None  # None: threshold - 0.15, as Silero's own default
-    min_speech_duration_ms: int = 250
-    min_silence_duration_ms: int = 500  # the endpoint: this much silence ends a segment
-    speech_pad_ms: int = 200
-
-    @property
-    def off_threshold(self) -> float:
-        return self.neg_threshold if self.neg_threshold is not None else max(self.threshold - 0.15, 0.01)
-
 
 @dataclass(frozen=True)
 class StreamOptions:
@@ -117,7 +103,7 @@ class StreamOptions:
     response_format: str = "verbose_json"
     word_timestamps: bool = True
     skip_vad: bool = False
-    vad: StreamVadParams = StreamVadParams()
+    vad: VadParams = VadParams()
     text_timeout_s: float = 5.0
     diarize: bool = False
 
@@ -131,7 +117,7 @@ _VAD_KWARGS = {
 }
 
 
-def parse_options(query: Mapping[str, str], default_vad: StreamVadParams, default_text_timeout_s: float) -> StreamOptions:
+def parse_options(query: Mapping[str, str], default_vad: VadParams, default_text_timeout_s: float) -> StreamOptions:
     """Validate the query parameters of a stream; unknown parameters are ignored.
 
     Raises :class:`InvalidRequestError` naming the bad parameter.
@@ -166,14 +152,10 @@ def parse_options(query: Mapping[str, str], default_vad: StreamVadParams, defaul
 
 
 def _language(value: str | None) -> str | None:
-    if value is None or not value.strip():
-        return None
-    from faster_whisper.tokenizer import _LANGUAGE_CODES
-
-    code = value.strip().lower()
-    if code not in _LANGUAGE_CODES:
-        raise InvalidRequestError(f"language: unsupported language {value!r}; use an ISO-639-1 code such as 'en'", param="language")
-    return code
+    try:
+        return language_code(value)
+    except ValueError as exc:
+        raise InvalidRequestError(f"language: {exc}", param="language") from None
 
 
 def _float(q: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
@@ -198,7 +180,7 @@ def _bool(q: Mapping[str, str], name: str) -> bool:
     raise InvalidRequestError(f"{name}: must be true or false", param=name)
 
 
-def _vad_params(raw: str | None, default: StreamVadParams) -> StreamVadParams:
+def _vad_params(raw: str | None, default: VadParams) -> VadParams:
     if not raw:
         return default
     try:
@@ -215,7 +197,7 @@ def _vad_params(raw: str | None, default: StreamVadParams) -> StreamVadParams:
             values[key] = _VAD_KWARGS[key](value)
         except (TypeError, ValueError):
             raise InvalidRequestError(f"vad_kwargs: {key} must be a number", param="vad_kwargs") from None
-    params = StreamVadParams(**{**default.__dict__, **values})
+    params = VadParams(**{**default.__dict__, **values})
     if not 0.0 < params.threshold < 1.0 or (params.neg_threshold is not None and not 0.0 < params.neg_threshold <= params.threshold):
         raise InvalidRequestError("vad_kwargs: thresholds must lie in (0, 1), neg_threshold <= threshold", param="vad_kwargs")
     if not 100 <= params.min_silence_duration_ms <= 29000 or not 0 <= params.speech_pad_ms <= 2000 or params.min_speech_duration_ms < 0:

@@ -1,0 +1,38 @@
+"""Silero VAD's parameters: one type for the batch VAD (whole files) and the streaming VAD (frame by frame).
+
+Both run the Silero model that ships with faster-whisper; a stream may override these per
+connection (``vad_kwargs``), the batch pipeline uses :data:`audio_service.pipeline.vad.BATCH_VAD`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class VadParams:
+    """Silero thresholds, the shortest speech, the endpoint silence and the padding around speech."""
+
+    threshold: float = 0.5
+    neg_threshold: float | None = None  # None: threshold - 0.15, as Silero's own default
+    min_speech_duration_ms: int = 250
+    min_silence_duration_ms: int = 500  # this much silence ends a speech span (a stream's endpoint)
+    speech_pad_ms: int = 200
+
+    @property
+    def off_threshold(self) -> float:
+        """The probability below which speech has stopped (hysteresis below ``threshold``)."""
+        return self.neg_threshold if self.neg_threshold is not None else max(self.threshold - 0.15, 0.01)
+
+    def faster_whisper_options(self) -> Any:
+        """The same parameters as faster-whisper's ``VadOptions`` (its whole-file Silero VAD)."""
+        from faster_whisper.vad import VadOptions
+
+        return VadOptions(
+            threshold=self.threshold,
+            neg_threshold=self.neg_threshold,
+            min_speech_duration_ms=self.min_speech_duration_ms,
+            min_silence_duration_ms=self.min_silence_duration_ms,
+            speech_pad_ms=self.speech_pad_ms,
+        )

@@ -1,0 +1,257 @@
+"""The streaming state machine without a model: VAD decisions and decode results in, segments out.
+
+Unit tests of pure logic (endpointing, cuts, stabilisation, ids and finality, the session joining
+them), so the decode results are small frozen dataclasses written here; the whole file runs in well
+under 5 s and loads no model (the session is driven with ``skip_vad`` or the endpointer directly).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from audio_service.models.silero import VadParams
+from audio_service.schema import SAMPLE_RATE
+from audio_service.streaming.cuts import CUT_CONTEXT, CUT_CONTEXT_WAIT_S, clip, hand_over, norm, repeated_lead
+from audio_service.streaming.decoder import DecodedWord, DecodeResult
+from audio_service.streaming.endpointing import Endpointer
+from audio_service.streaming.protocol import Checkpoint, StreamFinishedError, StreamOptions, Trace
+from audio_service.streaming.segment import Segment, SessionConfig
+from audio_service.streaming.session import StreamSession
+from audio_service.streaming.stabilize import MIN_PARTIAL_S, partial_due, stabilise, text_timed_out
+from audio_service.streaming.transcript import Transcript
+from audio_service.streaming.vad import WINDOW
+
+SR = SAMPLE_RATE
+PAD = 200 * SR // 1000  # VadParams().speech_pad_ms
+
+
+def words(*spec: tuple[str, float, float]) -> tuple[DecodedWord, ...]:
+    """Decoded words from (text, start, end); tokens are made up but distinct per word."""
+    return tuple(DecodedWord(w, s, e, 0.9, (1000 + i,)) for i, (w, s, e) in enumerate(spec))
+
+
+def result(*spec: tuple[str, float, float], language: str = "en") -> DecodeResult:
+    ws = words(*spec)
+    return DecodeResult("".join(w.word for w in ws).strip(), ws, language, 0.01, -0.2)
+
+
+def run_vad(ep: Endpointer, probs: list[float], start: int = 0) -> int:
+    """Feed one probability per window from ``start``; returns the position after the last window."""
+    pos = start
+    for p in probs:
+        ep.step(pos, p, held_from=0)
+        pos += WINDOW
+    return pos
+
+
+def windows(seconds: float) -> int:
+    return int(seconds * SR) // WINDOW
+
+
+# --- endpointing ------------------------------------------------------------------------------------
+
+def test_speech_then_silence_closes_one_padded_segment():
+    ep = Endpointer(VadParams(), SessionConfig())
+    speech_at = windows(1.0) * WINDOW
+    end = run_vad(ep, [0.0] * windows(1.0) + [0.9] * windows(3.0))
+    assert ep.open is not None and ep.open.start == speech_at - PAD and not ep.pending
+    silence_at = end
+    run_vad(ep, [0.05] * windows(0.6), end)  # 3 s of speech: the 500 ms endpoint applies
+    assert ep.open is None and len(ep.pending) == 1
+    seg = ep.pending[0]
+    assert (seg.start, seg.end) == (speech_at - PAD, silence_at + PAD)
+    assert ep.floor == seg.end and ep.final_ready(received=seg.end + SR, finished=False)
+
+
+def test_short_phrase_waits_longer_and_a_click_is_dropped():
+    ep = Endpointer(VadParams(), SessionConfig(short_segment_s=2.0, short_endpoint_s=1.5))
+    end = run_vad(ep, [0.9] * windows(1.0))
+    end = run_vad(ep, [0.0] * windows(1.0), end)
+    assert ep.open is not None, "a short phrase is still open after 1 s of silence"
+    run_vad(ep, [0.0] * windows(0.6), end)
+    assert ep.open is None and len(ep.pending) == 1
+
+    ep = Endpointer(VadParams(), SessionConfig())
+    end = run_vad(ep, [0.9] * 3)  # 96 ms < min_speech_duration_ms
+    run_vad(ep, [0.0] * windows(2.0), end)
+    assert ep.open is None and not ep.pending
+
+
+def test_over_long_segment_is_cut_at_its_quietest_window():
+    ep = Endpointer(VadParams(), SessionConfig(max_segment_s=5.0))
+    probs = [0.9] * windows(5.2)
+    quiet = windows(3.5)
+    probs[quiet] = 0.3  # below threshold, above the off threshold: no silence starts
+    run_vad(ep, probs)
+    assert len(ep.pending) == 1 and ep.open is not None
+    cut = quiet * WINDOW + WINDOW // 2
+    assert ep.pending[0].end == cut and ep.open.start == cut and ep.open.first_speech == cut
+    assert all(pos >= cut for pos, _ in ep.open.probs)
+
+
+def test_skip_vad_segments_end_at_the_maximum_length():
+    ep = Endpointer(VadParams(), SessionConfig(max_segment_s=2.0))
+    ep.step_without_vad(0, SR, 0)
+    assert ep.open is not None and ep.open.start == 0
+    ep.step_without_vad(SR, 2 * SR, 0)
+    assert ep.open is None and ep.pending[0].end == 2 * SR
+
+
+def test_checkpoint_cut_decodes_both_sides_across_it():
+    ep = Endpointer(VadParams(), SessionConfig())
+    end = run_vad(ep, [0.9] * windows(2.0))
+    ep.checkpoint(end, lookahead=True)
+    before = ep.pending[0]
+    assert before.end == end and before.clip_end and before.audio_end == end + CUT_CONTEXT
+    assert ep.oldest_needed(end) == before.start
+    # the audio after the cut has not arrived: the final pass waits for it, at most CUT_CONTEXT_WAIT_S
+    assert not ep.final_ready(received=end, finished=False, now=before.closed_at)
+    assert ep.final_ready(received=end, finished=False, now=before.closed_at + CUT_CONTEXT_WAIT_S)
+    assert ep.final_ready(received=end, finished=True, now=before.closed_at)
+    assert ep.final_ready(received=end + CUT_CONTEXT, finished=False, now=before.closed_at)
+    run_vad(ep, [0.9] * 4, end)  # speech goes on right after the cut
+    after = ep.open
+    assert after is not None and after.start == end and after.clip_start
+    assert after.decode_from == end - CUT_CONTEXT and ep.cut is None
+    assert ep.before(end + 1) and not Endpointer(VadParams(), SessionConfig()).before(end)
+
+
+def test_final_checkpoint_does_not_wait_for_audio_after_it():
+    ep = Endpointer(VadParams(), SessionConfig())
+    end = run_vad(ep, [0.9] * windows(1.0))
+    ep.checkpoint(end, lookahead=False)
+    assert ep.pending[0].audio_end is None and ep.final_ready(received=end, finished=False)
+    assert ep.oldest_needed(end) == ep.pending[0].start
+
+
+# --- cuts -------------------------------------------------------------------------------------------
+
+def test_words_go_to_the_side_of_the_cut_their_midpoint_is_on():
+    cut = 2 * SR
+    before = Segment(start=0, end=cut, clip_end=True)
+    after = Segment(start=cut, clip_start=True, audio_start=cut - CUT_CONTEXT)
+    r = result((" ask", 1.0, 1.4), (" not", 1.5, 1.9), (" what", 2.0, 2.5), (" your", 2.6, 2.9))
+    kept, speakers = clip(before, r, ["A", "A", "B", "B"])
+    assert kept.text == "ask not what" and speakers == ["A", "A", "B"]  # "what" is within the tolerance
+    hand_over(before, kept, after)
+    assert after.lead_words == ("ask", "not", "what")
+    kept, _ = clip(after, r, None)
+    assert kept.text == "your"  # "not" is within the tolerance; it and "what" repeat the end before the cut
+    assert repeated_lead(("a", "b", "c"), ["b", "c", "d"]) == 2 and repeated_lead(("a",), ["b"]) == 0
+    assert norm(" Don't!") == "don't"
+
+
+def test_clip_clamps_the_first_word_to_the_cut_and_leaves_uncut_segments_alone():
+    after = Segment(start=2 * SR, clip_start=True)
+    kept, _ = clip(after, result((" country", 1.95, 2.4)), None)
+    assert kept.words[0].start == 2.0
+    plain = result((" hello", 0.1, 0.5))
+    assert clip(Segment(start=0), plain, ["A"]) == (plain, ["A"])
+
+
+# --- stabilisation ----------------------------------------------------------------------------------
+
+def test_local_agreement_locks_the_agreed_words_but_never_all():
+    seg = Segment(start=0)
+    shown = stabilise(seg, result((" ask", 0.1, 0.4), (" knot", 0.5, 0.8)), SR)
+    assert shown is not None and shown.text == "ask knot" and seg.locked == () and seg.decoded_end == SR
+    seg.view = Transcript(None, True, 200).partial(seg, shown)
+    shown = stabilise(seg, result((" ask", 0.1, 0.4), (" not", 0.5, 0.8), (" what", 0.9, 1.2)), 2 * SR)
+    assert shown is not None and seg.locked == (1000,) and seg.text_changed_at == 2 * SR
+    seg.view = Transcript(None, True, 200).partial(seg, shown)
+    # the same text again: nothing to show, the lock covers what two hypotheses agree on
+    assert stabilise(seg, result((" ask", 0.1, 0.4), (" not", 0.5, 0.8), (" what", 0.9, 1.2)), 3 * SR) is None
+    assert seg.locked == (1000,) and seg.text_changed_at == 2 * SR  # never the whole hypothesis
+    shown = stabilise(seg, result((" ask", 0.1, 0.4), (" not", 0.5, 0.8), (" what", 0.9, 1.2), (" you", 1.3, 1.5)), 4 * SR)
+    assert shown is not None and shown.text == "ask not what you" and seg.locked == (1000, 1001, 1002)
+    assert not text_timed_out(seg, 3 * SR, 5.0) and text_timed_out(seg, 7 * SR, 1.0)
+
+
+def test_partial_is_due_after_the_interval_or_when_a_marker_waits():
+    seg = Segment(start=0, submitted_at=0)
+    assert not partial_due(None, 10 * SR, 0.5, None)
+    assert not partial_due(seg, int(MIN_PARTIAL_S * SR) - 1, 0.5, None)
+    assert partial_due(seg, SR, 0.5, None)
+    seg.submitted_at = seg.decoded_end = SR
+    assert not partial_due(seg, SR + SR // 10, 0.5, None)
+    assert partial_due(seg, SR + SR // 10, 0.5, marker_at=SR + SR // 10)
+
+
+# --- ids, finality, context -------------------------------------------------------------------------
+
+def test_ids_are_given_on_first_text_and_kept_when_final():
+    t = Transcript(None, word_timestamps=True, context_chars=12)
+    silent, first, second = Segment(start=0, end=SR), Segment(start=SR), Segment(start=3 * SR)
+    assert t.final(silent, result(), None) == [] and silent.id is None
+    p = t.partial(first, result((" hello", 1.1, 1.5)))
+    assert (p.id, p.is_final) == (0, False) and t.partial(first, result((" hello there", 1.1, 1.9))).id == 0
+    [f] = t.final(first, result((" hello", 1.1, 1.5), (" there", 1.6, 1.9), language="de"), None)
+    assert (f.id, f.is_final, f.text, f.start, f.end) == (0, True, "hello there", 1.1, 1.9)
+    assert t.language == "de" and t.context == "hello there"
+    [g] = t.final(second, result((" general", 3.1, 3.5), (" kenobi", 3.6, 4.0), language="en"), None)
+    assert g.id == 1 and t.language == "de"  # the first detected language stays
+    assert t.context == "kenobi"  # trimmed to context_chars, whole words
+
+
+def test_a_final_segment_splits_where_the_speaker_changes():
+    t = Transcript("en", word_timestamps=False, context_chars=200)
+    seg = Segment(start=0)
+    t.partial(seg, result((" hi", 0.1, 0.3)))
+    views = t.final(seg, result((" hi", 0.1, 0.3), (" there", 0.4, 0.6), (" yes", 1.0, 1.2)), ["A", "A", "B"])
+    assert [(v.id, v.text, v.speaker_id, v.is_final, v.words) for v in views] == [
+        (0, " hi there", "A", True, ()), (1, " yes", "B", True, ())]
+    assert seg.view == views[0] and t.next_id == 2
+
+
+# --- the session joining the parts (skip_vad: no VAD model) -----------------------------------------
+
+class Model:
+    """The session only hands its model to the engine; this stands in for it."""
+
+
+def make_session(**options):
+    out = []
+    s = StreamSession(StreamOptions(skip_vad=True, **{"language": "en", **options}), Model(), SessionConfig(max_segment_s=5.0),
+                      out.append)
+    return s, out
+
+
+def test_session_partial_final_and_checkpoint():
+    s, out = make_session()
+    s.feed(np.zeros(SR, np.float32))
+    assert s.has_work(final=False) and not s.has_work(final=True)
+    job = s.next_job(final=False)
+    assert job is not None and job.request.offset == 0.0 and len(job.request.samples) == SR
+    assert not s.has_work(final=False), "one job at a time per stream"
+    s.mark(Trace("t1"))
+    s.complete(job, result((" ask", 0.1, 0.5)))
+    assert out[0]["segments"][0]["id"] == 0 and out[0]["segments"][0]["is_final"] is False
+    assert out[1]["trace_id"] == "t1" and out[1]["lag_s"] == 0.0
+    s.feed(np.zeros(SR // 2, np.float32))
+    s.mark(Checkpoint("final"))
+    assert s.finished and not s.has_work(final=False) and s.has_work(final=True)
+    job = s.next_job(final=True)
+    assert job.request.beam_size == 5 and job.request.prefix_tokens == () and job.end == SR + SR // 2
+    s.complete(job, result((" ask", 0.1, 0.5), (" not", 0.6, 1.2)))
+    assert out[2]["segments"][0] == {**out[2]["segments"][0], "id": 0, "text": "ask not", "is_final": True}
+    assert out[3] == {"checkpoint_id": "final"} and len(out) == 4
+    assert s.lag_s() == 0.0 and s.backlog_s() <= CUT_CONTEXT / SR  # only the context of the last cut is held
+    with pytest.raises(StreamFinishedError):
+        s.feed(np.zeros(10, np.float32))
+
+
+def test_session_context_and_language_reach_the_next_request():
+    s, out = make_session(language=None, prompt="Names: Kenobi.")
+    s.feed(np.zeros(5 * SR, np.float32))  # the maximum length closes the segment
+    job = s.next_job(final=True)
+    s.complete(job, result((" hello", 0.1, 0.5), language="fr"))
+    s.feed(np.zeros(SR, np.float32))
+    job = s.next_job(final=False)
+    assert (job.request.language, job.request.context_text, job.request.prompt_text) == ("fr", "hello", "Names: Kenobi.")
+    assert job.request.offset == 5.0
+    s.fail(RuntimeError("boom"))
+    assert isinstance(out[-1], RuntimeError)
+    s.close()
+    assert s.next_job(final=False) is None
+
