@@ -6,7 +6,11 @@ Scores with pyannote.metrics (collar 0.25 s, overlap scored):
 * two_speakers.wav (real conversation) against its RTTM, via POST /v1/audio/transcriptions diarize=true,
   hypothesis = speaker turns read off the returned words (one speaker's consecutive words, pauses
   up to 1 s bridged); also scored on the returned segments as they are;
+* ami_dev00.wav (AMI far-field meeting excerpt, two speakers): speakers found, and missed / false alarm /
+  confusion of the reference speech the returned words cover, and DER on non-overlapped regions;
 * a file of espeak-ng voices (en-us, en+f3, de, en+m7) joined with known turn boundaries, same way;
+* far-field-like meetings of three espeak-ng voice variants (reverb, noise, backchannels), same way
+  (tests/meeting_mixtures.py);
 * the offline diarizer's own turns, in-process (no ASR involved), and its time per audio minute;
 * streaming: the file streamed (as fast as possible, language en) through the real WebSocket endpoint with
   diarize=true; hypothesis = the final segments as sent (each carries one speaker; the session splits a
@@ -45,6 +49,7 @@ from tests.diarization_utils import (  # noqa: E402
     word_accuracy,
     word_turns_annotation,
 )
+from tests.meeting_mixtures import build_meeting  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 from tests.stream_client import stream  # noqa: E402
 
@@ -84,6 +89,7 @@ def main() -> None:
         "ami_dev00": (DATA / "ami_dev00.wav", reference_rttm("ami_dev00")),
         "real_voices": build_real_voices(work),
         "joined_voices": (joined, joined_ref),
+        "far_field_3_voices": build_meeting(work, ["m_us", "f_gb", "m_sc"], "far_field_3_voices"),
     }
     results: dict = {"machine": f"{os.cpu_count()} cores, CPU", "load_average_before": os.getloadavg(), "collar": 0.25}
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -112,8 +118,9 @@ def main() -> None:
                 "diarize_added_s_per_min": round((diar_s - plain_s) / minutes, 2),
             }
             print(
-                f"{name}: {len(results[name]['speakers_found'])} speakers (reference {len(ref.labels())}); "
-                f"confusion {covered['confusion_s'] / max(covered['total_s'], 1e-9):.3f} of the speech the words cover; "
+                f"{name}: {len(results[name]['speakers_found'])} speakers (reference {len(ref.labels())}); of the speech the "
+                f"words cover: confusion {covered['confusion_s'] / max(covered['total_s'], 1e-9):.3f}, missed "
+                f"{covered['missed_s'] / max(covered['total_s'], 1e-9):.3f}, false alarm {covered['false_alarm_s'] / max(covered['total_s'], 1e-9):.3f}; "
                 f"non-overlapped DER {non_overlapped['der']:.3f}; word speaker accuracy {results[name]['word_speaker_accuracy']}"
             )
             print(

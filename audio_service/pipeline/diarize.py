@@ -23,9 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
+
 from audio_service.errors import InvalidRequestError, ModelUnavailableError
 from audio_service.models.segmentation import pyannote_input, segmentation_model
 from audio_service.models.speaker_embedding import GE2EEmbedding
+from audio_service.pipeline.speaker_clustering import window_evidence
 from audio_service.pipeline.speaker_count import merge_same_voices
 from audio_service.schema import Audio, SpeakerTurn
 
@@ -51,6 +54,28 @@ def _offline_pipeline_class():
     from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization
     from pyannote.pipeline.parameter import ParamDict, Uniform
 
+    class WindowConstrainedClustering(AgglomerativeClustering):
+        """pyannote's agglomerative clustering (a fine first pass), then the second pass of
+        :mod:`audio_service.pipeline.speaker_count`: first-pass speakers merged by their whole clean
+        speech, never across the segmentation model's window-level cannot-links."""
+
+        def __call__(self, embeddings, segmentations=None, num_clusters=None, min_clusters=None, max_clusters=None, **kwargs):
+            hard, soft, centroids = super().__call__(
+                embeddings, segmentations=segmentations, num_clusters=num_clusters, max_clusters=max_clusters, **kwargs
+            )
+            count = int(hard.max()) + 1
+            if num_clusters is not None or count < 2:
+                return hard, soft, centroids
+            evidence = window_evidence(hard, segmentations, count)
+            samples = kwargs["file"]["waveform"][0].numpy()
+            bound = None if max_clusters is None or max_clusters >= UNBOUNDED_SPEAKERS else max_clusters
+            mapping = merge_same_voices(samples, evidence, min_clusters, bound)
+            merged = np.where(hard >= 0, mapping[np.maximum(hard, 0)], hard)
+            groups = int(mapping.max()) + 1
+            centroids = np.stack([centroids[mapping == g].mean(axis=0) for g in range(groups)])
+            soft = np.stack([soft[..., mapping == g].max(axis=-1) for g in range(groups)], axis=-1)
+            return merged, soft, centroids
+
     class OfflineSpeakerDiarization(SpeakerDiarization):
         """pyannote's ``SpeakerDiarization`` with packaged models instead of hub checkpoints.
 
@@ -75,7 +100,7 @@ def _offline_pipeline_class():
             self.segmentation = ParamDict(threshold=Uniform(0.1, 0.9), min_duration_off=Uniform(0.0, 1.0))
             self._embedding = GE2EEmbedding()
             self._audio = PyannoteAudio(sample_rate=16000, mono="downmix")
-            self.clustering = AgglomerativeClustering(metric="cosine", constrained_assignment=True)
+            self.clustering = WindowConstrainedClustering(metric="cosine", constrained_assignment=True)
             self._expects_num_speakers = False
 
     return OfflineSpeakerDiarization
@@ -152,10 +177,6 @@ class OfflineDiarizer:
             )
             annotation = getattr(output, "speaker_diarization", output)
             exclusive = getattr(output, "exclusive_speaker_diarization", None)
-            mapping = merge_same_voices(audio, annotation, bounds.min_speakers, bounds.max_speakers)
-        annotation = annotation.rename_labels(mapping=mapping).support()
-        if exclusive is not None:
-            exclusive = exclusive.rename_labels(mapping=mapping).support()
         return _annotation_to_turns(annotation, exclusive)
 
 

@@ -1,13 +1,15 @@
 """How many speakers: the second pass of the offline diarizer.
 
 The first pass (pyannote clustering of per-window GE2E embeddings) is deliberately fine-grained:
-one 1-5 s window of far-field speech gives a noisy GE2E embedding, and two real speakers of a
-meeting can sit closer than two windows of one speaker, so a single threshold either merges
-speakers (one speaker reported for a two-person meeting) or splits one. Here each first-pass
-speaker is embedded once from *all* its clean speech (no other speaker active), which is far more
-reliable, and speakers are merged greedily while their voices are closer than ``MERGE_THRESHOLD``,
-except where the segmentation model heard them talk at the same time (two local speakers of one
-window are never the same person). The request's bounds win over the threshold.
+one 5 s window of far-field speech gives a noisy GE2E embedding, and two real speakers of a meeting
+can sit closer than two windows of one speaker, so a single threshold either merges speakers (one
+speaker reported for a two-person meeting) or splits one. Here each first-pass speaker is embedded
+once from *all* its clean speech (:mod:`audio_service.pipeline.speaker_clustering`), and speakers
+are merged greedily, closest voices first, while they are closer than ``MERGE_THRESHOLD`` - except
+two speakers the segmentation model heard as different local speakers of one window (for at least
+``CANNOT_LINK_S`` seconds in all), which are never merged, whatever their embeddings say. That
+evidence is what keeps a short, far-field second voice apart; it also sets the floor of the count
+(no fewer speakers than were told apart). The request's bounds win over the threshold.
 """
 
 from __future__ import annotations
@@ -15,38 +17,33 @@ from __future__ import annotations
 import numpy as np
 
 from audio_service.models.speaker_embedding import MIN_EMBED_SECONDS, embed_many
-from audio_service.schema import Audio
+from audio_service.pipeline.speaker_clustering import WindowEvidence
 
 # Euclidean distance between unit GE2E embeddings of two speakers' whole clean speech, calibrated on
-# espeak-ng voices, two_speakers.wav, ami_dev00.wav, jfk and mixtures of their turns (bench/diarization.py):
-# halves of one speaker's speech measured 0.29-0.62 apart, different real speakers 0.56-0.9.
+# espeak-ng voices (clean and reverberant), two_speakers.wav, ami_dev00.wav and mixtures of recorded
+# turns (bench/diarization.py).
 MERGE_THRESHOLD = 0.65
-CANNOT_LINK_OVERLAP_S = 0.5  # speakers heard together this long are never merged
+RELIABLE_SECONDS = 2.0  # less clean speech than this: a fragment joins its closest speaker regardless
+CANNOT_LINK_S = 0.5  # seconds (summed over windows) two speakers were told apart: never merged
 MAX_EMBED_SECONDS = 60.0  # enough speech for a stable embedding; bounds the cost on long files
 
 
-def merge_same_voices(audio: Audio, annotation, min_speakers: int | None, max_speakers: int | None) -> dict:
-    """Label -> merged label for ``annotation``'s (pyannote, overlapping turns) first-pass speakers."""
-    labels = list(annotation.labels())
-    if len(labels) < 2:
-        return {label: label for label in labels}
-    timelines = {label: annotation.label_timeline(label).support() for label in labels}
-    clean = {}
-    for label in labels:
-        others = annotation.subset([x for x in labels if x != label]).get_timeline().support()
-        clean[label] = timelines[label].extrude(others)
-    seconds = np.array([clean[label].duration() for label in labels])
-    # Too little clean speech: embed all its speech (overlap included) if there is enough of that.
-    sources = [clean[x] if seconds[k] >= MIN_EMBED_SECONDS else timelines[x] for k, x in enumerate(labels)]
-    embeddings = np.zeros((len(labels), 256), dtype=np.float32)
-    embeddable = [k for k, tl in enumerate(sources) if tl.duration() >= MIN_EMBED_SECONDS]
+def merge_same_voices(
+    samples: np.ndarray, evidence: WindowEvidence, min_speakers: int | None, max_speakers: int | None
+) -> np.ndarray:
+    """First-pass cluster -> merged speaker index (0..n-1), from 16 kHz ``samples`` and window evidence."""
+    count = len(evidence.clean_seconds)
+    if count < 2:
+        return np.zeros(count, dtype=int)
+    seconds = evidence.clean_seconds
+    embeddings = np.zeros((count, 256), dtype=np.float32)
+    embeddable = [k for k in range(count) if seconds[k] >= MIN_EMBED_SECONDS]
     if embeddable:
-        embeddings[embeddable] = embed_many([_speech(audio, sources[k]) for k in embeddable])
-    together = np.array([[timelines[a].crop(timelines[b]).duration() if a != b else 0.0 for b in labels] for a in labels])
-    groups = [[i] for i in range(len(labels))]
+        embeddings[embeddable] = embed_many([_speech(samples, evidence.clean_spans[k]) for k in embeddable])
+    groups = [[i] for i in range(count)]
     lower = max(1, min_speakers or 1)
     while len(groups) > lower:
-        best = closest_pair(groups, embeddings, seconds, together)
+        best = closest_pair(groups, embeddings, seconds, evidence.apart_seconds)
         if best is None:
             break
         i, j, distance, reliable = best
@@ -54,19 +51,23 @@ def merge_same_voices(audio: Audio, annotation, min_speakers: int | None, max_sp
         if reliable and distance >= MERGE_THRESHOLD and not too_many:
             break
         groups[i] += groups.pop(j)
-    return {labels[k]: labels[g[0]] for g in groups for k in g}
+    mapping = np.zeros(count, dtype=int)
+    for index, group in enumerate(sorted(groups)):
+        mapping[group] = index
+    return mapping
 
 
-def _speech(audio: Audio, timeline) -> np.ndarray:
-    pieces = [audio.slice(s.start, s.end).samples for s in timeline]
-    samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
-    return samples[: int(MAX_EMBED_SECONDS * audio.sample_rate)].astype(np.float32)
+def _speech(samples: np.ndarray, spans: list[tuple[float, float]], sample_rate: int = 16000) -> np.ndarray:
+    pieces = [samples[int(s * sample_rate) : int(e * sample_rate)] for s, e in spans]
+    joined = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+    return joined[: int(MAX_EMBED_SECONDS * sample_rate)].astype(np.float32)
 
 
-def closest_pair(groups, embeddings, seconds, together):
+def closest_pair(groups, embeddings, seconds, apart):
     """(i, j, distance, reliable) of the two closest groups that may merge, or None.
 
-    A group with too little clean speech for an embedding goes to its closest group regardless.
+    A group with too little clean speech for a reliable embedding (``RELIABLE_SECONDS``; GE2E halves
+    of one voice then measure as far apart as two voices) goes to its closest group regardless.
     """
     vectors, speech = [], []
     for g in groups:
@@ -76,10 +77,10 @@ def closest_pair(groups, embeddings, seconds, together):
     best = None
     for i in range(len(groups)):
         for j in range(i + 1, len(groups)):
-            if together[np.ix_(groups[i], groups[j])].sum() >= CANNOT_LINK_OVERLAP_S:
+            if apart[np.ix_(groups[i], groups[j])].sum() >= CANNOT_LINK_S:
                 continue
             distance = float(np.linalg.norm(vectors[i] - vectors[j]))
-            reliable = min(speech[i], speech[j]) >= MIN_EMBED_SECONDS
+            reliable = min(speech[i], speech[j]) >= RELIABLE_SECONDS
             key = (reliable, distance)
             if best is None or key < (best[3], best[2]):
                 best = (i, j, distance, reliable)

@@ -1,0 +1,51 @@
+"""Pure logic of the speaker count: window evidence read off a segmentation, merging with cannot-links."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from audio_service.pipeline.speaker_clustering import window_evidence
+from audio_service.pipeline.speaker_count import closest_pair
+
+
+def _segmentation(data: np.ndarray):
+    from pyannote.core import SlidingWindow, SlidingWindowFeature
+
+    return SlidingWindowFeature(data, SlidingWindow(start=0.0, duration=5.0, step=1.0))
+
+
+def test_two_local_speakers_of_one_window_are_told_apart_and_clean_speech_is_voted():
+    frames = 100  # 50 ms frames
+    data = np.zeros((3, frames, 3), dtype=np.float32)
+    data[:, :40, 0] = 1  # local speaker 0 talks first in every window ...
+    data[:, 60:, 1] = 1  # ... then local speaker 1, never at the same time
+    hard = np.array([[0, 1, -2], [0, 1, -2], [2, 1, -2]])
+    ev = window_evidence(hard, _segmentation(data), 3)
+    assert ev.apart_seconds[0, 1] == ev.apart_seconds[1, 0] == 4.0  # 2 windows x min(2 s, 2 s)
+    assert ev.apart_seconds[2, 1] == 2.0 and ev.apart_seconds[0, 2] == 0.0
+    assert ev.clean_seconds.sum() > 0
+    for spans in ev.clean_spans:  # clean spans of different clusters never overlap
+        assert all(e > s for s, e in spans)
+    every = sorted(x for spans in ev.clean_spans for x in spans)
+    assert all(a[1] <= b[0] + 1e-9 for a, b in zip(every, every[1:], strict=False))
+
+
+def test_a_brief_local_speaker_gives_no_cannot_link():
+    data = np.zeros((1, 100, 3), dtype=np.float32)
+    data[0, :80, 0] = 1
+    data[0, 90:95, 1] = 1  # 0.25 s: too little to be sure it is someone else
+    ev = window_evidence(np.array([[0, 1, -2]]), _segmentation(data), 2)
+    assert ev.apart_seconds[0, 1] == 0.0
+
+
+def test_closest_voices_merge_first_but_never_across_a_cannot_link():
+    e = np.eye(3, dtype=np.float32)
+    e[1] = [0.9, 0.436, 0]  # 1 sounds like 0
+    e[2] = [0.8, 0.6, 0]
+    seconds = np.array([10.0, 10.0, 10.0])
+    apart = np.zeros((3, 3))
+    i, j, _, reliable = closest_pair([[0], [1], [2]], e, seconds, apart)
+    assert {i, j} == {1, 2} and reliable
+    apart[1, 2] = apart[2, 1] = 3.0
+    i, j, _, _ = closest_pair([[0], [1], [2]], e, seconds, apart)
+    assert {i, j} == {0, 1}
