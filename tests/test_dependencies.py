@@ -6,6 +6,7 @@ Both tools read their configuration from pyproject.toml ([tool.importlinter], [t
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,18 @@ def test_no_module_over_300_lines() -> None:
     assert len(sizes) > 40, "the package was found"
     too_long = {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES}
     assert not too_long, f"split these modules (at most {MAX_MODULE_LINES} lines): {too_long}"
+
+
+def test_one_sample_rate_constant() -> None:
+    """The service's rate is ``schema.SAMPLE_RATE``; a literal 16000 elsewhere would drift from it."""
+    literal = re.compile(r"\b16_?000\b")
+    found = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for p in (ROOT / "audio_service").rglob("*.py")
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if literal.search(line) and not line.startswith("SAMPLE_RATE =")
+    ]
+    assert not found, found
 
 
 def test_no_dead_code() -> None:

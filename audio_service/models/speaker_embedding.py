@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from audio_service.models.segmentation import load_once
+from audio_service.schema import SAMPLE_RATE
 
 MIN_EMBED_SECONDS = 0.5  # less clean speech than this gives no reliable embedding
 
@@ -54,10 +55,10 @@ class GE2EEmbedding:
     masked samples are the local speaker's speech, embedded as one utterance.
     """
 
-    sample_rate = 16000
+    sample_rate = SAMPLE_RATE
     dimension = 256
     metric = "cosine"
-    min_num_samples = int(MIN_EMBED_SECONDS * 16000)
+    min_num_samples = int(MIN_EMBED_SECONDS * SAMPLE_RATE)
 
     def __call__(self, waveforms, masks=None) -> np.ndarray:
         out = np.full((waveforms.shape[0], self.dimension), np.nan, dtype=np.float32)

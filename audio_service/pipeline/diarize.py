@@ -30,7 +30,7 @@ from audio_service.models.segmentation import pyannote_input, segmentation_model
 from audio_service.models.speaker_embedding import GE2EEmbedding
 from audio_service.pipeline.speaker_clustering import window_evidence
 from audio_service.pipeline.speaker_count import merge_same_voices
-from audio_service.schema import Audio, SpeakerTurn
+from audio_service.schema import SAMPLE_RATE, Audio, SpeakerTurn
 
 if TYPE_CHECKING:  # pragma: no cover
     from audio_service.settings import Settings
@@ -99,7 +99,7 @@ def _offline_pipeline_class():
             )
             self.segmentation = ParamDict(threshold=Uniform(0.1, 0.9), min_duration_off=Uniform(0.0, 1.0))
             self._embedding = GE2EEmbedding()
-            self._audio = PyannoteAudio(sample_rate=16000, mono="downmix")
+            self._audio = PyannoteAudio(sample_rate=SAMPLE_RATE, mono="downmix")
             self.clustering = WindowConstrainedClustering(metric="cosine", constrained_assignment=True)
             self._expects_num_speakers = False
 
@@ -247,12 +247,6 @@ class DiarizerRegistry:
     def get(self, name: str | None) -> Diarizer:
         """The shared diarizer serving ``name`` (created on first use; models load on first call)."""
         return self._instance(self.resolve(name))
-
-    def offline(self) -> OfflineDiarizer:
-        """The shared offline diarizer (streaming's tracker uses it whatever the aliases say)."""
-        diarizer = self._instance("offline")
-        assert isinstance(diarizer, OfflineDiarizer)
-        return diarizer
 
     def _instance(self, backend: str) -> Diarizer:
         with self._lock:

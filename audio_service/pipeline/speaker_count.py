@@ -18,6 +18,7 @@ import numpy as np
 
 from audio_service.models.speaker_embedding import MIN_EMBED_SECONDS, embed_many
 from audio_service.pipeline.speaker_clustering import WindowEvidence
+from audio_service.schema import SAMPLE_RATE
 
 # Euclidean distance between unit GE2E embeddings of two speakers' whole clean speech, calibrated on
 # espeak-ng voices (clean and reverberant), two_speakers.wav, ami_dev00.wav and mixtures of recorded
@@ -57,7 +58,7 @@ def merge_same_voices(
     return mapping
 
 
-def _speech(samples: np.ndarray, spans: list[tuple[float, float]], sample_rate: int = 16000) -> np.ndarray:
+def _speech(samples: np.ndarray, spans: list[tuple[float, float]], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     pieces = [samples[int(s * sample_rate) : int(e * sample_rate)] for s, e in spans]
     joined = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
     return joined[: int(MAX_EMBED_SECONDS * sample_rate)].astype(np.float32)

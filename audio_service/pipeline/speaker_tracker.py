@@ -13,7 +13,7 @@ import numpy as np
 
 from audio_service.models.speaker_embedding import MIN_EMBED_SECONDS, embed_many
 from audio_service.pipeline.diarize import OfflineDiarizer, SpeakerBounds
-from audio_service.schema import Audio
+from audio_service.schema import SAMPLE_RATE, Audio
 
 MIN_RUN_SECONDS = 0.5  # a streaming segment is split at a speaker change only between runs this long
 
@@ -44,7 +44,7 @@ class SpeakerTracker:
         self._diarizer = diarizer
         self._context_s = context_s
         self._max_speakers = max_speakers
-        self._gap = np.zeros(int(gap_s * 16000), dtype=np.float32)
+        self._gap = np.zeros(int(gap_s * SAMPLE_RATE), dtype=np.float32)
         self._history: list[tuple[np.ndarray, str]] = []  # (samples, label) of past final segments
         self._count = 0
         self._lock = threading.Lock()
@@ -71,7 +71,7 @@ class SpeakerTracker:
             labels = merge_short_runs(labels, local)
             # Remember each speaker's own stretch of the piece, so later mappings see clean labels.
             for (a, b), label in _runs(labels, local):
-                self._history.append((piece[int(a * 16000) : int(b * 16000)], label))
+                self._history.append((piece[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)], label))
             self._trim()
             return labels
 
@@ -82,9 +82,9 @@ class SpeakerTracker:
 
         parts, spans, t = [], [], 0.0
         for samples, label in [*self._history, (piece, None)]:
-            spans.append((t, t + len(samples) / 16000, label))
+            spans.append((t, t + len(samples) / SAMPLE_RATE, label))
             parts += [samples, self._gap]
-            t += (len(samples) + len(self._gap)) / 16000
+            t += (len(samples) + len(self._gap)) / SAMPLE_RATE
         turns = self._diarizer(Audio(np.concatenate(parts)), SpeakerBounds(max_speakers=self._max_speakers))
         base = spans[-1][0]
         found_per_word = [speaker_for(base + a, base + b, turns) for a, b in words]
@@ -107,7 +107,7 @@ class SpeakerTracker:
             if current in mapping:
                 continue
             own = [
-                piece[int(a * 16000) : int(b * 16000)] for (a, b), f in zip(words, found_per_word, strict=True) if f == current
+                piece[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)] for (a, b), f in zip(words, found_per_word, strict=True) if f == current
             ]
             if unclaimed:
                 mapping[current] = self._closest_voice(np.concatenate(own), unclaimed)
@@ -129,9 +129,9 @@ class SpeakerTracker:
         return f"SPEAKER_{self._count - 1:02d}"
 
     def _trim(self) -> None:
-        total = sum(len(s) for s, _ in self._history) / 16000
+        total = sum(len(s) for s, _ in self._history) / SAMPLE_RATE
         while len(self._history) > 1 and total > self._context_s:
-            total -= len(self._history[0][0]) / 16000
+            total -= len(self._history[0][0]) / SAMPLE_RATE
             self._history.pop(0)
 
 
