@@ -63,6 +63,8 @@ BAD_REQUESTS = [
                                      "max_speakers": "many"}, 400, "max_speakers", None),
     ("bad-preprocessing", "jfk", {"preprocessing": "louder"}, 400, "preprocessing", None),
     ("bad-clip-len", "jfk", {"max_clip_len": "120"}, 400, "max_clip_len", None),
+    # found by the HTTP fuzzer: 1e-300 split the speech into endless pieces until the kernel killed the server
+    ("tiny-clip-len", "jfk", {"max_clip_len": "1e-300"}, 400, "max_clip_len", None),
     ("bad-bool", "jfk", {"skip_vad": "perhaps"}, 400, "skip_vad", None),
     ("unknown-vad", "jfk", {"vad_model": "webrtc"}, 400, "vad_model", None),
     ("unknown-aligner", "jfk", {"alignment_model": "nemo"}, 400, "alignment_model", None),

@@ -36,7 +36,7 @@ class TranscriptionParams(BaseModel):
     max_speakers: int | None = Field(None, ge=1, le=64)
     preprocessing: Literal["none", "dynamic", "soft_dynamic", "bass_dynamic"] = "none"
     skip_vad: bool = False
-    max_clip_len: float = Field(30.0, gt=0.0, le=30.0, description="Longest chunk given to the decoder, seconds.")
+    max_clip_len: float = Field(30.0, ge=1.0, le=30.0, description="Longest chunk given to the decoder, seconds (1 to 30).")
 
     @field_validator("temperature", mode="before")
     @classmethod

@@ -43,7 +43,12 @@ def merge_spans(spans: list[SpeechSpan], min_gap: float = 0.0) -> list[SpeechSpa
     return merged
 
 
+MIN_WINDOW_S = 1.0  # a shorter window limit would cut speech into absurdly many pieces (and memory)
+
+
 def split_long(spans: list[SpeechSpan], max_len: float) -> list[SpeechSpan]:
+    """``spans`` cut into pieces of at most ``max_len`` (never under MIN_WINDOW_S) seconds."""
+    max_len = max(max_len, MIN_WINDOW_S)
     out = []
     for s in spans:
         t = s.start
@@ -64,6 +69,7 @@ def pack(audio: Audio, spans: list[SpeechSpan], max_len: float = 30.0, gap_s: fl
     joins (the first word after a cut gets timed into the piece before).
     """
     sr = audio.sample_rate
+    max_len = max(max_len, MIN_WINDOW_S)
     gap = np.zeros(int(gap_s * sr), np.float32)
     clean = [SpeechSpan(max(0.0, s.start), min(audio.duration, s.end)) for s in merge_spans(spans)]
     clean = split_long([s for s in clean if s.end > s.start], max_len)
