@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from audio_service.api.deps import Services
 from audio_service.api.drain import CLOSE_SERVICE_RESTART
 from audio_service.api.middleware import request_id_from
 from audio_service.api.ops import ops_of
+from audio_service.api.stream_limits import StreamLimiter, stream_limiter
 from audio_service.api.stream_ops import StreamMonitor
 from audio_service.errors import InvalidRequestError, OverloadedError, ServiceError
 from audio_service.schema import SAMPLE_RATE
@@ -36,7 +36,6 @@ from audio_service.streaming.protocol import (
     StreamFinishedError,
     StreamLagError,
     StreamVadParams,
-    TooManyStreamsError,
     UnsupportedFeatureError,
     close_code_for,
     error_message,
@@ -59,26 +58,6 @@ class _Close:
     code: int
 
 
-class StreamLimiter:
-    """Concurrent streams per API key (per server when it is open). Used on the event loop only."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._counts: Counter[str | None] = Counter()
-
-    def acquire(self, key: str | None, limit: int | None = None) -> None:
-        """Count a stream of ``key``; ``limit`` (the key's own) overrides the server-wide one."""
-        limit = self.limit if limit is None else limit
-        if self._counts[key] >= limit:
-            raise TooManyStreamsError(f"Too many concurrent streams for this API key (limit {limit}).", param="Authorization")
-        self._counts[key] += 1
-
-    def release(self, key: str | None) -> None:
-        self._counts[key] -= 1
-        if self._counts[key] <= 0:
-            del self._counts[key]
-
-
 def streaming_services(services: Services) -> tuple[StreamingEngine, StreamLimiter]:
     """The app's engine and limiter, created on first use; the engine stops at shutdown."""
     if "streaming_engine" not in services.extra:
@@ -91,8 +70,8 @@ def streaming_services(services: Services) -> tuple[StreamingEngine, StreamLimit
         )
         engine.start()
         services.extra["streaming_engine"] = engine
-        services.extra["stream_limiter"] = StreamLimiter(s.max_streams_per_key)
-        services.extra.setdefault("shutdown_hooks", []).append(engine.stop)
+        limiter = services.extra["stream_limiter"] = stream_limiter(s)
+        services.extra.setdefault("shutdown_hooks", []).extend([engine.stop, limiter.close])
     return services.extra["streaming_engine"], services.extra["stream_limiter"]
 
 
@@ -135,7 +114,7 @@ async def transcribe_stream(ws: WebSocket) -> None:
             raise UnsupportedFeatureError("diarize=true: this server has no streaming speaker tracker installed.", param="diarize")
         model = await asyncio.to_thread(services.registry.get, options.model)
         await ops.quotas.check_audio(who)
-        limiter.acquire(who.name, ops.quotas.streams_limit(who))
+        lease = await limiter.acquire(who.name, ops.quotas.streams_limit(who))
     except ServiceError as exc:
         await _reject(ws, exc, monitor=monitor)
         monitor.finished()
@@ -144,7 +123,7 @@ async def transcribe_stream(ws: WebSocket) -> None:
     try:
         await _serve(ws, engine, options, model, factory() if options.diarize else None, s, monitor)
     finally:
-        limiter.release(who.name)
+        await limiter.release(lease)
         monitor.finished()
 
 
