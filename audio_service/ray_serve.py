@@ -17,6 +17,8 @@ This is the only module that imports Ray (the ``ray`` extra); the single-process
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import math
 import os
@@ -26,12 +28,19 @@ from typing import Any
 
 import ray
 from ray import serve
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from audio_service.api.identity import replica_name
+from audio_service.errors import ServiceError
 from audio_service.settings import Settings
+from audio_service.streaming.protocol import error_message
 
 log = logging.getLogger(__name__)
 APP_NAME = "audio-service"
 DEPLOYMENT_NAME = "audio-service"
+PROXY_CALLBACK = "audio_service.ray_serve:proxy_middlewares"
+CLOSE_REPLICA_LOST = 1014  # "bad gateway": the proxy lost the replica serving this stream; reconnect
 
 
 @serve.ingress()
@@ -40,7 +49,8 @@ class AudioServiceReplica:
 
     def __init__(self, settings: Settings) -> None:
         context = serve.get_replica_context()
-        name = settings.replica_name or f"{context.deployment}#{context.replica_id.unique_id}"
+        # the Serve replica id, and where it runs (operators find its process and logs)
+        name = settings.replica_name or f"{context.deployment}#{context.replica_id.unique_id}@{replica_name(settings)}"
         self._settings = settings.model_copy(update={"replica_name": name})
 
     async def __serve_build_asgi_app__(self):
@@ -52,6 +62,54 @@ class AudioServiceReplica:
         for model in self._settings.preload_models:
             await asyncio.to_thread(app.state.services.registry.get, model)
         return app
+
+
+class ReplicaLossMiddleware:
+    """Serve proxy middleware: a stream whose replica died gets an error and close code 1014.
+
+    Without it the proxy just drops the client's socket (1006, no reason). A stream the app closed,
+    or that the client left, is untouched. Installed through ``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH``
+    (:data:`PROXY_CALLBACK`): :func:`serve_forever` sets it for a local cluster; a cluster's own environment
+    (the KubeRay manifest, or ``serve run`` / ``ray start``) must set it itself.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        state = {"accepted": False, "closed": False}
+
+        async def watched_receive() -> Message:
+            message = await receive()
+            state["closed"] |= message["type"] == "websocket.disconnect"
+            return message
+
+        async def watched_send(message: Message) -> None:
+            state["accepted"] |= message["type"] == "websocket.accept"
+            state["closed"] |= message["type"] == "websocket.close"
+            await send(message)
+
+        try:
+            await self.app(scope, watched_receive, watched_send)
+        except Exception:  # noqa: BLE001 - the replica call failed: report it below like a silent end
+            log.warning("a stream's replica failed", exc_info=True)
+        if state["accepted"] and not state["closed"]:
+            err = ServiceError(
+                "The replica serving this stream stopped; audio not yet answered final was lost. Reconnect: a new "
+                "stream goes to a healthy replica.",
+                code="replica_lost",
+            )
+            with contextlib.suppress(Exception):  # the client may be gone too
+                await send({"type": "websocket.send", "text": json.dumps(error_message(err))})
+                await send({"type": "websocket.close", "code": CLOSE_REPLICA_LOST, "reason": "replica_lost"})
+
+
+def proxy_middlewares() -> list[Middleware]:
+    """The Serve HTTP proxy's middlewares (``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH`` points here)."""
+    return [Middleware(ReplicaLossMiddleware)]
 
 
 def deployment_options(settings: Settings, cluster_gpus: float = 0.0) -> dict[str, Any]:
@@ -92,6 +150,8 @@ def app_builder(args: dict[str, Any]):
 
 
 def _cluster_gpus() -> float:
+    if not ray.is_initialized():  # asking would start a local cluster
+        return 0.0
     try:
         return float(ray.cluster_resources().get("GPU", 0.0))
     except Exception:  # noqa: BLE001 - not connected: the config file decides
@@ -101,10 +161,10 @@ def _cluster_gpus() -> float:
 def serve_forever(settings: Settings) -> int:
     """Deploy on the cluster, serve until SIGTERM/SIGINT, then remove the deployment (and a local cluster)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reporting from a self-hosted service
+    # Read by the proxy actors of a local cluster (they inherit this environment); a cluster that is
+    # joined needs it in its own environment (deploy/kuberay sets it).
+    os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", PROXY_CALLBACK)
     address = settings.ray_address or os.environ.get("RAY_ADDRESS") or None
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
@@ -112,6 +172,9 @@ def serve_forever(settings: Settings) -> int:
         # still run N one-CPU replicas; no dashboard (it costs a process and a port).
         cpus = max(os.cpu_count() or 1, math.ceil(settings.replicas * settings.ray_num_cpus))
         ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=512 << 20, logging_level=logging.WARNING)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # after ray.init: Ray installs handlers of its own that abort
+        signal.signal(sig, lambda *_: stop.set())
     log.info("ray cluster: %s (%s)", ray.get_runtime_context().gcs_address, "joined" if address else "started locally")
     try:
         serve.start(http_options={"host": settings.host, "port": settings.port})
