@@ -14,6 +14,7 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import audio_service_client as asc
 import httpx
 import psutil
 import pytest
@@ -81,12 +82,15 @@ def transcribe(cluster, key: str = "key-a") -> httpx.Response:
         )
 
 
-def test_openai_sdk_through_the_ray_endpoint(cluster) -> None:
+def test_openai_sdk_and_python_client_through_the_ray_endpoint(cluster) -> None:
     client = OpenAI(base_url=f"{cluster.base_url}/v1", api_key="key-a", max_retries=0, timeout=300)
     with open(JFK, "rb") as f:
         raw = client.audio.transcriptions.with_raw_response.create(model="whisper-1", file=f, language="en")
     assert wer(JFK_TEXT, raw.parse().text) <= 0.1
     assert raw.headers[HEADER].startswith("audio-service#")
+    with asc.Client(cluster.base_url, api_key="key-a") as c:  # the project's own client, same URL shape
+        t = c.transcribe(JFK, response_format="verbose_json", timestamp_granularities=["word", "segment"], language="en")
+    assert wer(JFK_TEXT, t.text) <= 0.1 and t.words and t.headers[HEADER].startswith("audio-service#")
 
 
 def test_concurrent_batch_requests_use_both_replicas(cluster) -> None:
