@@ -1,6 +1,7 @@
 # audio-service image.
 #   GPU (default): docker build -t audio-service .
 #   CPU only:      docker build -t audio-service:cpu --build-arg BASE_IMAGE=python:3.11-slim-bookworm .
+#   Ray image:     docker build -t audio-service:ray --build-arg EXTRAS=ray .   (KubeRay: deploy/kuberay/)
 # Run:             docker run --gpus all -p 8000:8000 -v audio-models:/var/cache/audio-service audio-service
 #
 # The GPU base carries the CUDA 12 runtime and cuDNN 9 that CTranslate2 (faster-whisper) and torch need.
@@ -8,6 +9,8 @@ ARG BASE_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 FROM ${BASE_IMAGE}
 
 ARG DEBIAN_FRONTEND=noninteractive
+# optional features to install, e.g. "ray" (Ray Serve scale-out) or "all"
+ARG EXTRAS=""
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -38,7 +41,7 @@ USER 10001
 # without its test-only tools (dev extra, chromium, node): the image serves, CI tests.
 RUN python3 -m venv "$VENV" \
     && "$VENV/bin/pip" install -q --upgrade pip \
-    && "$VENV/bin/pip" install -q . \
+    && "$VENV/bin/pip" install -q ".${EXTRAS:+[$EXTRAS]}" \
     && "$VENV/bin/pip" install -q ./clients/python \
     && "$VENV/bin/audio-service" prepare-models
 ENV PATH="/opt/venv/bin:${PATH}"

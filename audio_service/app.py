@@ -12,6 +12,7 @@ from audio_service import __version__
 from audio_service.api import alignments, batch, demo, metrics, streaming, system
 from audio_service.api.deps import Services
 from audio_service.api.errors import install_error_handlers
+from audio_service.api.identity import ReplicaHeaderMiddleware, replica_name
 from audio_service.api.limits import BodyLimitMiddleware
 from audio_service.api.middleware import OpsMiddleware
 from audio_service.api.ops import Ops
@@ -60,7 +61,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(BodyTimeoutMiddleware, idle_s=settings.upload_idle_timeout_s, total_s=settings.upload_timeout_s)
-    app.add_middleware(OpsMiddleware, ops=ops)  # outermost: sees every response, errors included
+    app.add_middleware(OpsMiddleware, ops=ops)  # sees every response, errors included
+    app.add_middleware(ReplicaHeaderMiddleware, name=replica_name(settings))  # outermost: even health checks say who answered
     app.include_router(system.router)
     app.include_router(batch.router)
     app.include_router(streaming.router)

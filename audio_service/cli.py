@@ -83,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pyannote segmentation: ready ({prepare_segmentation_checkpoint(settings.model_cache_dir)})")
         return 0
 
+    if settings.ray:
+        from audio_service.ray_serve import serve_forever  # Ray (the ray extra) loads only here
+
+        return serve_forever(settings)
+
     import uvicorn
 
     from audio_service.api.drain import DrainingServer

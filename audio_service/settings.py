@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, CliImplicitFlag, SettingsConfigDict
 
 DEFAULT_MODELS: dict[str, str] = {
     # model id -> source: "packaged:<name>", a hub id (e.g. "Systran/faster-whisper-large-v3") or a local directory
@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(8000, description="TCP port to listen on.")
     log_level: str = Field("info", description="Log level (debug, info, warning, error).")
+    replica_name: str = Field(
+        "", description="Sent as x-audio-service-replica on every response; empty = <hostname>:<pid> (under Ray: the replica id)."
+    )
 
     # --- models ---
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device; auto picks CUDA when present.")
@@ -138,6 +141,27 @@ class Settings(BaseSettings):
     stream_final_beam_size: int = Field(5, description="Beam size of the final pass over each segment.")
     stream_full_window: bool = Field(
         False, description="Encode every window as Whisper's full 30 s (slower); default: audio + 1 s padding."
+    )
+
+    # --- scale-out on Ray Serve (the ray extra; audio_service/ray_serve.py) ---
+    ray: CliImplicitFlag[bool] = Field(False, description="serve (--ray / --no-ray): run as a Ray Serve deployment of --replicas replicas instead of one process.")
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join (host:port or ray://...); unset = RAY_ADDRESS, else a local cluster is started."
+    )
+    replicas: int = Field(1, description="Ray: replicas of the service, each with its own models (ray_autoscaling overrides).")
+    ray_num_cpus: float = Field(1.0, description="Ray: logical CPUs reserved per replica.")
+    ray_num_gpus: float | None = Field(
+        None, description="Ray: GPUs per replica (0.5 = two share one); unset = 1 when device is not cpu and the cluster has GPUs."
+    )
+    ray_autoscaling: dict[str, float] | None = Field(
+        None,
+        description='Ray: Serve autoscaling config as JSON, e.g. {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 8}.',
+    )
+    ray_max_ongoing_requests: int = Field(
+        100, description="Ray: requests and streams routed to one replica at once (the service's own limits apply below it)."
+    )
+    stream_lease_s: float = Field(
+        30.0, description="Shared stream limit (redis:// rate_limit_storage): a stream counts until this long after its replica's last heartbeat."
     )
 
     # --- alignment and diarization ---

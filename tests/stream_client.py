@@ -37,6 +37,7 @@ class StreamResult:
     traces: list[dict] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     close_code: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)  # the handshake's accept headers
 
     @property
     def text(self) -> str:
@@ -94,6 +95,7 @@ async def stream(
     frame = SR * frame_ms // 1000
     async with websockets.connect(url_for(ws_base, **(params or {})), additional_headers=headers, max_size=None) as ws:
         result.t0 = time.perf_counter()
+        result.response_headers = dict(ws.response.headers)
 
         async def send() -> None:
             next_trace = trace_every_s

@@ -3,35 +3,13 @@ limiter, and the session and VAD defaults taken from the settings."""
 
 from __future__ import annotations
 
-from collections import Counter
-
 from audio_service.api.deps import Services
+from audio_service.api.stream_limits import StreamLimiter, stream_limiter
 from audio_service.models.silero import VadParams
 from audio_service.settings import Settings
 from audio_service.streaming.decoder import WindowPolicy
 from audio_service.streaming.engine import StreamingEngine
-from audio_service.streaming.protocol import TooManyStreamsError
 from audio_service.streaming.session import SessionConfig
-
-
-class StreamLimiter:
-    """Concurrent streams per API key (per server when it is open). Used on the event loop only."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._counts: Counter[str | None] = Counter()
-
-    def acquire(self, key: str | None, limit: int | None = None) -> None:
-        """Count a stream of ``key``; ``limit`` (the key's own) overrides the server-wide one."""
-        limit = self.limit if limit is None else limit
-        if self._counts[key] >= limit:
-            raise TooManyStreamsError(f"Too many concurrent streams for this API key (limit {limit}).", param="Authorization")
-        self._counts[key] += 1
-
-    def release(self, key: str | None) -> None:
-        self._counts[key] -= 1
-        if self._counts[key] <= 0:
-            del self._counts[key]
 
 
 def streaming_services(services: Services) -> tuple[StreamingEngine, StreamLimiter]:
@@ -46,8 +24,8 @@ def streaming_services(services: Services) -> tuple[StreamingEngine, StreamLimit
         )
         engine.start()
         services.extra["streaming_engine"] = engine
-        services.extra["stream_limiter"] = StreamLimiter(s.max_streams_per_key)
-        services.extra.setdefault("shutdown_hooks", []).append(engine.stop)
+        limiter = services.extra["stream_limiter"] = stream_limiter(s)
+        services.extra.setdefault("shutdown_hooks", []).extend([engine.stop, limiter.close])
     return services.extra["streaming_engine"], services.extra["stream_limiter"]
 
 

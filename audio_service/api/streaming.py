@@ -78,7 +78,7 @@ async def transcribe_stream(ws: WebSocket) -> None:
             raise UnsupportedFeatureError("diarize=true: this server has no streaming speaker tracker installed.", param="diarize")
         model = await asyncio.to_thread(services.registry.get, options.model)
         await ops.quotas.check_audio(who)
-        limiter.acquire(who.name, ops.quotas.streams_limit(who))
+        lease = await limiter.acquire(who.name, ops.quotas.streams_limit(who))
     except ServiceError as exc:
         await _reject(ws, exc, monitor=monitor)
         monitor.finished()
@@ -87,7 +87,7 @@ async def transcribe_stream(ws: WebSocket) -> None:
     try:
         await _serve(ws, engine, options, model, factory() if options.diarize else None, s, monitor)
     finally:
-        limiter.release(who.name)
+        await limiter.release(lease)
         monitor.finished()
 
 

@@ -1,0 +1,194 @@
+"""Scale out on Ray Serve: the same FastAPI app as one Serve deployment of N replicas.
+
+``audio-service serve --ray --replicas N`` joins the cluster at ``ray_address`` / ``RAY_ADDRESS`` (or
+starts a local one), deploys, serves on ``host``:``port`` through Serve's HTTP proxy and, on SIGTERM or
+Ctrl-C, deletes the application and stops the local cluster it started. Operators can deploy the same
+application with ``serve run`` / ``serve deploy`` and ``deploy/ray/serve.yaml`` (:func:`app_builder`).
+
+Every replica builds the whole app with :func:`audio_service.app.create_app` from the one ``Settings``
+object (pickled to the replicas), loads its own models before it takes traffic, and names itself in the
+``x-audio-service-replica`` header. Serve's router sends each request and each WebSocket stream (one
+long request) to the least loaded of two sampled replicas; a stream stays on its replica for its life.
+Cluster-wide stream limits need a shared store: ``rate_limit_storage=redis://...``.
+
+This is the only module that imports Ray (the ``ray`` extra); the single-process server never loads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import signal
+import threading
+from typing import Any
+
+import ray
+from ray import serve
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from audio_service.api.identity import replica_name
+from audio_service.errors import ServiceError
+from audio_service.settings import Settings
+from audio_service.streaming.protocol import error_message
+
+log = logging.getLogger(__name__)
+APP_NAME = "audio-service"
+DEPLOYMENT_NAME = "audio-service"
+PROXY_CALLBACK = "audio_service.ray_serve:proxy_middlewares"
+CLOSE_REPLICA_LOST = 1014  # "bad gateway": the proxy lost the replica serving this stream; reconnect
+
+
+@serve.ingress()
+class AudioServiceReplica:
+    """One replica: the service's FastAPI app with its own models (built when Serve starts the replica)."""
+
+    def __init__(self, settings: Settings) -> None:
+        context = serve.get_replica_context()
+        # the Serve replica id, and where it runs (operators find its process and logs)
+        name = settings.replica_name or f"{context.deployment}#{context.replica_id.unique_id}@{replica_name(settings)}"
+        self._settings = settings.model_copy(update={"replica_name": name})
+
+    async def __serve_build_asgi_app__(self):
+        """Build the app and load the preloaded models first: Serve routes nothing to a replica before, and
+        a replica whose model fails to load fails to start (Serve retries it)."""
+        from audio_service.app import create_app  # the app's modules load inside the replica process
+
+        app = create_app(self._settings)
+        for model in self._settings.preload_models:
+            await asyncio.to_thread(app.state.services.registry.get, model)
+        return app
+
+
+class ReplicaLossMiddleware:
+    """Serve proxy middleware: a stream whose replica died gets an error and close code 1014.
+
+    Without it the proxy just drops the client's socket (1006, no reason). A stream the app closed,
+    or that the client left, is untouched. Installed through ``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH``
+    (:data:`PROXY_CALLBACK`): :func:`serve_forever` sets it for a local cluster; a cluster's own environment
+    (the KubeRay manifest, or ``serve run`` / ``ray start``) must set it itself.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        state = {"accepted": False, "closed": False}
+
+        async def watched_receive() -> Message:
+            message = await receive()
+            state["closed"] |= message["type"] == "websocket.disconnect"
+            return message
+
+        async def watched_send(message: Message) -> None:
+            state["accepted"] |= message["type"] == "websocket.accept"
+            state["closed"] |= message["type"] == "websocket.close"
+            await send(message)
+
+        try:
+            await self.app(scope, watched_receive, watched_send)
+        except Exception:  # noqa: BLE001 - the replica call failed: report it below like a silent end
+            log.warning("a stream's replica failed", exc_info=True)
+        if state["accepted"] and not state["closed"]:
+            err = ServiceError(
+                "The replica serving this stream stopped; audio not yet answered final was lost. Reconnect: a new "
+                "stream goes to a healthy replica.",
+                code="replica_lost",
+            )
+            with contextlib.suppress(Exception):  # the client may be gone too
+                await send({"type": "websocket.send", "text": json.dumps(error_message(err))})
+                await send({"type": "websocket.close", "code": CLOSE_REPLICA_LOST, "reason": "replica_lost"})
+
+
+def proxy_middlewares() -> list[Middleware]:
+    """The Serve HTTP proxy's middlewares (``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH`` points here)."""
+    return [Middleware(ReplicaLossMiddleware)]
+
+
+def deployment_options(settings: Settings, cluster_gpus: float = 0.0) -> dict[str, Any]:
+    """Serve deployment options from the settings: replicas or autoscaling, CPUs or GPUs per replica."""
+    gpus = settings.ray_num_gpus
+    if gpus is None:
+        gpus = 1.0 if settings.device != "cpu" and cluster_gpus > 0 else 0.0
+    options: dict[str, Any] = {
+        "name": DEPLOYMENT_NAME,
+        "ray_actor_options": {"num_cpus": settings.ray_num_cpus, "num_gpus": gpus},
+        "max_ongoing_requests": settings.ray_max_ongoing_requests,
+        "health_check_period_s": 10,
+    }
+    if settings.ray_autoscaling:
+        # Serve wants whole numbers of replicas; JSON numbers arrive as floats
+        options["autoscaling_config"] = {
+            k: int(v) if k.endswith("replicas") else v for k, v in settings.ray_autoscaling.items()
+        }
+    else:
+        options["num_replicas"] = max(1, settings.replicas)
+    return options
+
+
+def build_application(settings: Settings, cluster_gpus: float = 0.0):
+    """The Serve application (bound deployment) for ``settings``."""
+    deployment = serve.deployment(AudioServiceReplica).options(**deployment_options(settings, cluster_gpus))
+    return deployment.bind(settings)
+
+
+def app_builder(args: dict[str, Any]):
+    """``serve run``/``serve deploy`` entry (``import_path: audio_service.ray_serve:app_builder``).
+
+    Settings come from ``AUDIO_SERVICE_*`` (the config's ``runtime_env.env_vars``) with ``args`` on top;
+    the config file's ``deployments`` section then overrides replicas, resources and autoscaling.
+    """
+    settings = Settings(**(args or {}))
+    return build_application(settings, _cluster_gpus())
+
+
+def _cluster_gpus() -> float:
+    if not ray.is_initialized():  # asking would start a local cluster
+        return 0.0
+    try:
+        return float(ray.cluster_resources().get("GPU", 0.0))
+    except Exception:  # noqa: BLE001 - not connected: the config file decides
+        return 0.0
+
+
+def serve_forever(settings: Settings) -> int:
+    """Deploy on the cluster, serve until SIGTERM/SIGINT, then remove the deployment (and a local cluster)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reporting from a self-hosted service
+    # Read by the proxy actors of a local cluster (they inherit this environment); a cluster that is
+    # joined needs it in its own environment (deploy/kuberay sets it).
+    os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", PROXY_CALLBACK)
+    address = settings.ray_address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+    else:
+        # A local cluster just big enough: logical CPUs are a scheduling budget, so a small machine may
+        # still run N one-CPU replicas; no dashboard (it costs a process and a port).
+        cpus = max(os.cpu_count() or 1, math.ceil(settings.replicas * settings.ray_num_cpus))
+        ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=512 << 20, logging_level=logging.WARNING)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # after ray.init: Ray installs handlers of its own that abort
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("ray cluster: %s (%s)", ray.get_runtime_context().gcs_address, "joined" if address else "started locally")
+    try:
+        serve.start(http_options={"host": settings.host, "port": settings.port})
+        serve.run(build_application(settings, _cluster_gpus()), name=APP_NAME, route_prefix="/")
+        log.info("serving %s on http://%s:%d", APP_NAME, settings.host, settings.port)
+        while not stop.wait(1.0):
+            pass
+        log.info("stopping: removing the %s application", APP_NAME)
+    finally:
+        try:
+            if address:
+                serve.delete(APP_NAME)  # a shared cluster keeps Serve for its other applications
+            else:
+                serve.shutdown()
+        finally:
+            ray.shutdown()  # a local cluster's GCS and raylet stop with the driver that started them
+    return 0

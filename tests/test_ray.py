@@ -1,0 +1,197 @@
+"""Scale-out on Ray Serve: a real local Ray cluster, 2 CPU replicas (one inference thread each), real models.
+
+One ``audio-service serve --ray --replicas 2`` (and a real ``redis-server`` for the cluster-wide stream
+limit) serves the whole module; the last test stops it and checks that no Ray process is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import audio_service_client as asc
+import httpx
+import psutil
+import pytest
+import websockets
+from openai import OpenAI
+
+from tests.audio_utils import JFK, JFK_TEXT, load_16k, wer
+from tests.redis_server import RedisServer
+from tests.server import ServerProcess
+from tests.stream_client import expect_close, stream, url_for
+
+pytest.importorskip("ray.serve", reason="the ray extra (scripts/install.sh installs it)")
+pytestmark = pytest.mark.ray
+
+HEADER = "x-audio-service-replica"
+KEYS = ["key-a", "key-b", "key-limit", "key-crash"]
+STREAM_LIMIT = 3
+REPLICA_PID = re.compile(r":(\d+)$")  # <deployment>#<replica id>@<host>:<pid>
+
+
+@pytest.fixture(scope="module")
+def jfk():
+    return load_16k(JFK)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    log = tmp_path_factory.mktemp("ray") / "server.log"
+    with RedisServer() as redis_server:
+        srv = ServerProcess(
+            log_path=log,
+            extra_env={"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0"},
+            ray="true",
+            replicas=2,
+            cpu_threads=1,
+            inference_workers=1,
+            api_keys=KEYS,
+            max_streams_per_key=STREAM_LIMIT,
+            rate_limit_storage=redis_server.url,
+            stream_lease_s=6.0,
+        )
+        srv.start(timeout=300)
+        # /ready answers once one replica is up; the CLI logs this line once `serve.run` saw both healthy
+        deadline = time.monotonic() + 300
+        while "serving audio-service" not in log.read_text(errors="replace"):
+            assert time.monotonic() < deadline and srv.proc.poll() is None, log.read_text(errors="replace")[-3000:]
+            time.sleep(0.2)
+        srv.log = log
+        yield srv
+        srv.stop()
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def transcribe(cluster, key: str = "key-a") -> httpx.Response:
+    with open(JFK, "rb") as f:
+        return httpx.post(
+            f"{cluster.base_url}/v1/audio/transcriptions",
+            files={"file": ("jfk.flac", f)},
+            data={"model": "whisper-1", "language": "en"},
+            headers=auth(key),
+            timeout=300,
+        )
+
+
+def test_openai_sdk_and_python_client_through_the_ray_endpoint(cluster) -> None:
+    client = OpenAI(base_url=f"{cluster.base_url}/v1", api_key="key-a", max_retries=0, timeout=300)
+    with open(JFK, "rb") as f:
+        raw = client.audio.transcriptions.with_raw_response.create(model="whisper-1", file=f, language="en")
+    assert wer(JFK_TEXT, raw.parse().text) <= 0.1
+    assert raw.headers[HEADER].startswith("audio-service#")
+    with asc.Client(cluster.base_url, api_key="key-a") as c:  # the project's own client, same URL shape
+        t = c.transcribe(JFK, response_format="verbose_json", timestamp_granularities=["word", "segment"], language="en")
+    assert wer(JFK_TEXT, t.text) <= 0.1 and t.words and t.headers[HEADER].startswith("audio-service#")
+
+
+def test_concurrent_batch_requests_use_both_replicas(cluster) -> None:
+    with ThreadPoolExecutor(6) as pool:
+        responses = list(pool.map(lambda _: transcribe(cluster), range(6)))
+    assert [r.status_code for r in responses] == [200] * 6, [r.text for r in responses]
+    assert all(wer(JFK_TEXT, r.json()["text"]) <= 0.1 for r in responses)
+    assert len({r.headers[HEADER] for r in responses}) == 2
+
+
+def test_streams_spread_over_both_replicas(cluster, jfk) -> None:
+    async def go():
+        return await asyncio.gather(
+            *(
+                stream(cluster.ws_url, jfk, pace=1.0, params={"language": "en"}, headers=auth(key), timeout_s=240)
+                for key in ("key-a", "key-a", "key-b", "key-b")
+            )
+        )
+
+    results = asyncio.run(go())
+    for r in results:
+        assert r.errors == [] and r.all_final and not r.final_changed
+        assert wer(JFK_TEXT, r.text) <= 0.12, r.text
+    assert len({r.response_headers[HEADER] for r in results}) == 2
+
+
+def test_stream_limit_holds_across_replicas(cluster, jfk) -> None:
+    url = url_for(cluster.ws_url, language="en")
+
+    async def go():
+        opened = [await websockets.connect(url, additional_headers=auth("key-limit")) for _ in range(STREAM_LIMIT)]
+        try:
+            for ws in opened:
+                await ws.send(b"\x00\x00" * 800)
+            async with websockets.connect(url, additional_headers=auth("key-limit")) as extra:
+                errors, code = await expect_close(extra)
+            replicas = {ws.response.headers[HEADER] for ws in opened}
+        finally:
+            for ws in opened:
+                await ws.close()
+        # the slots are given back (each replica releases when it sees the close): a new stream is served in full
+        deadline = time.monotonic() + 60
+        while True:
+            after = await stream(cluster.ws_url, jfk, pace=0, params={"language": "en"}, headers=auth("key-limit"))
+            if not (after.errors and after.errors[0]["code"] == "too_many_streams") or time.monotonic() > deadline:
+                break
+        return errors, code, replicas, after
+
+    errors, code, replicas, after = asyncio.run(go())
+    assert len(replicas) == 2  # the 3 open streams sat on both replicas
+    assert code == 1008 and errors[0]["code"] == "too_many_streams"
+    assert after.errors == [] and wer(JFK_TEXT, after.text) <= 0.12
+
+
+def test_killed_replica_closes_its_streams_and_is_replaced(cluster, jfk) -> None:
+    url = url_for(cluster.ws_url, language="en")
+
+    async def go():
+        # one open stream on each replica: open the key's limit, keep one per replica (Serve routes by load)
+        for _ in range(5):
+            opened = [await websockets.connect(url, additional_headers=auth("key-crash")) for _ in range(STREAM_LIMIT)]
+            by_replica: dict[str, websockets.ClientConnection] = {}
+            for ws in opened:
+                by_replica.setdefault(ws.response.headers[HEADER], ws)
+            for ws in opened:
+                if ws not in by_replica.values():
+                    await ws.close()
+            if len(by_replica) == 2:
+                break
+            for ws in by_replica.values():
+                await ws.close()
+        assert len(by_replica) == 2
+        (victim, victim_ws), (survivor, survivor_ws) = by_replica.items()
+        await survivor_ws.send(b"\x00\x00" * 800)
+        os.kill(int(REPLICA_PID.search(victim).group(1)), signal.SIGKILL)
+        errors, code = await expect_close(victim_ws, timeout_s=60)
+        # the survivor's stream goes on undisturbed
+        await survivor_ws.send(json.dumps({"checkpoint_id": "still-here"}))
+        answer = json.loads(await asyncio.wait_for(survivor_ws.recv(), 60))
+        await survivor_ws.close()
+        return victim, survivor, errors, code, answer
+
+    victim, survivor, errors, code, answer = asyncio.run(go())
+    assert answer == {"checkpoint_id": "still-here"}
+    assert code == 1014 and [e["code"] for e in errors] == ["replica_lost"], (code, errors)
+    # new requests and streams are served (by the survivor or the replacement)
+    assert transcribe(cluster).status_code == 200
+    result = asyncio.run(stream(cluster.ws_url, jfk, pace=0, params={"language": "en"}, headers=auth("key-a")))
+    assert result.errors == [] and wer(JFK_TEXT, result.text) <= 0.12
+    # Serve replaces the dead replica: a new replica id answers beside the survivor
+    deadline, seen = time.monotonic() + 180, set()
+    while not (seen - {victim, survivor}):
+        assert time.monotonic() < deadline, seen
+        seen.add(httpx.get(f"{cluster.base_url}/health", timeout=10).headers[HEADER])
+    assert victim not in seen
+
+
+def test_stop_removes_the_deployment_and_the_local_cluster(cluster) -> None:
+    family = psutil.Process(cluster.pid).children(recursive=True)
+    assert any("raylet" in " ".join(p.cmdline()) for p in family)
+    cluster.proc.send_signal(signal.SIGTERM)
+    assert cluster.proc.wait(timeout=120) == 0
+    gone, alive = psutil.wait_procs(family, timeout=30)
+    assert alive == [], [" ".join(p.cmdline())[:120] for p in alive]
