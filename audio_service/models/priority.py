@@ -2,7 +2,10 @@
 
 On a machine with few cores, model threads would otherwise compete as equals with the event
 loop, and ``/health`` or a WebSocket frame could wait behind a long decode. Inference threads
-(and the CTranslate2 threads they create, which inherit the setting) run at a lower priority.
+(and the CTranslate2 / OpenMP threads they create, which inherit the setting) run at a lower priority,
+in two tiers: live streams (a person is waiting for the words) above batch work (a request that is
+measured in throughput). Linux's scheduler shares a busy core by weight: nice 0 : 5 : 10 is about
+9 : 3 : 1, so a long upload takes the cores that streams leave idle instead of delaying their finals.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import threading
 
 log = logging.getLogger(__name__)
 
-INFERENCE_NICENESS = 5
+STREAM_NICENESS = 5  # streaming decode and speaker tracking
+BATCH_NICENESS = 10  # batch transcription, alignment and diarization workers
 
 
-def lower_thread_priority(increment: int = INFERENCE_NICENESS) -> None:
+def lower_thread_priority(increment: int = STREAM_NICENESS) -> None:
     """Raise the calling thread's nice value (Linux: per-thread); a no-op where unsupported."""
     try:
         tid = threading.get_native_id()

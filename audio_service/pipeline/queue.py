@@ -14,16 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from audio_service.errors import OverloadedError
-from audio_service.models.priority import lower_thread_priority
+from audio_service.models.priority import BATCH_NICENESS, lower_thread_priority
 
 T = TypeVar("T")
 
 
 class WorkQueue:
     def __init__(self, workers: int, max_waiting: int, retry_after_s: int = 5, name: str = "inference") -> None:
-        # Workers (decode, VAD, post-processing) run below the event loop's priority.
+        # Workers (decode, VAD, post-processing) run below the event loop's priority and below live
+        # streams' (models/priority.py): a long upload must not delay a stream's final segments.
         self._executor = ThreadPoolExecutor(
-            max_workers=max(1, workers), thread_name_prefix=name, initializer=lower_thread_priority
+            max_workers=max(1, workers), thread_name_prefix=name, initializer=lower_thread_priority, initargs=(BATCH_NICENESS,)
         )
         self._capacity = max(1, workers) + max(0, max_waiting)
         self._admitted = 0

@@ -64,7 +64,8 @@ class StreamingEngine:
         self._logged_at = time.monotonic()
         # One VAD thread: Silero is tiny, and one thread keeps every stream's frames in order.
         self._vad_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-vad")
-        self._tracker_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-speakers")
+        # Speaker tracking shares the decode thread's tier: below the event loop and VAD, above batch work.
+        self._tracker_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-speakers", initializer=lower_thread_priority)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
