@@ -22,7 +22,6 @@ Prints its figures and writes bench/results/diarization.json.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import tempfile
 import time
@@ -32,11 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from _common import RESULTS, save  # noqa: E402
+from _common import RESULTS, machine_info, save  # noqa: E402
 
 from audio_service.audio.decode import decode_audio  # noqa: E402
-from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds  # noqa: E402
-from audio_service.settings import Settings  # noqa: E402
+from audio_service.pipeline.diarize import OfflineDiarizer, SpeakerBounds  # noqa: E402
 from tests.audio_utils import DATA, TWO_SPEAKERS, load_16k  # noqa: E402
 from tests.diarization_utils import (  # noqa: E402
     annotation,
@@ -91,7 +89,7 @@ def main() -> None:
         "joined_voices": (joined, joined_ref),
         "far_field_3_voices": build_meeting(work, ["m_us", "f_gb", "m_sc"], "far_field_3_voices"),
     }
-    results: dict = {"machine": f"{os.cpu_count()} cores, CPU", "load_average_before": os.getloadavg(), "collar": 0.25}
+    results: dict = {"machine": machine_info(), "collar": 0.25}
     RESULTS.mkdir(parents=True, exist_ok=True)
     with ServerProcess(log_path=RESULTS / "diarization-server.log") as srv:
         transcribe(srv, TWO_SPEAKERS, diarize=True)  # warm-up: loads the diarization models once
@@ -128,8 +126,9 @@ def main() -> None:
                 f"false alarm {score['false_alarm_s']:.2f}s of {score['total_s']:.1f}s; {by_segments['der']:.3f} scored on segments); streaming DER {streamed['der']:.3f}; "
                 f"transcription {plain_s / minutes:.1f}s/min, diarization adds {(diar_s - plain_s) / minutes:.1f}s/min"
             )
+    save("diarization", results)  # the endpoint figures are kept even if the in-process part fails
     # The diarizer alone, in-process: its own turns (overlap included) and its time, apart from ASR.
-    diarizer = DiarizerRegistry(Settings()).offline()
+    diarizer = OfflineDiarizer()
     for name, (path, ref) in files.items():
         audio = decode_audio(str(path))
         diarizer(audio, SpeakerBounds())  # warm-up
