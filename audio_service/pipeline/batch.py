@@ -4,7 +4,7 @@ The API layer builds a :class:`BatchJob` from a validated request, calls
 :meth:`BatchService.validate` (cheap checks that must fail before any audio is read) and then
 :meth:`BatchService.run`, which executes the whole pipeline on a worker thread. Given a
 :class:`~audio_service.pipeline.fanout.BlockTranscriber` (Ray Serve), a long file's blocks are
-transcribed through it at once instead (:meth:`BatchService.run_fanned_out`).
+transcribed here and through it at the same time instead (:meth:`BatchService.run_fanned_out`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Long files on several workers at once: a file's blocks transcribed in parallel and joined on its clock.
 
 A :class:`BlockTranscriber` sends one :class:`BlockTask` (a block's samples, its speech spans and the
-decoding options: picklable, PCM16 bytes) somewhere and returns the block's transcript on the block's
+decoding options: picklable, float32 bytes) somewhere and returns the block's transcript on the block's
 clock. Under Ray Serve (``ray_serve.py``) it is a call to the deployment's ``transcribe_block``; without
 one, the batch service runs blocks in order in its own worker.
 
@@ -23,7 +23,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from audio_service.audio.decode import float_to_pcm16, pcm16_to_float
+import numpy as np
+
 from audio_service.pipeline.asr import AsrOptions
 from audio_service.pipeline.blocks import Block
 from audio_service.schema import Audio, SpeechSpan, Transcript
@@ -34,17 +35,17 @@ class BlockTask:
     """One block's work, self-contained so another process can run it."""
 
     model: str  # a resolved model id
-    pcm16: bytes  # the block's 16 kHz mono samples
+    samples: bytes  # the block's 16 kHz mono float32 samples, exactly as decoded (PCM16 changed some words)
     spans: tuple[SpeechSpan, ...]  # speech in the block, on the block's clock
     opts: AsrOptions
     aligner: str | None  # the resolved aligner, or None when no word timing is needed
 
     @classmethod
     def of(cls, block: Block, model: str, opts: AsrOptions, aligner: str | None) -> BlockTask:
-        return cls(model, float_to_pcm16(block.audio.samples), block.spans, opts, aligner)
+        return cls(model, block.audio.samples.astype("<f4").tobytes(), block.spans, opts, aligner)
 
     def audio(self) -> Audio:
-        return Audio(pcm16_to_float(self.pcm16))
+        return Audio(np.frombuffer(self.samples, "<f4").copy())  # writable, like decoded audio
 
 
 @dataclass(frozen=True)
