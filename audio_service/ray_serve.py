@@ -58,7 +58,7 @@ class AudioServiceReplica:
         # the Serve replica id, and where it runs (operators find its process and logs)
         name = settings.replica_name or f"{context.deployment}#{context.replica_id.unique_id}@{replica_name(settings)}"
         self._settings = settings.model_copy(update={"replica_name": name})
-        self._blocks = BlocksOnReplicas(context.app_name, context.deployment, _other_replicas(settings))
+        self._blocks = BlocksOnReplicas(context.app_name, context.deployment, settings)
         self._batch = None
 
     async def __serve_build_asgi_app__(self):
@@ -84,10 +84,20 @@ class BlocksOnReplicas:
     deployment's ``transcribe_block``, routed like any request (to the less loaded of two replicas), with
     one block in flight per other replica (``lanes``) beside the receiver's own."""
 
-    def __init__(self, app_name: str, deployment: str, lanes: int) -> None:
+    def __init__(self, app_name: str, deployment: str, settings: Settings) -> None:
         self._names = (deployment, app_name)
-        self.lanes = lanes
+        self._settings = settings
         self._handle = None  # made on first use: the application is still being deployed in __init__
+
+    @property
+    def lanes(self) -> int:
+        """Replicas besides this one: Serve's count (a config file's ``deployments`` section may set it),
+        else the settings' (with autoscaling, at least ``min_replicas`` run)."""
+        world = getattr(serve.get_replica_context(), "world_size", None)
+        if not world:
+            auto = self._settings.ray_autoscaling or {}
+            world = int(auto.get("min_replicas", 1)) if auto else self._settings.replicas
+        return max(0, int(world) - 1)
 
     async def __call__(self, task):
         if self._handle is None:
@@ -136,12 +146,6 @@ class ReplicaLossMiddleware:
             with contextlib.suppress(Exception):  # the client may be gone too
                 await send({"type": "websocket.send", "text": json.dumps(error_message(err))})
                 await send({"type": "websocket.close", "code": CLOSE_REPLICA_LOST, "reason": "replica_lost"})
-
-
-def _other_replicas(settings: Settings) -> int:
-    """Replicas besides this one (with autoscaling: at least ``min_replicas`` run)."""
-    auto = settings.ray_autoscaling or {}
-    return max(0, int(auto.get("min_replicas", 1) if auto else settings.replicas) - 1)
 
 
 def proxy_middlewares() -> list[Middleware]:
