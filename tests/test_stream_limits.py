@@ -1,5 +1,6 @@
-"""Streams per key counted in a real Redis by several limiters (as several replicas would): the limit is
-shared, leases of a live process are renewed past ``stream_lease_s``, and a dead process's lapse."""
+"""Leases in a real Redis shared by several processes' limiters (as several replicas would): the stream
+limit is shared, leases of a live process are renewed past ``stream_lease_s``, a dead process's lapse;
+and two work queues share one batch waiting room."""
 
 from __future__ import annotations
 
