@@ -19,16 +19,18 @@ from audio_service.api.ops import Ops
 from audio_service.api.timeouts import BodyTimeoutMiddleware
 from audio_service.models.registry import ModelRegistry
 from audio_service.pipeline.batch import BatchService
+from audio_service.pipeline.fanout import BlockTranscriber
 from audio_service.pipeline.speaker_tracker import speaker_tracker_factory
 from audio_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The application, with its services built from ``settings`` (nothing global)."""
+def create_app(settings: Settings, fanout: BlockTranscriber | None = None) -> FastAPI:
+    """The application, with its services built from ``settings`` (nothing global); ``fanout`` transcribes
+    the blocks of long files elsewhere (Ray Serve's replicas), else they run here in order."""
     registry = ModelRegistry(settings)
-    services = Services(settings=settings, registry=registry, batch=BatchService(settings, registry))
+    services = Services(settings=settings, registry=registry, batch=BatchService(settings, registry, fanout))
     services.extra["speaker_tracker_factory"] = speaker_tracker_factory(settings.stream_speaker_context_s)
     ops = services.extra["ops"] = Ops.build(settings)
     workers = max(1, settings.inference_workers)
@@ -49,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
             loader.cancel()
             for stop in services.extra.get("shutdown_hooks", []):
                 await stop()
+            await services.batch.close()
             services.batch.shutdown()
 
     app = FastAPI(

@@ -9,7 +9,13 @@ Every replica builds the whole app with :func:`audio_service.app.create_app` fro
 object (pickled to the replicas), loads its own models before it takes traffic, and names itself in the
 ``x-audio-service-replica`` header. Serve's router sends each request and each WebSocket stream (one
 long request) to the least loaded of two sampled replicas; a stream stays on its replica for its life.
-Cluster-wide stream limits need a shared store: ``rate_limit_storage=redis://...``.
+Cluster-wide stream limits and the shared batch waiting room need a shared store:
+``rate_limit_storage=redis://...``.
+
+A batch file longer than ``ray_fanout_block_s`` is cut into blocks by the replica that received it; each
+block goes through a handle to this same deployment (``transcribe_block``), so the router spreads them over
+the replicas (the receiving one included); the receiver joins them on the file's clock and diarizes the
+whole file itself, so speaker labels hold over the whole file.
 
 This is the only module that imports Ray (the ``ray`` extra); the single-process server never loads it.
 """
@@ -52,16 +58,51 @@ class AudioServiceReplica:
         # the Serve replica id, and where it runs (operators find its process and logs)
         name = settings.replica_name or f"{context.deployment}#{context.replica_id.unique_id}@{replica_name(settings)}"
         self._settings = settings.model_copy(update={"replica_name": name})
+        self._blocks = BlocksOnReplicas(context.app_name, context.deployment, settings)
+        self._batch = None
 
     async def __serve_build_asgi_app__(self):
         """Build the app and load the preloaded models first: Serve routes nothing to a replica before, and
         a replica whose model fails to load fails to start (Serve retries it)."""
         from audio_service.app import create_app  # the app's modules load inside the replica process
 
-        app = create_app(self._settings)
+        app = create_app(self._settings, self._blocks if self._settings.ray_fanout_block_s > 0 else None)
+        self._batch = app.state.services.batch
         for model in self._settings.preload_models:
             await asyncio.to_thread(app.state.services.registry.get, model)
         return app
+
+    async def transcribe_block(self, task):
+        """One block of a long file that a replica (maybe this one) fans out: a ``BlockResult``."""
+        from audio_service.pipeline.fanout import BlockResult
+
+        return BlockResult(await self._batch.transcribe_block(task), self._settings.replica_name)
+
+
+class BlocksOnReplicas:
+    """The Ray :class:`~audio_service.pipeline.fanout.BlockTranscriber`: each block is one call to the
+    deployment's ``transcribe_block``, routed like any request (to the less loaded of two replicas), with
+    one block in flight per other replica (``lanes``) beside the receiver's own."""
+
+    def __init__(self, app_name: str, deployment: str, settings: Settings) -> None:
+        self._names = (deployment, app_name)
+        self._settings = settings
+        self._handle = None  # made on first use: the application is still being deployed in __init__
+
+    @property
+    def lanes(self) -> int:
+        """Replicas besides this one: Serve's count (a config file's ``deployments`` section may set it),
+        else the settings' (with autoscaling, at least ``min_replicas`` run)."""
+        world = getattr(serve.get_replica_context(), "world_size", None)
+        if not world:
+            auto = self._settings.ray_autoscaling or {}
+            world = int(auto.get("min_replicas", 1)) if auto else self._settings.replicas
+        return max(0, int(world) - 1)
+
+    async def __call__(self, task):
+        if self._handle is None:
+            self._handle = serve.get_deployment_handle(*self._names)
+        return await self._handle.transcribe_block.remote(task)
 
 
 class ReplicaLossMiddleware:

@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     )
     upload_timeout_s: float = Field(900.0, description="The whole request body must arrive within this (s); later gets 408.")
     inference_workers: int = Field(1, description="Batch requests run at once (each in a worker thread).")
-    max_queued_requests: int = Field(16, description="Batch requests that may wait for a worker; more get 429.")
+    max_queued_requests: int = Field(16, description="Batch requests that may wait for a worker (in the whole deployment with a redis:// rate_limit_storage); more get 429.")
     retry_after_s: int = Field(5, description="Retry-After seconds sent with 429.")
     keys_file: Path | None = Field(
         None, description="JSON keys file: named keys stored as SHA-256 hashes, with optional per-key limits (audio-service keys add)."
@@ -161,7 +161,12 @@ class Settings(BaseSettings):
         100, description="Ray: requests and streams routed to one replica at once (the service's own limits apply below it)."
     )
     stream_lease_s: float = Field(
-        30.0, description="Shared stream limit (redis:// rate_limit_storage): a stream counts until this long after its replica's last heartbeat."
+        30.0,
+        description="Shared limits (redis:// rate_limit_storage: streams per key, the batch waiting room): a stream or waiting request counts until this long after its replica's last heartbeat.",
+    )
+    ray_fanout_block_s: float = Field(
+        120.0,
+        description="Ray: a batch file longer than this is cut (at pauses) into blocks of about this length, transcribed on several replicas at once; 0 = off.",
     )
 
     # --- alignment and diarization ---

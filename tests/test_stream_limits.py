@@ -1,14 +1,17 @@
-"""Streams per key counted in a real Redis by several limiters (as several replicas would): the limit is
-shared, leases of a live process are renewed past ``stream_lease_s``, and a dead process's lapse."""
+"""Leases in a real Redis shared by several processes' limiters (as several replicas would): the stream
+limit is shared, leases of a live process are renewed past ``stream_lease_s``, a dead process's lapse;
+and two work queues share one batch waiting room."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
 
-from audio_service.api.stream_limits import RedisStreamLimiter, StreamLimiter, stream_limiter
+from audio_service.api.stream_limits import KEY_PREFIX, StreamLimiter, stream_limiter
+from audio_service.leases import Leases, RedisLeases
 from audio_service.settings import Settings
 from audio_service.streaming.protocol import TooManyStreamsError
 from tests.redis_server import RedisServer
@@ -22,9 +25,13 @@ def redis_url():
         yield server.url
 
 
+def redis_limiter(url: str) -> StreamLimiter:
+    return StreamLimiter(RedisLeases(url, LEASE_S, KEY_PREFIX))
+
+
 def test_limit_is_shared_renewed_and_freed_when_a_holder_dies(redis_url) -> None:
     async def go():
-        a, b = RedisStreamLimiter(redis_url, LEASE_S), RedisStreamLimiter(redis_url, LEASE_S)
+        a, b = redis_limiter(redis_url), redis_limiter(redis_url)
         try:
             held_a = await a.acquire("alice", 2)
             held_b = await b.acquire("alice", 2)
@@ -40,9 +47,9 @@ def test_limit_is_shared_renewed_and_freed_when_a_holder_dies(redis_url) -> None
             await b.release(held_b)
             held_b = await b.acquire("alice", 2)
             # "a" dies: no release, no more renewals; its slot comes back after the lease
-            assert a._heartbeat is not None
-            a._heartbeat.cancel()
-            a._held.clear()
+            assert a.counter._heartbeat is not None
+            a.counter._heartbeat.cancel()
+            a.counter._held.clear()
             t0 = time.monotonic()
             while True:
                 try:
@@ -61,16 +68,16 @@ def test_limit_is_shared_renewed_and_freed_when_a_holder_dies(redis_url) -> None
 
 
 def test_storage_picks_the_limiter() -> None:
-    assert type(stream_limiter(Settings())) is StreamLimiter
-    assert isinstance(stream_limiter(Settings(rate_limit_storage="redis://127.0.0.1:1/0")), RedisStreamLimiter)
-    assert isinstance(stream_limiter(Settings(rate_limit_storage="async+redis://127.0.0.1:1/0")), RedisStreamLimiter)
+    assert type(stream_limiter(Settings()).counter) is Leases
+    assert isinstance(stream_limiter(Settings(rate_limit_storage="redis://127.0.0.1:1/0")).counter, RedisLeases)
+    assert isinstance(stream_limiter(Settings(rate_limit_storage="async+redis://127.0.0.1:1/0")).counter, RedisLeases)
 
 
 def test_redis_outage_falls_back_to_counting_in_process() -> None:
     """Like the quotas: a store outage must not stop streaming; the process's own count still applies."""
 
     async def go():
-        limiter = RedisStreamLimiter("redis://127.0.0.1:1/0", LEASE_S)  # nothing listens on port 1
+        limiter = redis_limiter("redis://127.0.0.1:1/0")  # nothing listens on port 1
         first = await limiter.acquire("alice", 1)
         with pytest.raises(TooManyStreamsError):
             await limiter.acquire("alice", 1)
@@ -79,3 +86,37 @@ def test_redis_outage_falls_back_to_counting_in_process() -> None:
         await limiter.close()
 
     asyncio.run(go())
+
+
+def test_batch_waiting_room_is_shared_by_two_queues(redis_url) -> None:
+    """Two replicas' work queues (1 worker each) with one shared waiting seat: the deployment admits
+    3 requests in all (2 running, 1 waiting), in memory each process would have admitted 2."""
+    from audio_service.errors import OverloadedError
+    from audio_service.pipeline.queue import WorkQueue
+
+    release = threading.Event()
+
+    async def go():
+        a, b = (WorkQueue(1, 1, seats=RedisLeases(redis_url, LEASE_S, "test:queue:")) for _ in range(2))
+        running = [asyncio.create_task(q.run(release.wait)) for q in (a, b)]
+        await asyncio.sleep(0.2)
+        waiting = asyncio.create_task(a.run(release.wait))  # the deployment's one waiting seat
+        await asyncio.sleep(0.2)
+        with pytest.raises(OverloadedError):
+            await b.run(release.wait)  # b's own room is empty, but the shared one is full
+        release.set()
+        done = await asyncio.gather(*running, waiting)
+        # the seat was given back when the waiting request started: b may seat one now
+        again = threading.Event()
+        busy = asyncio.create_task(b.run(again.wait))
+        await asyncio.sleep(0.2)
+        seated = asyncio.create_task(b.run(again.wait))
+        await asyncio.sleep(0.2)
+        again.set()
+        done += await asyncio.gather(busy, seated)
+        for q in (a, b):
+            await q.close()
+            q.shutdown()
+        return done
+
+    assert asyncio.run(go()) == [True] * 5

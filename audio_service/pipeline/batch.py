@@ -2,7 +2,9 @@
 
 The API layer builds a :class:`BatchJob` from a validated request, calls
 :meth:`BatchService.validate` (cheap checks that must fail before any audio is read) and then
-:meth:`BatchService.run`, which executes the whole pipeline on a worker thread.
+:meth:`BatchService.run`, which executes the whole pipeline on a worker thread. Given a
+:class:`~audio_service.pipeline.fanout.BlockTranscriber` (Ray Serve), a long file's blocks are
+transcribed here and through it at the same time instead (:meth:`BatchService.run_fanned_out`).
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import numpy as np
 from audio_service.audio.decode import iter_audio_blocks, probe_audio
 from audio_service.audio.preprocess import preprocess
 from audio_service.errors import InvalidRequestError
+from audio_service.leases import leases
 from audio_service.models.registry import LoadedModel, ModelRegistry
 from audio_service.pipeline import asr
 from audio_service.pipeline.align import AlignerRegistry
-from audio_service.pipeline.blocks import join, speech_blocks
+from audio_service.pipeline.blocks import Block, join, speech_blocks
 from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds
+from audio_service.pipeline.fanout import BlockResult, BlockTask, BlockTranscriber, transcribe_blocks
 from audio_service.pipeline.queue import WorkQueue
 from audio_service.pipeline.speakers import assign_speakers
 from audio_service.pipeline.vad import VAD_MODELS, get_vad
@@ -69,10 +73,13 @@ ProgressCallback = Callable[[Progress], None]
 class BatchService:
     """Runs batch jobs on the shared models through a bounded worker queue."""
 
-    def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
+    def __init__(self, settings: Settings, registry: ModelRegistry, fanout: BlockTranscriber | None = None) -> None:
         self._settings = settings
         self._registry = registry
-        self._queue = WorkQueue(settings.inference_workers, settings.max_queued_requests, settings.retry_after_s, "batch")
+        self._fanout = fanout
+        # the waiting room is shared by the deployment when the quotas are in Redis
+        seats = leases(settings, "audio_service:queue:")
+        self._queue = WorkQueue(settings.inference_workers, settings.max_queued_requests, settings.retry_after_s, "batch", seats)
         self.aligners = AlignerRegistry(settings)
         self.diarizers = DiarizerRegistry(settings)
 
@@ -109,7 +116,55 @@ class BatchService:
         """
         # a bad file is refused at once, not after waiting behind long jobs for a worker
         await asyncio.to_thread(probe_audio, source)
+        if self._fanout is not None and self._settings.ray_fanout_block_s > 0 and progress is None:
+            return await self.run_fanned_out(source, job, self._fanout)
         return await self._queue.run(self.run_sync, source, job, progress)
+
+    async def run_fanned_out(self, source: str | BinaryIO, job: BatchJob, transcriber: BlockTranscriber) -> Transcript:
+        """Cut the file into ``ray_fanout_block_s`` blocks here, transcribe them on this process's workers
+        and through ``transcriber`` at once, join them and diarize the whole file here. No worker is held
+        while the blocks run (remote ones may come back to this process's workers)."""
+        t0 = time.perf_counter()
+        async with self._queue.admission() as ticket:
+            blocks = await self._queue.work(self._split, source, job, ticket=ticket)
+            opts, aligner = self._asr_options(job), self._aligner(job)
+            detect = opts.language is None and job.task == "transcribe"
+            lanes = [self.transcribe_here, *[transcriber] * (transcriber.lanes if len(blocks) > 1 else 0)]
+            results = await transcribe_blocks(blocks, lanes, job.model or "", opts, aligner, detect)
+            parts = [(b.offset, r.transcript) for b, r in zip(blocks, results, strict=True)]
+            audio = Audio(np.concatenate([b.audio.samples for b in blocks])) if job.diarize else None
+            duration = blocks[-1].offset + blocks[-1].audio.duration
+            transcript = await self._queue.work(self._finish, parts, duration, job, aligner, audio)
+        workers = sorted({r.worker for r in results})
+        log.info("%s %.1fs in %d blocks on %s in %.2fs", job.task, duration, len(blocks), workers, time.perf_counter() - t0)
+        return transcript.with_provenance(**{"block-workers": ",".join(workers)})
+
+    def _split(self, source: str | BinaryIO, job: BatchJob) -> list[Block]:
+        """The file's blocks with their speech (on a worker: decoding and VAD)."""
+        self._check_task(job, self._registry.get(job.model))
+        raw = (preprocess(b, job.preprocessing) for b in iter_audio_blocks(source, self._settings.ray_fanout_block_s))
+        return list(speech_blocks(raw, lambda audio: self._speech(audio, job)))
+
+    async def transcribe_block(self, task: BlockTask) -> Transcript:
+        """One block of a fanned-out file, on a worker (admitted with its file, so never refused)."""
+        return await self._queue.work(self._block_sync, task)
+
+    async def transcribe_here(self, task: BlockTask) -> BlockResult:
+        """The in-process lane of a fanned-out file: the block on this service's workers."""
+        return BlockResult(await self.transcribe_block(task), self._settings.replica_name or "local")
+
+    def _block_sync(self, task: BlockTask) -> Transcript:
+        audio = task.audio()
+        return self._transcribe_block(self._registry.get(task.model), audio, task.spans, task.opts, task.aligner)
+
+    def _transcribe_block(
+        self, model: LoadedModel, audio: Audio, spans, opts: asr.AsrOptions, aligner: str | None, on_segment=None
+    ) -> Transcript:
+        part = asr.transcribe(model, audio, list(spans), opts, on_segment)
+        return part if aligner is None else self.aligners.realign(aligner, audio, part)
+
+    def _aligner(self, job: BatchJob) -> str | None:
+        return self.aligners.resolve(job.alignment_model) if job.word_timestamps or job.diarize else None
 
     def run_sync(self, source: str | BinaryIO, job: BatchJob, progress: ProgressCallback | None = None) -> Transcript:
         """The whole pipeline, blocking. Also used directly by benchmarks.
@@ -123,18 +178,16 @@ class BatchService:
         self._check_task(job, model)
         opts = self._asr_options(job)
         raw = (preprocess(b, job.preprocessing) for b in iter_audio_blocks(source, self._settings.batch_block_s))
-        aligner = self.aligners.resolve(job.alignment_model) if job.word_timestamps or job.diarize else None
+        aligner = self._aligner(job)
         parts: list[tuple[float, Transcript]] = []
         kept: list[Audio] = []  # the whole file, only when diarization needs it at once
         duration = 0.0
         for block in speech_blocks(raw, lambda audio: self._speech(audio, job)):
             # while a block decodes: positions only (its text may still be re-decoded or re-segmented)
             on_segment = None if progress is None else (lambda end, _text, at=block.offset: progress(Progress("", at + end)))
-            part = asr.transcribe(model, block.audio, list(block.spans), opts, on_segment)
+            part = self._transcribe_block(model, block.audio, block.spans, opts, aligner, on_segment)
             if opts.language is None and job.task == "transcribe":
                 opts = replace(opts, language=part.language)  # detect once: later blocks keep the language
-            if aligner is not None:
-                part = self.aligners.realign(aligner, block.audio, part)
             parts.append((block.offset, part))
             if job.diarize:
                 kept.append(block.audio)
@@ -143,13 +196,17 @@ class BatchService:
                 for seg in part.segments:
                     progress(Progress(seg.text, block.offset + seg.end))
                 progress(Progress("", duration))
+        whole = Audio(np.concatenate([a.samples for a in kept])) if job.diarize and kept else None
+        transcript = self._finish(parts, duration, job, aligner, whole)
+        log.info("%s %.1fs of audio with %s in %.2fs", job.task, duration, model.spec.id, time.perf_counter() - t0)
+        return transcript
+
+    def _finish(self, parts, duration: float, job: BatchJob, aligner: str | None, audio: Audio | None) -> Transcript:
+        """The joined transcript with its provenance, diarized over the whole file's ``audio`` if given."""
         transcript = join(parts, duration).with_provenance(vad="none" if job.skip_vad else job.vad_model)
         if aligner is not None:
             transcript = transcript.with_provenance(aligner=aligner)
-        if job.diarize and kept:
-            transcript = self._diarize(transcript, Audio(np.concatenate([a.samples for a in kept])), job)
-        log.info("%s %.1fs of audio with %s in %.2fs", job.task, duration, model.spec.id, time.perf_counter() - t0)
-        return transcript
+        return transcript if audio is None else self._diarize(transcript, audio, job)
 
     def _asr_options(self, job: BatchJob) -> asr.AsrOptions:
         return asr.AsrOptions(
@@ -174,6 +231,10 @@ class BatchService:
         if job.skip_vad:
             return [SpeechSpan(0.0, audio.duration)]
         return get_vad(job.vad_model)(audio)
+
+    async def close(self) -> None:
+        """Give back shared waiting-room seats (before :meth:`shutdown`)."""
+        await self._queue.close()
 
     def shutdown(self) -> None:
         self._queue.shutdown()
