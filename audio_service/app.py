@@ -45,10 +45,13 @@ def create_app(settings: Settings, fanout: BlockTranscriber | None = None) -> Fa
         if ops.keys.open:
             log.warning("no API keys configured: the server is open to anyone who can reach it")
         loader = asyncio.create_task(_preload(services))
+        stop_metrics = metrics.serve_on_port(ops.metrics, settings.host, settings.metrics_port) if settings.metrics_port else None
         try:
             yield
         finally:
             loader.cancel()
+            if stop_metrics is not None:
+                await asyncio.to_thread(stop_metrics)
             for stop in services.extra.get("shutdown_hooks", []):
                 await stop()
             await services.batch.close()

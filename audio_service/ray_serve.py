@@ -57,7 +57,10 @@ class AudioServiceReplica:
         context = serve.get_replica_context()
         # the Serve replica id, and where it runs (operators find its process and logs)
         name = settings.replica_name or f"{context.deployment}#{context.replica_id.unique_id}@{replica_name(settings)}"
-        self._settings = settings.model_copy(update={"replica_name": name})
+        update: dict[str, Any] = {"replica_name": name}
+        if settings.metrics_port:  # one scrape port per replica of this node (ranks are 0..n-1 per node)
+            update["metrics_port"] = settings.metrics_port + _local_rank(context)
+        self._settings = settings.model_copy(update=update)
         self._blocks = BlocksOnReplicas(context.app_name, context.deployment, settings)
         self._batch = None
 
@@ -77,6 +80,12 @@ class AudioServiceReplica:
         from audio_service.pipeline.fanout import BlockResult
 
         return BlockResult(await self._batch.transcribe_block(task), self._settings.replica_name)
+
+
+def _local_rank(context) -> int:
+    """The replica's rank among this deployment's replicas on its node (0 where Serve gives none)."""
+    rank = getattr(context, "rank", None)
+    return int(getattr(rank, "local_rank", rank) or 0)
 
 
 class BlocksOnReplicas:

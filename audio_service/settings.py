@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     replica_name: str = Field(
         "", description="Sent as x-audio-service-replica on every response; empty = <hostname>:<pid> (under Ray: the replica id)."
     )
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Also serve /metrics on this port of `host` (0 = only on the main port). Under Ray Serve replica k of a node uses metrics_port + k, so Prometheus scrapes every replica (through the Serve proxy, /metrics reaches one replica at a time).",
+    )
 
     # --- models ---
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device; auto picks CUDA when present.")

@@ -25,7 +25,12 @@ def add_key(keys_file: Path, name: str, *limits: str) -> str:
 
 def scrape(srv: ServerProcess) -> dict[tuple[str, frozenset], float]:
     """Every sample of ``/metrics`` (parsed with prometheus_client's parser), by name and labels."""
-    text = httpx.get(f"{srv.base_url}/metrics", timeout=10).text
+    return scrape_url(f"{srv.base_url}/metrics")
+
+
+def scrape_url(url: str) -> dict[tuple[str, frozenset], float]:
+    """Every sample of the metrics page at ``url``, by name and labels."""
+    text = httpx.get(url, timeout=10).text
     return {
         (s.name, frozenset(s.labels.items())): s.value for fam in text_string_to_metric_families(text) for s in fam.samples
     }

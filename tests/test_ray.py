@@ -27,8 +27,9 @@ from openai import OpenAI
 import numpy as np
 
 from tests.audio_utils import JFK, JFK_TEXT, TWO_SPEAKERS, load_16k, wer, write_wav
+from tests.ops_utils import scrape_url
 from tests.redis_server import RedisServer
-from tests.server import ServerProcess
+from tests.server import ServerProcess, free_port
 from tests.stream_client import expect_close, stream, url_for
 
 pytest.importorskip("ray.serve", reason="the ray extra (scripts/install.sh installs it)")
@@ -50,6 +51,7 @@ def jfk():
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory):
     log = tmp_path_factory.mktemp("ray") / "server.log"
+    metrics_port = free_port()  # replica k listens on metrics_port + k
     with RedisServer() as redis_server:
         srv = ServerProcess(
             log_path=log,
@@ -64,7 +66,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
             stream_lease_s=6.0,
             max_queued_requests=QUEUE,
             ray_fanout_block_s=FANOUT_BLOCK_S,
+            metrics_port=metrics_port,
         )
+        srv.metrics_port = metrics_port
         srv.start(timeout=300)
         # /ready answers once one replica is up; the CLI logs this line once `serve.run` saw both healthy
         deadline = time.monotonic() + 300
@@ -102,12 +106,26 @@ def test_openai_sdk_and_python_client_through_the_ray_endpoint(cluster) -> None:
     assert wer(JFK_TEXT, t.text) <= 0.1 and t.words and t.headers[HEADER].startswith("audio-service#")
 
 
+def served_per_replica(cluster) -> list[float]:
+    """Successful transcriptions counted by each replica's own metrics port."""
+    pages = [scrape_url(f"http://127.0.0.1:{cluster.metrics_port + k}/metrics") for k in range(2)]
+    return [
+        sum(v for (name, labels), v in page.items() if name == "audio_service_requests_total"
+            and ("route", "/v1/audio/transcriptions") in labels and ("status", "200") in labels)
+        for page in pages
+    ]
+
+
 def test_concurrent_batch_requests_use_both_replicas(cluster) -> None:
+    before = served_per_replica(cluster)
     with ThreadPoolExecutor(6) as pool:
         responses = list(pool.map(lambda _: transcribe(cluster), range(6)))
     assert [r.status_code for r in responses] == [200] * 6, [r.text for r in responses]
     assert all(wer(JFK_TEXT, r.json()["text"]) <= 0.1 for r in responses)
     assert len({r.headers[HEADER] for r in responses}) == 2
+    # every replica is scraped on its own port, and counts what it served (Prometheus sees the spread)
+    served = [b - a for a, b in zip(before, served_per_replica(cluster))]
+    assert sorted(served) == sorted(Counter(r.headers[HEADER] for r in responses).values()), served
 
 
 def jfk_x8(tmp_path) -> Path:

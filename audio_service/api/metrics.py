@@ -7,14 +7,16 @@ key's name.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["system"])
 NS = "audio_service"
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600)
@@ -104,3 +106,23 @@ class Metrics:
 async def metrics(request: Request) -> Response:
     m: Metrics = request.app.state.services.extra["ops"].metrics
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def serve_on_port(m: Metrics, host: str, port: int) -> Callable[[], None]:
+    """Serve ``m`` on a port of its own (a small thread, off the event loop); returns the function that
+    stops it. Behind a load balancer (Ray Serve's proxy) this is how each replica is scraped.
+
+    A port that is taken is logged, not fatal: a replica that cannot be scraped still serves audio
+    (during a rolling update a new replica may start before the old one has let its port go)."""
+    try:
+        server, thread = start_http_server(port, addr=host, registry=m.registry)
+    except OSError as exc:
+        log.error("metrics port %s:%d unavailable (%s): /metrics is served on the main port only", host, port, exc)
+        return lambda: None
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop
