@@ -59,10 +59,15 @@ class DecodeJob:
     final: bool
     request: DecodeRequest
     end: int  # absolute sample just past the decoded audio
+    model: Any  # the shared model that decodes it (the draft model for partials, if any)
 
 
 class StreamSession:
-    """All state of one stream. ``emit`` receives each message for the client (dicts, or an exception)."""
+    """All state of one stream. ``emit`` receives each message for the client (dicts, or an exception).
+
+    ``draft``: a cheaper shared model for partial hypotheses (finals always use ``model``); an
+    English-only draft is used once the stream's language is known to be English.
+    """
 
     def __init__(
         self,
@@ -71,9 +76,11 @@ class StreamSession:
         config: SessionConfig,
         emit: Callable[[Any], None],
         tracker: SpeakerTracker | None = None,
+        draft: Any = None,
     ) -> None:
         self.options = options
         self.model = model
+        self.draft = draft
         self.config = config
         self._emit = emit
         self._tracker = tracker
@@ -154,7 +161,16 @@ class StreamSession:
             if final:
                 return self._ep.final_ready(self._buf.end, self.finished)
             marker_at = self._markers[0][0] if self._markers else None
-            return not self._ep.pending and partial_due(self._ep.open, self._buf.end, self.config.partial_interval_s, marker_at)
+            return not self._ep.pending and partial_due(
+                self._ep.open, self._buf.end, self.config.partial_interval_s, marker_at, self.config.adaptive_partials
+            )
+
+    def model_for(self, final: bool) -> Any:
+        """The shared model a job of this kind runs on."""
+        draft = self.draft
+        if final or draft is None or not (draft.multilingual or self._transcript.language == "en"):
+            return self.model
+        return draft
 
     def next_job(self, final: bool) -> DecodeJob | None:
         """Take one decode job (a final pass first, else a partial); None when there is nothing to do."""
@@ -172,7 +188,8 @@ class StreamSession:
                 end = self._buf.end
                 seg.submitted_at = end
                 beam = 1
-                prefix = seg.locked
+                # locked tokens are the vocabulary of the model that decoded them
+                prefix = seg.locked if seg.locked_by is self.model_for(False) else ()
             request = DecodeRequest(
                 samples=self._buf.slice(seg.decode_from, end),
                 offset=seg.decode_from / SR,
@@ -184,7 +201,7 @@ class StreamSession:
                 temperature=self.options.temperature,
             )
             self._busy = True
-            return DecodeJob(self, seg, final, request, end)
+            return DecodeJob(self, seg, final, request, end, self.model_for(final))
 
     def speaker_for(self, job: DecodeJob, result: DecodeResult) -> list[str] | None:
         """Ask the speaker tracker (if any) who spoke a final segment: one label per word (one label
@@ -220,6 +237,7 @@ class StreamSession:
     def _update_partial(self, job: DecodeJob, result: DecodeResult) -> None:
         seg = job.segment
         shown = stabilise(seg, result, job.end)
+        seg.locked_by = job.model
         if shown is not None:
             self._send([self._transcript.partial(seg, shown)])
         elif seg is self._ep.open and text_timed_out(seg, job.end, self.options.text_timeout_s):

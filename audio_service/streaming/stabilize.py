@@ -13,16 +13,23 @@ from audio_service.streaming.decoder import DecodeResult
 from audio_service.streaming.segment import Segment
 
 MIN_PARTIAL_S = 0.6  # shorter windows make Whisper guess; wait for a little more audio
+# The VAD decides in 32 ms windows and its probability trails the speech a little: audio this close
+# after the last speech window may still hold the end of a word.
+SPEECH_TAIL_S = 0.3
 
 
-def partial_due(seg: Segment | None, received: int, interval_s: float, marker_at: int | None) -> bool:
+def partial_due(seg: Segment | None, received: int, interval_s: float, marker_at: int | None, adaptive: bool = True) -> bool:
     """Whether the open segment ``seg`` should be decoded again now.
 
-    ``marker_at``: the position of the oldest trace or checkpoint still waiting, if any.
+    ``marker_at``: the position of the oldest trace or checkpoint still waiting, if any. ``adaptive``:
+    skip re-decodes that could only repeat the last one (the previous behaviour decoded every interval).
     """
     if seg is None or received - seg.start < MIN_PARTIAL_S * SAMPLE_RATE:
         return False
-    if received - seg.submitted_at >= interval_s * SAMPLE_RATE:
+    # no speech since the last partial was submitted: it already heard every word (the final comes
+    # at the endpoint), so re-decoding the same words over silence would only cost compute
+    heard_all = adaptive and seg.last_speech + SPEECH_TAIL_S * SAMPLE_RATE <= seg.submitted_at
+    if received - seg.submitted_at >= interval_s * SAMPLE_RATE and not heard_all:
         return True
     # a trace or checkpoint waits for this audio: decode it now, whatever the interval
     return marker_at is not None and marker_at > seg.decoded_end and received > seg.submitted_at
