@@ -27,6 +27,14 @@ from audio_service.streaming.session import DecodeJob, StreamSession
 
 log = logging.getLogger(__name__)
 STATS_LOG_INTERVAL_S = 60.0
+# Load-adaptive partials: the load is how many streams have decode work ready when the scheduler
+# picks a job (smoothed). Beyond one, every stream's partial interval grows smoothly, by half of it
+# per extra waiting stream up to MAX_PARTIAL_SCALE times, so partials leave the model to the final
+# passes instead of all streams re-decoding as fast as it allows. Streams waiting for each other is
+# the signal, not the model's wall time: on a CPU shared with other work one stream alone is slow
+# without being helped by coarser updates. Finals are always taken first.
+LOAD_SMOOTHING = 0.2
+MAX_PARTIAL_SCALE = 3.0
 
 
 @dataclass
@@ -74,6 +82,8 @@ class StreamingEngine:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._logged_at = time.monotonic()
+        self._ready = 0.0  # smoothed number of streams with work ready (see LOAD_SMOOTHING)
+        self.partial_scale = 1.0  # how much longer than configured partial intervals are now (load)
         # One VAD thread: Silero is tiny, and one thread keeps every stream's frames in order.
         self._vad_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-vad")
         self._tracker_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-speakers")
@@ -99,6 +109,7 @@ class StreamingEngine:
         with self._cond:
             self._sessions.append(session)
         session.notify = self.wake  # a session finished off the decode thread wakes the scheduler
+        session.interval_scale = lambda: self.partial_scale
 
     def remove(self, session: StreamSession) -> None:
         """Forget a session and free its state (a job in flight finishes and is ignored)."""
@@ -141,6 +152,7 @@ class StreamingEngine:
 
     def _collect(self) -> list[DecodeJob]:
         """The next batch: final passes first, then partials; oldest-served sessions first."""
+        self._update_load()
         for final in (True, False):
             ready = sorted((s for s in self._sessions if s.has_work(final)), key=lambda s: s.waiting_since)
             if not ready:
@@ -191,6 +203,12 @@ class StreamingEngine:
                 self._tracker_pool.submit(self._complete, job, result)
             else:
                 self._complete(job, result)
+
+    def _update_load(self) -> None:
+        """Recompute :attr:`partial_scale` from how many streams have work ready now (under ``_cond``)."""
+        ready = sum(1 for s in self._sessions if s.has_work(True) or s.has_work(False))
+        self._ready += LOAD_SMOOTHING * (ready - self._ready)
+        self.partial_scale = min(MAX_PARTIAL_SCALE, 1.0 + max(0.0, self._ready - 1.0) / 2)
 
     @staticmethod
     def _complete(job: DecodeJob, result) -> None:

@@ -51,6 +51,7 @@ class Segment:
     view: SegmentView | None = None
     prev_words: tuple[str, ...] = ()
     locked: tuple[int, ...] = ()  # decoder prefix: tokens of words two hypotheses agreed on
+    heard_tokens: int = 0  # text tokens of the newest partial hypothesis (its budget for the next one)
     locked_by: object = None  # the (shared) model whose vocabulary ``locked`` is in
     probs: list[tuple[int, float]] = field(default_factory=list)
 

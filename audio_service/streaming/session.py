@@ -40,7 +40,7 @@ from audio_service.streaming.protocol import (
     trace_message,
 )
 from audio_service.streaming.segment import AudioBuffer, Segment, SessionConfig
-from audio_service.streaming.stabilize import partial_due, stabilise, text_timed_out
+from audio_service.streaming.stabilize import partial_due, partial_token_budget, stabilise, text_timed_out
 from audio_service.streaming.transcript import SpeakerTracker, Transcript, speakers_of
 from audio_service.streaming.vad import WINDOW, StreamingVad
 
@@ -95,6 +95,7 @@ class StreamSession:
         self.finished = False
         self.waiting_since = time.monotonic()  # for fair scheduling between streams
         self.notify: Callable[[], None] = lambda: None  # set by the engine
+        self.interval_scale: Callable[[], float] = lambda: 1.0  # set by the engine: partials get rarer under load
 
     @property
     def has_tracker(self) -> bool:
@@ -161,9 +162,9 @@ class StreamSession:
             if final:
                 return self._ep.final_ready(self._buf.end, self.finished)
             marker_at = self._markers[0][0] if self._markers else None
-            return not self._ep.pending and partial_due(
-                self._ep.open, self._buf.end, self.config.partial_interval_s, marker_at, self.config.adaptive_partials
-            )
+            adaptive = self.config.adaptive_partials
+            interval = self.config.partial_interval_s * (self.interval_scale() if adaptive else 1.0)
+            return not self._ep.pending and partial_due(self._ep.open, self._buf.end, interval, marker_at, adaptive)
 
     def model_for(self, final: bool) -> Any:
         """The shared model a job of this kind runs on."""
@@ -180,14 +181,14 @@ class StreamSession:
             if final:
                 seg = self._ep.pending[0]
                 end = min(seg.audio_end or seg.end or seg.start, self._buf.end)
-                beam = self.config.final_beam_size
+                beam, max_tokens = self.config.final_beam_size, 0
                 prefix: tuple[int, ...] = ()
             else:
                 seg = self._ep.open
                 assert seg is not None
                 end = self._buf.end
                 seg.submitted_at = end
-                beam = 1
+                beam, max_tokens = 1, partial_token_budget(seg, end)
                 # locked tokens are the vocabulary of the model that decoded them
                 prefix = seg.locked if seg.locked_by is self.model_for(False) else ()
             request = DecodeRequest(
@@ -199,6 +200,7 @@ class StreamSession:
                 prefix_tokens=prefix,
                 beam_size=beam,
                 temperature=self.options.temperature,
+                max_tokens=max_tokens,
             )
             self._busy = True
             return DecodeJob(self, seg, final, request, end, self.model_for(final))

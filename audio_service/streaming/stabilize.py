@@ -8,7 +8,7 @@ little; a partial is shown only when its text changed. Pure logic on a :class:`S
 from __future__ import annotations
 
 from audio_service.schema import SAMPLE_RATE
-from audio_service.streaming.cuts import clip
+from audio_service.streaming.cuts import clip, norm
 from audio_service.streaming.decoder import DecodeResult
 from audio_service.streaming.segment import Segment
 
@@ -35,6 +35,18 @@ def partial_due(seg: Segment | None, received: int, interval_s: float, marker_at
     return marker_at is not None and marker_at > seg.decoded_end and received > seg.submitted_at
 
 
+def partial_token_budget(seg: Segment, end: int) -> int:
+    """Most text tokens a partial of ``seg`` up to sample ``end`` needs: the words the last partial heard,
+    plus what the new audio can hold (fast speech is about 5 tokens/s) and a few for re-tokenising.
+
+    Greedy partials conditioned on earlier text often run on past the audio until their budget ends
+    (those words are dropped again, see ``decoder._drop_unheard_tail``); on jfk most tiny.en partials
+    did, spending most of their time there. Finals keep the generous default budget.
+    """
+    new_s = (end - max(seg.start, seg.decoded_end)) / SAMPLE_RATE
+    return seg.heard_tokens + 3 + int(5 * new_s)
+
+
 def agreed_prefix(previous: tuple[str, ...], words: list[str]) -> int:
     """How many leading words two consecutive hypotheses share."""
     agreed = 0
@@ -50,7 +62,9 @@ def stabilise(seg: Segment, result: DecodeResult, end: int) -> DecodeResult | No
     clipped to the segment when its text changed, or None when there is nothing new to show.
     """
     seg.decoded_end = max(seg.decoded_end, end)
-    words = [w.word.strip() for w in result.words]
+    seg.heard_tokens = sum(len(w.tokens) for w in result.words)
+    # compared without case and punctuation: small models flip "And so"/"and so" between hypotheses
+    words = [norm(w.word) for w in result.words]
     agreed = agreed_prefix(seg.prev_words, words)
     seg.prev_words = tuple(words)
     if agreed and len(result.words) > agreed:  # lock agreed words, but never the whole hypothesis
