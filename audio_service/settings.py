@@ -141,7 +141,7 @@ class Settings(BaseSettings):
     stream_final_beam_size: int = Field(5, description="Beam size of the final pass over each segment.")
     stream_partial_policy: Literal["adaptive", "fixed"] = Field(
         "adaptive",
-        description="adaptive: no partial re-decode over silence, longer partial intervals as the decode thread gets busy; fixed: every interval (the previous behaviour).",
+        description="adaptive: no partial re-decode over silence, and partial intervals grow (up to 3x) while streams wait for the model; fixed: every interval (the previous behaviour).",
     )
     stream_partial_model: str = Field(
         "whisper-tiny.en",
