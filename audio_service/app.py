@@ -86,5 +86,10 @@ async def _preload(services: Services) -> None:
         except Exception:  # logged by the registry; /ready stays 503 for this model
             log.error("preloading %s failed", name)
             return
+    if services.settings.stream_partial_model:  # streams' draft model: optional, so never a reason to stay unready
+        try:
+            await asyncio.to_thread(services.registry.get, services.settings.stream_partial_model)
+        except Exception:
+            log.warning("stream_partial_model %s could not be loaded", services.settings.stream_partial_model)
     services.ready = True
     log.info("ready: %s", ", ".join(services.settings.preload_models) or "no models preloaded")

@@ -145,6 +145,14 @@ class Settings(BaseSettings):
         60.0, description="Audio (s) a stream may hold untranscribed before it is closed with 1013 (bounds memory)."
     )
     stream_final_beam_size: int = Field(5, description="Beam size of the final pass over each segment.")
+    stream_partial_policy: Literal["adaptive", "fixed"] = Field(
+        "adaptive",
+        description="adaptive: no partial re-decode over silence, and partial intervals grow (up to 3x) while streams wait for the model; fixed: every interval (the previous behaviour).",
+    )
+    stream_partial_model: str = Field(
+        "whisper-tiny.en",
+        description="Cheaper model for partial hypotheses (an English-only one: English streams only); finals use the stream's model. Empty = the stream's model.",
+    )
     stream_full_window: bool = Field(
         False, description="Encode every window as Whisper's full 30 s (slower); default: audio + 1 s padding."
     )

@@ -1,18 +1,23 @@
 """Streaming benchmark: latency, capacity (batching on/off), the WhisperLive-style lag table, long-file WER.
 
-    python bench/streaming.py            # full run (12-15 minutes on 2 cores: capacity is searched)
-    python bench/streaming.py --quick    # short version (about 3 minutes)
+    python bench/streaming.py              # full run (12-15 minutes on 2 cores: capacity is searched)
+    python bench/streaming.py --quick      # short version (about 3 minutes)
+    python bench/streaming.py --previous   # also the defaults before issue 11, in the same run (ratios)
+    python bench/streaming.py --levels 1 --runs current,previous --no-long   # CPU cost of one stream
 
-Starts the real server (twice: cross-session batching on, then off), streams real speech from
-concurrent WebSocket clients at real-time pace, prints tables and writes
-``bench/results/streaming.json``. Definitions:
+Starts the real server once per run (cross-session batching on, then off; ``--previous`` adds the
+previous defaults), streams real speech from concurrent WebSocket clients at real-time pace, prints
+tables and writes ``bench/results/streaming.json``. Definitions:
 
 - partial latency: wall time from sending the end of a word's audio to the first patch showing it;
 - final latency: wall time from sending the end of a segment's speech (its last word) to the patch
   marking it final;
 - lag (WhisperLive's measure): at each server message, seconds of audio sent minus the end time
   of the newest transcribed segment;
-- capacity: the most concurrent real-time streams whose p95 final latency is <= 3 s.
+- capacity: the most concurrent real-time streams whose p95 final latency is <= 3 s;
+- server CPU per stream-second: CPU seconds of the server process (all threads) per second of
+  audio per stream. At N=1 it is what one stream costs, so ``cores / that`` compares machines
+  (reported as "streams per core"); it falls with N once partial updates become coarser.
 """
 
 from __future__ import annotations
@@ -34,13 +39,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._common import machine_info  # noqa: E402
+from bench.streaming_report import CAPACITY_P95_FINAL_S, report  # noqa: E402
 from tests.audio_utils import JFK, JFK_TEXT, espeak, load_16k, wer, write_wav  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 from tests.stream_client import StreamResult, first_appearance, stream  # noqa: E402
 
 SR = 16000
 RESULTS = ROOT / "bench" / "results" / "streaming.json"
-CAPACITY_P95_FINAL_S = 3.0
+# Settings of each run (server environment). "previous": the defaults before issue 11 (every partial
+# on the stream's model, at a fixed interval, also over silence), to report gains as ratios.
+PREVIOUS = {"stream_partial_model": "", "stream_partial_policy": "fixed"}
+RUNS = {
+    "on": {"stream_batching": True}, "off": {"stream_batching": False},
+    "current": {}, "previous": PREVIOUS, "previous off": {**PREVIOUS, "stream_batching": False},
+}
 ESPEAK_TEXTS = [
     "The weather service expects heavy rain along the northern coast tomorrow morning, with strong winds in the afternoon.",
     "Please remember to bring your identification card and a printed copy of the invoice to the front desk.",
@@ -165,14 +177,14 @@ def capacity(rows: dict[int, dict], probe) -> int:
     return best
 
 
-def run_server(batching: bool, levels: list[int], extra: list[int], audio, reference, frame_ms: int, log: Path,
+def run_server(name: str, levels: list[int], extra: list[int], audio, reference, frame_ms: int, log: Path,
                stop_early: bool) -> dict:
     """Measure ``levels`` (all of them unless ``stop_early``), then ``extra`` levels while p95 final <= 3 s."""
-    print(f"  cross-session batching {'on' if batching else 'off'}:", flush=True)
+    print(f"  run {name!r} (settings {RUNS[name]}):", flush=True)
     def fails(row):
         return (row["final_p95"] or 99) > CAPACITY_P95_FINAL_S or row["errors"]
     # the per-key stream limit (default 10, one "key" on an open server) must not cap the capacity probe
-    with ServerProcess(log_path=log, stream_batching=batching, max_streams_per_key=1000) as srv:
+    with ServerProcess(log_path=log, max_streams_per_key=1000, **RUNS[name]) as srv:
         rows: dict[int, dict] = {}
         def probe(n):
             return level(srv, audio, reference, n, frame_ms)
@@ -188,12 +200,15 @@ def run_server(batching: bool, levels: list[int], extra: list[int], audio, refer
         cap = capacity(rows, probe)
     bound = "" if any(fails(r) for r in rows.values()) else " (the most tested: a lower bound)"
     print(f"    capacity (p95 final <= {CAPACITY_P95_FINAL_S} s): {cap} streams{bound}", flush=True)
-    return {"levels": [rows[n] for n in sorted(rows)], "capacity": cap, "capacity_is_lower_bound": bool(bound)}
+    one = rows.get(1, {}).get("cpu_per_stream_audio_s")
+    return {"settings": RUNS[name], "levels": [rows[n] for n in sorted(rows)], "capacity": cap,
+            "capacity_is_lower_bound": bool(bound), "cpu_per_stream_s_at_1": one,
+            "streams_per_core": round(1 / one, 2) if one else None}
 
 
-def long_file_wer(audio: np.ndarray, reference: str, workdir: Path, pace: float, log: Path) -> dict:
+def long_file_wer(audio: np.ndarray, reference: str, workdir: Path, pace: float, settings: dict, log: Path) -> dict:
     path = write_wav(workdir / "long.wav", audio)
-    with ServerProcess(log_path=log) as srv:
+    with ServerProcess(log_path=log, **settings) as srv:
         t0 = time.perf_counter()
         r = asyncio.run(stream(srv.ws_url, audio, frame_ms=100, pace=pace, params={"language": "en"}, timeout_s=900))
         stream_s = time.perf_counter() - t0
@@ -213,56 +228,40 @@ def long_file_wer(audio: np.ndarray, reference: str, workdir: Path, pace: float,
     return out
 
 
-def table(title: str, header: list[str], rows: list[list]) -> None:
-    print(f"\n{title}")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for r in rows:
-        print("| " + " | ".join("-" if v is None else str(v) for v in r) + " |")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer levels, shorter audio (about 2 minutes)")
     ap.add_argument("--frame-ms", type=int, default=100, help="frame size for the concurrency runs (WhisperLive used 100)")
+    ap.add_argument("--previous", action="store_true", help="add a run with the defaults before issue 11 (for ratios)")
+    ap.add_argument("--runs", help=f"comma-separated runs instead of on,off[,previous] ({', '.join(RUNS)})")
+    ap.add_argument("--levels", help="comma-separated stream counts instead of the default levels (no capacity search)")
+    ap.add_argument("--no-long", action="store_true", help="skip the long-file WER")
     args = ap.parse_args()
+    runs = args.runs.split(",") if args.runs else ["on", "off"] + (["previous"] if args.previous else [])
     load_before = os.getloadavg()
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         audio, reference = jfk_repeated(1 if args.quick else 3, 1.0)
-        levels = [1, 2, 4] if args.quick else [1, 2, 4, 8]
+        levels = [int(n) for n in args.levels.split(",")] if args.levels else [1, 2, 4] if args.quick else [1, 2, 4, 8]
         print(f"concurrent real-time streams of jfk x{1 if args.quick else 3} (1 s pauses), {args.frame_ms} ms frames", flush=True)
-        extra = [] if args.quick else [12, 16, 24]
-        on = run_server(True, levels, extra, audio, reference, args.frame_ms, work / "on.log", stop_early=False)
-        off = run_server(False, levels, extra, audio, reference, args.frame_ms, work / "off.log", stop_early=True)
-        long_audio, long_ref = _first_minute(work) if args.quick else long_file(work)
-        long_pace = 0.0 if args.quick else 4.0
-        longf = long_file_wer(long_audio, long_ref, work, long_pace, work / "long.log")
+        extra = [] if args.quick or args.levels else [12, 16, 24]
+        res = {name: run_server(name, levels, extra, audio, reference, args.frame_ms, work / f"{i}.log", stop_early=i > 0)
+               for i, name in enumerate(runs)}
+        longf = {}
+        if not args.no_long:
+            long_audio, long_ref = _first_minute(work) if args.quick else long_file(work)
+            for name in ["current"] + (["previous"] if "previous" in runs else []):
+                longf[name] = long_file_wer(long_audio, long_ref, work, 0.0 if args.quick else 4.0, RUNS[name], work / "long.log")
     load_after = os.getloadavg()
     results = {
         "machine": {**machine_info(), "loadavg_before": load_before, "loadavg_after": load_after},
         "quick": args.quick, "frame_ms": args.frame_ms, "audio": f"jfk x{1 if args.quick else 3} with 1 s pauses",
-        "batching_on": on, "batching_off": off, "long_file": longf,
-        "wall_s": round(time.perf_counter() - t_start, 1),
+        "runs": res, "long_file": longf, "wall_s": round(time.perf_counter() - t_start, 1),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
-
-    table("Latency, batching on (seconds)", ["N", "partial p50", "partial p95", "final p50", "final p95"],
-          [[r["streams"], r["partial_p50"], r["partial_p95"], r["final_p50"], r["final_p95"]] for r in on["levels"]])
-    table("WhisperLive-style (lag = audio sent - end of newest segment)", ["N", "lag p50", "lag p95", "WER"],
-          [[r["streams"], r["lag_p50"], r["lag_p95"], r["wer"]] for r in on["levels"]])
-    table("Server CPU seconds per second of audio per stream", ["N", "batching on", "batching off"],
-          [[r["streams"], r["cpu_per_stream_audio_s"],
-            next((o["cpu_per_stream_audio_s"] for o in off["levels"] if o["streams"] == r["streams"]), None)]
-           for r in on["levels"]])
-    table("Capacity (p95 final <= 3 s)", ["batching", "streams", "levels (N: final p95)"],
-          [[name, f"{'>= ' if res['capacity_is_lower_bound'] else ''}{res['capacity']}",
-            ", ".join(f"{r['streams']}: {r['final_p95']}" for r in res["levels"])]
-           for name, res in (("on", on), ("off", off))])
-    table("Long file", ["duration", "streaming WER", "batch WER", "ratio"],
-          [[longf["duration_s"], longf["streaming_wer"], longf["batch_wer"], longf["ratio"]]])
+    report(res, longf)
     print(f"\nload average before {load_before}, after {load_after}; wrote {RESULTS}")
 
 

@@ -3,6 +3,8 @@ limiter, and the session and VAD defaults taken from the settings."""
 
 from __future__ import annotations
 
+import logging
+
 from audio_service.api.deps import Services
 from audio_service.api.stream_limits import StreamLimiter, stream_limiter
 from audio_service.models.silero import VadParams
@@ -10,6 +12,8 @@ from audio_service.settings import Settings
 from audio_service.streaming.decoder import WindowPolicy
 from audio_service.streaming.engine import StreamingEngine
 from audio_service.streaming.session import SessionConfig
+
+log = logging.getLogger(__name__)
 
 
 def streaming_services(services: Services) -> tuple[StreamingEngine, StreamLimiter]:
@@ -33,6 +37,7 @@ def session_config(s: Settings) -> SessionConfig:
     """The engine-wide session knobs from the settings."""
     return SessionConfig(
         partial_interval_s=s.stream_partial_interval_s,
+        adaptive_partials=s.stream_partial_policy == "adaptive",
         max_segment_s=min(s.stream_max_segment_s, 28.0),
         max_backlog_s=s.stream_max_backlog_s,
         final_beam_size=s.stream_final_beam_size,
@@ -46,3 +51,17 @@ def default_vad(s: Settings) -> VadParams:
     return VadParams(
         threshold=s.stream_vad_threshold, min_silence_duration_ms=s.stream_endpoint_silence_ms, speech_pad_ms=s.stream_speech_pad_ms
     )
+
+
+def partial_model(services: Services, model):
+    """The shared draft model for a stream's partials (``stream_partial_model``), or None: when unset,
+    the same as the stream's model, or not loadable (then partials use the stream's model). Blocking."""
+    name = services.settings.stream_partial_model
+    if not name:
+        return None
+    try:
+        draft = services.registry.get(name)
+    except Exception:  # a missing draft model costs speed, never the stream
+        log.warning("stream_partial_model %r is not available: partials use the stream's model", name)
+        return None
+    return None if draft.spec.id == model.spec.id else draft

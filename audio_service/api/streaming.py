@@ -23,7 +23,7 @@ from audio_service.api.drain import CLOSE_SERVICE_RESTART
 from audio_service.api.middleware import request_id_from
 from audio_service.api.ops import ops_of
 from audio_service.api.stream_ops import StreamMonitor
-from audio_service.api.stream_setup import default_vad, session_config, streaming_services
+from audio_service.api.stream_setup import default_vad, partial_model, session_config, streaming_services
 from audio_service.errors import InvalidRequestError, OverloadedError, ServiceError
 from audio_service.schema import SAMPLE_RATE
 from audio_service.settings import Settings
@@ -77,6 +77,7 @@ async def transcribe_stream(ws: WebSocket) -> None:
         if options.diarize and factory is None:
             raise UnsupportedFeatureError("diarize=true: this server has no streaming speaker tracker installed.", param="diarize")
         model = await asyncio.to_thread(services.registry.get, options.model)
+        draft = await asyncio.to_thread(partial_model, services, model)
         await ops.quotas.check_audio(who)
         lease = await limiter.acquire(who.name, ops.quotas.streams_limit(who))
     except ServiceError as exc:
@@ -85,13 +86,14 @@ async def transcribe_stream(ws: WebSocket) -> None:
         return
     monitor.opened(model.spec.id)
     try:
-        await _serve(ws, engine, options, model, factory() if options.diarize else None, s, monitor)
+        await _serve(ws, engine, options, (model, draft), factory() if options.diarize else None, s, monitor)
     finally:
         await limiter.release(lease)
         monitor.finished()
 
 
-async def _serve(ws: WebSocket, engine: StreamingEngine, options, model, tracker, s: Settings, monitor: StreamMonitor) -> None:
+async def _serve(ws: WebSocket, engine: StreamingEngine, options, models, tracker, s: Settings, monitor: StreamMonitor) -> None:
+    model, draft = models
     loop = asyncio.get_running_loop()
     out: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -103,7 +105,7 @@ async def _serve(ws: WebSocket, engine: StreamingEngine, options, model, tracker
         elif out.qsize() < MAX_OUTBOUND:
             out.put_nowait(message)
 
-    session = StreamSession(options, model, session_config(s), lambda m: loop.call_soon_threadsafe(put, m), tracker)
+    session = StreamSession(options, model, session_config(s), lambda m: loop.call_soon_threadsafe(put, m), tracker, draft)
     monitor.decode_s = lambda: engine.decode_seconds(session)
     monitor.lag_s = session.lag_s
     engine.add(session)

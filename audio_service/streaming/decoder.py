@@ -46,6 +46,7 @@ class DecodeRequest:
     beam_size: int = 1
     temperature: float = 0.0
     task: str = "transcribe"
+    max_tokens: int = 0  # most text tokens of the window, forced prefix included (0: 10 + 7 per second)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def decode_batch(model: LoadedModel, requests: list[DecodeRequest], window: Wind
     for (_, beam, temp, _), idx in groups.items():
         beam = 1 if temp > 0 else beam  # sampling is per hypothesis; beam search ignores temperature
         enc = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate([encoded[i] for i in idx])))
-        max_new = max(min(224, int(10 + 7 * len(requests[i].samples) / SAMPLE_RATE)) for i in idx)
+        max_new = max(_token_budget(requests[i]) for i in idx)
         out = whisper.model.generate(
             enc,
             [prompts[i] for i in idx],
@@ -153,6 +154,12 @@ def decode_batch(model: LoadedModel, requests: list[DecodeRequest], window: Wind
             text = "".join(w.word for w in words).strip()
         out_results.append(DecodeResult(text, tuple(words), languages[i], float(res.no_speech_prob), avg_logprob))
     return out_results
+
+
+def _token_budget(r: DecodeRequest) -> int:
+    """New tokens a window may get: ``max_tokens`` (or 10 + 7 per second of audio), less the forced prefix."""
+    budget = r.max_tokens or int(10 + 7 * len(r.samples) / SAMPLE_RATE)
+    return max(4, min(224, budget) - len(r.prefix_tokens))
 
 
 def _fit(feat: np.ndarray, frames: int) -> np.ndarray:

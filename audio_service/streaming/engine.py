@@ -27,6 +27,14 @@ from audio_service.streaming.session import DecodeJob, StreamSession
 
 log = logging.getLogger(__name__)
 STATS_LOG_INTERVAL_S = 60.0
+# Load-adaptive partials: the load is how many streams have decode work ready when the scheduler
+# picks a job (smoothed). Beyond one, every stream's partial interval grows smoothly, by half of it
+# per extra waiting stream up to MAX_PARTIAL_SCALE times, so partials leave the model to the final
+# passes instead of all streams re-decoding as fast as it allows. Streams waiting for each other is
+# the signal, not the model's wall time: on a CPU shared with other work one stream alone is slow
+# without being helped by coarser updates. Finals are always taken first.
+LOAD_SMOOTHING = 0.2
+MAX_PARTIAL_SCALE = 3.0
 
 
 @dataclass
@@ -36,7 +44,19 @@ class EngineStats:
     calls: int = 0
     jobs: int = 0
     busy_s: float = 0.0
+    busy_by_kind: dict[str, float] = field(default_factory=dict)  # "final"/"partial" -> model time (s)
+    # process CPU seconds during the calls (all threads: mostly the model's), and calls, per kind
+    cpu_by_kind: dict[str, float] = field(default_factory=dict)
+    calls_by_kind: dict[str, int] = field(default_factory=dict)
     batch_sizes: dict[int, int] = field(default_factory=dict)
+
+    def summary(self, sessions: int) -> str:
+        """One log line."""
+        kinds = ", ".join(
+            f"{k}: {self.calls_by_kind[k]} calls, {v:.1f} s, {self.cpu_by_kind[k]:.1f} CPU-s" for k, v in sorted(self.busy_by_kind.items())
+        )
+        return (f"streaming engine: {sessions} sessions, {self.calls} model calls, {self.jobs} jobs "
+                f"(batch sizes {dict(sorted(self.batch_sizes.items()))}), {self.busy_s:.1f} s busy ({kinds})")
 
 
 class StreamingEngine:
@@ -62,6 +82,8 @@ class StreamingEngine:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._logged_at = time.monotonic()
+        self._ready = 0.0  # smoothed number of streams with work ready (see LOAD_SMOOTHING)
+        self.partial_scale = 1.0  # how much longer than configured partial intervals are now (load)
         # One VAD thread: Silero is tiny, and one thread keeps every stream's frames in order.
         self._vad_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-vad")
         # Speaker tracking shares the decode thread's tier: below the event loop and VAD, above batch work.
@@ -80,6 +102,7 @@ class StreamingEngine:
             self._cond.notify_all()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 30)
+        log.info(self.stats.summary(len(self._sessions)))
         self._vad_pool.shutdown(wait=False, cancel_futures=True)
         self._tracker_pool.shutdown(wait=False, cancel_futures=True)
 
@@ -87,6 +110,7 @@ class StreamingEngine:
         with self._cond:
             self._sessions.append(session)
         session.notify = self.wake  # a session finished off the decode thread wakes the scheduler
+        session.interval_scale = lambda: self.partial_scale
 
     def remove(self, session: StreamSession) -> None:
         """Forget a session and free its state (a job in flight finishes and is ignored)."""
@@ -129,15 +153,16 @@ class StreamingEngine:
 
     def _collect(self) -> list[DecodeJob]:
         """The next batch: final passes first, then partials; oldest-served sessions first."""
+        self._update_load()
         for final in (True, False):
             ready = sorted((s for s in self._sessions if s.has_work(final)), key=lambda s: s.waiting_since)
             if not ready:
                 continue
-            model_id = ready[0].model.spec.id
+            model_id = ready[0].model_for(final).spec.id
             jobs: list[DecodeJob] = []
             audio_s = 0.0
             for s in ready:
-                if s.model.spec.id != model_id:
+                if s.model_for(final).spec.id != model_id:
                     continue
                 job = s.next_job(final)
                 if job is not None:
@@ -150,9 +175,9 @@ class StreamingEngine:
         return []
 
     def _execute(self, jobs: list[DecodeJob]) -> None:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         try:
-            results = decode_batch(jobs[0].session.model, [j.request for j in jobs], self.window)
+            results = decode_batch(jobs[0].model, [j.request for j in jobs], self.window)
         except Exception as exc:  # a model failure must not kill the scheduler or other streams
             log.exception("streaming decode failed for %d stream(s)", len(jobs))
             for j in jobs:
@@ -162,16 +187,16 @@ class StreamingEngine:
         self.stats.calls += 1
         self.stats.jobs += len(jobs)
         self.stats.busy_s += elapsed
+        kind = "final" if jobs[0].final else "partial"
+        for table, value in ((self.stats.busy_by_kind, elapsed), (self.stats.cpu_by_kind, time.process_time() - cpu0),
+                             (self.stats.calls_by_kind, 1)):
+            table[kind] = table.get(kind, 0) + value
         self.stats.batch_sizes[len(jobs)] = self.stats.batch_sizes.get(len(jobs), 0) + 1
         for j in jobs:  # a batched call's time, shared equally (for the per-stream real-time factor)
             self._decode_s[j.session] = self._decode_s.get(j.session, 0.0) + elapsed / len(jobs)
         if time.monotonic() - self._logged_at >= STATS_LOG_INTERVAL_S:
             self._logged_at = time.monotonic()
-            log.info(
-                "streaming engine: %d sessions, %d model calls, %d jobs (batch sizes %s), %.1f s busy",
-                len(self._sessions), self.stats.calls, self.stats.jobs, dict(sorted(self.stats.batch_sizes.items())),
-                self.stats.busy_s,
-            )
+            log.info(self.stats.summary(len(self._sessions)))
         for job, result in zip(jobs, results):
             if job.final and job.session.has_tracker:
                 # speaker embedding can take a while: keep it off the decode thread (the session
@@ -179,6 +204,12 @@ class StreamingEngine:
                 self._tracker_pool.submit(self._complete, job, result)
             else:
                 self._complete(job, result)
+
+    def _update_load(self) -> None:
+        """Recompute :attr:`partial_scale` from how many streams have work ready now (under ``_cond``)."""
+        ready = sum(1 for s in self._sessions if s.has_work(True) or s.has_work(False))
+        self._ready += LOAD_SMOOTHING * (ready - self._ready)
+        self.partial_scale = min(MAX_PARTIAL_SCALE, 1.0 + max(0.0, self._ready - 1.0) / 2)
 
     @staticmethod
     def _complete(job: DecodeJob, result) -> None:

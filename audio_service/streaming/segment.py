@@ -20,6 +20,7 @@ class SessionConfig:
     """Engine-wide knobs, taken from :class:`Settings`."""
 
     partial_interval_s: float = 0.5
+    adaptive_partials: bool = True  # see Settings.stream_partial_policy
     max_segment_s: float = 15.0
     max_backlog_s: float = 60.0
     final_beam_size: int = 5
@@ -50,6 +51,8 @@ class Segment:
     view: SegmentView | None = None
     prev_words: tuple[str, ...] = ()
     locked: tuple[int, ...] = ()  # decoder prefix: tokens of words two hypotheses agreed on
+    heard_tokens: int = 0  # text tokens of the newest partial hypothesis (its budget for the next one)
+    locked_by: object = None  # the (shared) model whose vocabulary ``locked`` is in
     probs: list[tuple[int, float]] = field(default_factory=list)
 
     @property

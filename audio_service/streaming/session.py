@@ -40,7 +40,7 @@ from audio_service.streaming.protocol import (
     trace_message,
 )
 from audio_service.streaming.segment import AudioBuffer, Segment, SessionConfig
-from audio_service.streaming.stabilize import partial_due, stabilise, text_timed_out
+from audio_service.streaming.stabilize import partial_due, partial_token_budget, stabilise, text_timed_out
 from audio_service.streaming.transcript import SpeakerTracker, Transcript, speakers_of
 from audio_service.streaming.vad import WINDOW, StreamingVad
 
@@ -59,10 +59,15 @@ class DecodeJob:
     final: bool
     request: DecodeRequest
     end: int  # absolute sample just past the decoded audio
+    model: Any  # the shared model that decodes it (the draft model for partials, if any)
 
 
 class StreamSession:
-    """All state of one stream. ``emit`` receives each message for the client (dicts, or an exception)."""
+    """All state of one stream. ``emit`` receives each message for the client (dicts, or an exception).
+
+    ``draft``: a cheaper shared model for partial hypotheses (finals always use ``model``); an
+    English-only draft is used once the stream's language is known to be English.
+    """
 
     def __init__(
         self,
@@ -71,9 +76,11 @@ class StreamSession:
         config: SessionConfig,
         emit: Callable[[Any], None],
         tracker: SpeakerTracker | None = None,
+        draft: Any = None,
     ) -> None:
         self.options = options
         self.model = model
+        self.draft = draft
         self.config = config
         self._emit = emit
         self._tracker = tracker
@@ -88,6 +95,7 @@ class StreamSession:
         self.finished = False
         self.waiting_since = time.monotonic()  # for fair scheduling between streams
         self.notify: Callable[[], None] = lambda: None  # set by the engine
+        self.interval_scale: Callable[[], float] = lambda: 1.0  # set by the engine: partials get rarer under load
 
     @property
     def has_tracker(self) -> bool:
@@ -154,7 +162,16 @@ class StreamSession:
             if final:
                 return self._ep.final_ready(self._buf.end, self.finished)
             marker_at = self._markers[0][0] if self._markers else None
-            return not self._ep.pending and partial_due(self._ep.open, self._buf.end, self.config.partial_interval_s, marker_at)
+            adaptive = self.config.adaptive_partials
+            interval = self.config.partial_interval_s * (self.interval_scale() if adaptive else 1.0)
+            return not self._ep.pending and partial_due(self._ep.open, self._buf.end, interval, marker_at, adaptive)
+
+    def model_for(self, final: bool) -> Any:
+        """The shared model a job of this kind runs on."""
+        draft = self.draft
+        if final or draft is None or not (draft.multilingual or self._transcript.language == "en"):
+            return self.model
+        return draft
 
     def next_job(self, final: bool) -> DecodeJob | None:
         """Take one decode job (a final pass first, else a partial); None when there is nothing to do."""
@@ -164,15 +181,16 @@ class StreamSession:
             if final:
                 seg = self._ep.pending[0]
                 end = min(seg.audio_end or seg.end or seg.start, self._buf.end)
-                beam = self.config.final_beam_size
+                beam, max_tokens = self.config.final_beam_size, 0
                 prefix: tuple[int, ...] = ()
             else:
                 seg = self._ep.open
                 assert seg is not None
                 end = self._buf.end
                 seg.submitted_at = end
-                beam = 1
-                prefix = seg.locked
+                beam, max_tokens = 1, partial_token_budget(seg, end)
+                # locked tokens are the vocabulary of the model that decoded them
+                prefix = seg.locked if seg.locked_by is self.model_for(False) else ()
             request = DecodeRequest(
                 samples=self._buf.slice(seg.decode_from, end),
                 offset=seg.decode_from / SR,
@@ -182,9 +200,10 @@ class StreamSession:
                 prefix_tokens=prefix,
                 beam_size=beam,
                 temperature=self.options.temperature,
+                max_tokens=max_tokens,
             )
             self._busy = True
-            return DecodeJob(self, seg, final, request, end)
+            return DecodeJob(self, seg, final, request, end, self.model_for(final))
 
     def speaker_for(self, job: DecodeJob, result: DecodeResult) -> list[str] | None:
         """Ask the speaker tracker (if any) who spoke a final segment: one label per word (one label
@@ -220,6 +239,7 @@ class StreamSession:
     def _update_partial(self, job: DecodeJob, result: DecodeResult) -> None:
         seg = job.segment
         shown = stabilise(seg, result, job.end)
+        seg.locked_by = job.model
         if shown is not None:
             self._send([self._transcript.partial(seg, shown)])
         elif seg is self._ep.open and text_timed_out(seg, job.end, self.options.text_timeout_s):

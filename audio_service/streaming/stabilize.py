@@ -8,24 +8,43 @@ little; a partial is shown only when its text changed. Pure logic on a :class:`S
 from __future__ import annotations
 
 from audio_service.schema import SAMPLE_RATE
-from audio_service.streaming.cuts import clip
+from audio_service.streaming.cuts import clip, norm
 from audio_service.streaming.decoder import DecodeResult
 from audio_service.streaming.segment import Segment
 
 MIN_PARTIAL_S = 0.6  # shorter windows make Whisper guess; wait for a little more audio
+# The VAD decides in 32 ms windows and its probability trails the speech a little: audio this close
+# after the last speech window may still hold the end of a word.
+SPEECH_TAIL_S = 0.3
 
 
-def partial_due(seg: Segment | None, received: int, interval_s: float, marker_at: int | None) -> bool:
+def partial_due(seg: Segment | None, received: int, interval_s: float, marker_at: int | None, adaptive: bool = True) -> bool:
     """Whether the open segment ``seg`` should be decoded again now.
 
-    ``marker_at``: the position of the oldest trace or checkpoint still waiting, if any.
+    ``marker_at``: the position of the oldest trace or checkpoint still waiting, if any. ``adaptive``:
+    skip re-decodes that could only repeat the last one (the previous behaviour decoded every interval).
     """
     if seg is None or received - seg.start < MIN_PARTIAL_S * SAMPLE_RATE:
         return False
-    if received - seg.submitted_at >= interval_s * SAMPLE_RATE:
+    # no speech since the last partial was submitted: it already heard every word (the final comes
+    # at the endpoint), so re-decoding the same words over silence would only cost compute
+    heard_all = adaptive and seg.last_speech + SPEECH_TAIL_S * SAMPLE_RATE <= seg.submitted_at
+    if received - seg.submitted_at >= interval_s * SAMPLE_RATE and not heard_all:
         return True
     # a trace or checkpoint waits for this audio: decode it now, whatever the interval
     return marker_at is not None and marker_at > seg.decoded_end and received > seg.submitted_at
+
+
+def partial_token_budget(seg: Segment, end: int) -> int:
+    """Most text tokens a partial of ``seg`` up to sample ``end`` needs: the words the last partial heard,
+    plus what the new audio can hold (fast speech is about 5 tokens/s) and a few for re-tokenising.
+
+    Greedy partials conditioned on earlier text often run on past the audio until their budget ends
+    (those words are dropped again, see ``decoder._drop_unheard_tail``); on jfk most tiny.en partials
+    did, spending most of their time there. Finals keep the generous default budget.
+    """
+    new_s = (end - max(seg.start, seg.decoded_end)) / SAMPLE_RATE
+    return seg.heard_tokens + 3 + int(5 * new_s)
 
 
 def agreed_prefix(previous: tuple[str, ...], words: list[str]) -> int:
@@ -43,7 +62,9 @@ def stabilise(seg: Segment, result: DecodeResult, end: int) -> DecodeResult | No
     clipped to the segment when its text changed, or None when there is nothing new to show.
     """
     seg.decoded_end = max(seg.decoded_end, end)
-    words = [w.word.strip() for w in result.words]
+    seg.heard_tokens = sum(len(w.tokens) for w in result.words)
+    # compared without case and punctuation: small models flip "And so"/"and so" between hypotheses
+    words = [norm(w.word) for w in result.words]
     agreed = agreed_prefix(seg.prev_words, words)
     seg.prev_words = tuple(words)
     if agreed and len(result.words) > agreed:  # lock agreed words, but never the whole hypothesis
