@@ -108,6 +108,33 @@ def test_skipped_speech_is_found_as_runs_of_uncovered_pieces():
     assert _skipped(heard, [(2.0, 6.0), (12.3, 12.9)]) == []  # under a second: not worth a decode
 
 
+def _unsure_window(speech_s: float):
+    """One packed window of ``speech_s`` s of VAD speech, decoded as text Whisper calls "no speech"."""
+    from faster_whisper.transcribe import Segment
+
+    from audio_service.pipeline.chunking import Packed, Piece
+
+    packed = Packed(audio=None, windows=((0.0, speech_s + 0.5),), pieces=(Piece(0.0, speech_s, 0.0),))
+    text = " Good morning, today we go to the park with the children."
+    return packed, [Segment(0, 0, 0.0, speech_s, text, list(range(12)), -1.4, 1.1, 0.8, None, 0.0)]
+
+
+def test_low_confidence_speech_is_not_dropped_as_silence(monkeypatch):
+    """The no-speech rule (no_speech_prob 0.8, avg_logprob -1.4) emptied whole windows of real, unsure
+    speech (a translation of espeak German, where faster-whisper alone returns text: issue 10); a window
+    of enough VAD speech keeps the words the decoder heard, a short burst still comes back empty."""
+    from audio_service.pipeline import asr
+    from audio_service.pipeline.asr import AsrOptions, _Keep, _redecode_failed_windows
+
+    # text the rule calls silence leaves its speech "skipped": the re-decode of that span (a model
+    # call, replaced here) heard nothing either, as in the failing CI run
+    monkeypatch.setattr(asr, "_batched", lambda *args, **kwargs: ([], None))
+    for speech_s, expected in ((5.5, 1), (1.0, 0)):
+        packed, raw = _unsure_window(speech_s)
+        kept = _redecode_failed_windows(None, packed, raw, "de", AsrOptions(), _Keep(None))
+        assert len(kept) == expected, (speech_s, kept)
+
+
 # --- the decoding rules both paths share (models/decoding.py, models/silero.py) -------------------
 
 class _Model:

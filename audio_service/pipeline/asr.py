@@ -31,6 +31,10 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 SKIPPED_SPEECH_S = 1.0  # speech left without text in a window that means the decoder skipped it
+# A window with at least this much VAD speech never comes back empty when the decoder heard words in
+# it: Whisper's no-speech rule (meant for silence, which our VAD already removed) otherwise drops
+# low-confidence speech, e.g. a translation of synthetic German, that faster-whisper alone keeps.
+RESCUE_SPEECH_S = 2.0
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
@@ -199,16 +203,20 @@ def _redecode_failed_windows(model: LoadedModel, packed: Packed, raw: list, lang
     retry = replace(opts, temperatures=FALLBACK_TEMPERATURES)
     kept: list = []
     for k, segs in enumerate(by_window):
-        if k not in looping:
-            kept += keep(segs)
-            continue
-        redone = keep(_sequential(model, packed.audio, [windows[k]], language, retry)[0])
-        # The fallback can end with nothing (every temperature failed, then the no-speech rule
-        # skipped the best one) where the first pass heard words in VAD speech: keep those, cut
-        # before any loop, rather than lose the window (seen on German speech translated with int8
-        # numerics on an AVX2 CPU, where faster-whisper at temperature 0 returns text).
-        kept += redone or keep(segs, silence_too=True)
+        redone = keep(_sequential(model, packed.audio, [windows[k]], language, retry)[0]) if k in looping else keep(segs)
+        # The fallback (or the no-speech rule) can end with nothing where the first pass heard words
+        # in VAD speech: keep those, cut before any loop, rather than lose the window (seen on German
+        # speech translated with int8 numerics on an AVX2 CPU, where faster-whisper returns text).
+        speech_s = sum(b - a for a, b in in_window[k])
+        kept += redone if redone or not rescuable(speech_s, k in looping) else keep(segs, silence_too=True)
     return kept
+
+
+def rescuable(speech_s: float, looping: bool) -> bool:
+    """Whether a window that kept nothing should keep its first pass's words instead: always after a
+    failed loop fallback; else when it held enough VAD speech that the no-speech rule must be wrong
+    (a short burst of noise that Whisper calls speech still comes back empty)."""
+    return looping or speech_s >= RESCUE_SPEECH_S
 
 
 def _has_text(s) -> bool:
