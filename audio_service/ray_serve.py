@@ -12,10 +12,11 @@ long request) to the least loaded of two sampled replicas; a stream stays on its
 Cluster-wide stream limits and the shared batch waiting room need a shared store:
 ``rate_limit_storage=redis://...``.
 
-A batch file longer than ``ray_fanout_block_s`` is cut into blocks by the replica that received it; each
-block goes through a handle to this same deployment (``transcribe_block``), so the router spreads them over
-the replicas (the receiving one included); the receiver joins them on the file's clock and diarizes the
-whole file itself, so speaker labels hold over the whole file.
+A batch file longer than ``ray_fanout_block_s`` is cut into blocks by the replica that received it; the
+receiver transcribes blocks on its own workers and keeps one block in flight per other replica through a
+handle to this same deployment (``transcribe_block``: see :class:`BlocksOnReplicas` for why not all at
+once); it joins them on the file's clock and diarizes the whole file itself, so speaker labels hold over
+the whole file.
 
 This is the only module that imports Ray (the ``ray`` extra); the single-process server never loads it.
 """
