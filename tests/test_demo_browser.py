@@ -29,6 +29,7 @@ ARTIFACTS = Path(os.environ.get("AUDIO_SERVICE_ARTIFACTS", ROOT / "tmp" / "artif
 WAIT_S = 120  # generous: the machine may be loaded; every wait ends as soon as its condition holds
 
 FINAL_TEXT = "return [...document.querySelectorAll('#transcript .final')].map(e => e.textContent).join(' ')"
+HEARD_TEXT = "return [...document.querySelectorAll('#transcript .final, #transcript .partial')].map(e => e.textContent).join(' ')"
 # the colours of the speaker chips on final rows, by speaker id
 SPEAKER_COLOURS = """
     const out = {};
@@ -126,6 +127,9 @@ def test_live_view_jfk_meter_partial_final_lag(server, browser):
     assert "–" in first and ":" in first
     _screenshot(browser, "demo-live-jfk.png")
 
+    # stop only once the server has heard the second phrase (as partial or final text): the fake microphone plays in
+    # real time, so stopping at the first final can come before "country" was spoken; the flush must then make it final
+    _wait(browser, lambda d: "your country" in " ".join(d.execute_script(HEARD_TEXT).lower().split()))
     browser.find_element(By.ID, "stop").click()
     _wait(browser, lambda d: d.find_element(By.ID, "status").text.startswith("done"))
     live = " ".join(browser.execute_script(FINAL_TEXT).lower().split())
