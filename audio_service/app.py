@@ -83,12 +83,13 @@ async def _preload(services: Services) -> None:
     for name in services.settings.preload_models:
         try:
             await asyncio.to_thread(services.registry.get, name)
+            await asyncio.to_thread(services.registry.get, name, stream=True)  # the same one unless stream_cpu_threads differs
         except Exception:  # logged by the registry; /ready stays 503 for this model
             log.error("preloading %s failed", name)
             return
     if services.settings.stream_partial_model:  # streams' draft model: optional, so never a reason to stay unready
         try:
-            await asyncio.to_thread(services.registry.get, services.settings.stream_partial_model)
+            await asyncio.to_thread(services.registry.get, services.settings.stream_partial_model, stream=True)
         except Exception:
             log.warning("stream_partial_model %s could not be loaded", services.settings.stream_partial_model)
     services.ready = True

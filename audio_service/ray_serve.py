@@ -74,6 +74,7 @@ class AudioServiceReplica:
         self._batch = app.state.services.batch
         for model in self._settings.preload_models:
             await asyncio.to_thread(app.state.services.registry.get, model)
+            await asyncio.to_thread(app.state.services.registry.get, model, stream=True)
         return app
 
     async def transcribe_block(self, task):

@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device; auto picks CUDA when present.")
     compute_type: str = Field("auto", description="CTranslate2 compute type; auto = int8 on CPU, float16 on CUDA.")
     cpu_threads: int = Field(0, description="CPU threads per model call (0 = all cores).")
+    blas_threads: int = Field(
+        1, description="Threads of numpy's BLAS in the server process (0 = its default: one per core, busy-waiting after every call)."
+    )
+    stream_cpu_threads: int = Field(
+        1, description="CPU threads per streaming model call, on a CPU (0 = cpu_threads); streams then share their own instance of each model."
+    )
+    stream_workers: int = Field(
+        0, description="Streaming model calls run at once (0 = cores / stream_cpu_threads on a CPU, 1 on a GPU)."
+    )
     models: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_MODELS),
         description='Model table as JSON: id -> "packaged:<name>", hub id, or local directory.',
@@ -145,6 +154,10 @@ class Settings(BaseSettings):
         60.0, description="Audio (s) a stream may hold untranscribed before it is closed with 1013 (bounds memory)."
     )
     stream_final_beam_size: int = Field(5, description="Beam size of the final pass over each segment.")
+    stream_early_final: bool = Field(
+        True,
+        description="Start a segment's final pass when its speech stops (once its padding is received) instead of at the endpoint, while the model has time; speech that resumes discards it.",
+    )
     stream_partial_policy: Literal["adaptive", "fixed"] = Field(
         "adaptive",
         description="adaptive: no partial re-decode over silence, and partial intervals grow (up to 3x) while streams wait for the model; fixed: every interval (the previous behaviour).",
@@ -155,6 +168,9 @@ class Settings(BaseSettings):
     )
     stream_full_window: bool = Field(
         False, description="Encode every window as Whisper's full 30 s (slower); default: audio + 1 s padding."
+    )
+    stream_fixed_buckets: bool = Field(
+        False, description="Round every encoder input up to 5 s (the previous behaviour); default: 1 s steps when a model call has one window."
     )
 
     # --- scale-out on Ray Serve (the ray extra; audio_service/ray_serve.py) ---

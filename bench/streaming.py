@@ -3,7 +3,7 @@
     python bench/streaming.py              # full run (12-15 minutes on 2 cores: capacity is searched)
     python bench/streaming.py --quick      # short version (about 3 minutes)
     python bench/streaming.py --previous   # also the defaults before issue 11, in the same run (ratios)
-    python bench/streaming.py --levels 1 --runs current,previous --no-long   # CPU cost of one stream
+    python bench/streaming.py --levels 1 --runs current,previous --no-long --out streaming_n1.json   # one stream
 
 Starts the real server once per run (cross-session batching on, then off; ``--previous`` adds the
 previous defaults), streams real speech from concurrent WebSocket clients at real-time pace, prints
@@ -47,8 +47,11 @@ from tests.stream_client import StreamResult, first_appearance, stream  # noqa: 
 SR = 16000
 RESULTS = ROOT / "bench" / "results" / "streaming.json"
 # Settings of each run (server environment). "previous": the defaults before issue 11 (every partial
-# on the stream's model, at a fixed interval, also over silence), to report gains as ratios.
-PREVIOUS = {"stream_partial_model": "", "stream_partial_policy": "fixed"}
+# on the stream's model, at a fixed interval, also over silence; final passes only at the endpoint;
+# encoder inputs in 5 s steps; one model instance with a thread per core; numpy's BLAS on every
+# core), to report gains as ratios.
+PREVIOUS = {"stream_partial_model": "", "stream_partial_policy": "fixed", "stream_early_final": False,
+            "stream_fixed_buckets": True, "stream_cpu_threads": 0, "blas_threads": 0}
 RUNS = {
     "on": {"stream_batching": True}, "off": {"stream_batching": False},
     "current": {}, "previous": PREVIOUS, "previous off": {**PREVIOUS, "stream_batching": False},
@@ -198,11 +201,15 @@ def run_server(name: str, levels: list[int], extra: list[int], audio, reference,
                 if fails(rows[n]):
                     break
         cap = capacity(rows, probe)
+    # the engine's own account at shutdown: model calls and CPU by kind (final, early final, partial)
+    engine = [line.split("streaming engine: ", 1)[1] for line in log.read_text().splitlines() if "streaming engine: " in line]
+    if engine:
+        print(f"    engine: {engine[-1]}", flush=True)
     bound = "" if any(fails(r) for r in rows.values()) else " (the most tested: a lower bound)"
     print(f"    capacity (p95 final <= {CAPACITY_P95_FINAL_S} s): {cap} streams{bound}", flush=True)
     one = rows.get(1, {}).get("cpu_per_stream_audio_s")
     return {"settings": RUNS[name], "levels": [rows[n] for n in sorted(rows)], "capacity": cap,
-            "capacity_is_lower_bound": bool(bound), "cpu_per_stream_s_at_1": one,
+            "capacity_is_lower_bound": bool(bound), "cpu_per_stream_s_at_1": one, "engine": engine[-1] if engine else None,
             "streams_per_core": round(1 / one, 2) if one else None}
 
 
@@ -236,7 +243,9 @@ def main() -> None:
     ap.add_argument("--runs", help=f"comma-separated runs instead of on,off[,previous] ({', '.join(RUNS)})")
     ap.add_argument("--levels", help="comma-separated stream counts instead of the default levels (no capacity search)")
     ap.add_argument("--no-long", action="store_true", help="skip the long-file WER")
+    ap.add_argument("--out", default=RESULTS.name, help=f"results file name in bench/results (default {RESULTS.name})")
     args = ap.parse_args()
+    out = RESULTS.parent / args.out  # an absolute path stays as it is
     runs = args.runs.split(",") if args.runs else ["on", "off"] + (["previous"] if args.previous else [])
     load_before = os.getloadavg()
     t_start = time.perf_counter()
@@ -259,10 +268,10 @@ def main() -> None:
         "quick": args.quick, "frame_ms": args.frame_ms, "audio": f"jfk x{1 if args.quick else 3} with 1 s pauses",
         "runs": res, "long_file": longf, "wall_s": round(time.perf_counter() - t_start, 1),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
     report(res, longf)
-    print(f"\nload average before {load_before}, after {load_after}; wrote {RESULTS}")
+    print(f"\nload average before {load_before}, after {load_after}; wrote {out}")
 
 
 def _first_minute(work: Path) -> tuple[np.ndarray, str]:

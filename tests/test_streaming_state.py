@@ -64,6 +64,28 @@ def test_speech_then_silence_closes_one_padded_segment():
     assert ep.floor == seg.end and ep.final_ready(received=seg.end + SR, finished=False)
 
 
+def test_early_end_is_where_the_segment_will_close():
+    ep = Endpointer(VadParams(), SessionConfig())
+    end = run_vad(ep, [0.9] * windows(3.0))
+    assert ep.early_end(end) is None, "speech goes on"
+    silence_at = end
+    end = run_vad(ep, [0.0] * (PAD // WINDOW), end)
+    assert ep.early_end(end) is None, "the padding after the speech is not received yet"
+    end = run_vad(ep, [0.0] * 2, end)
+    early = ep.early_end(end)
+    assert early == silence_at + PAD
+    run_vad(ep, [0.0] * windows(0.4), end)  # the 500 ms endpoint
+    assert ep.open is None and ep.pending[0].end == early
+
+    # a short phrase's endpoint is 1.5 s away: no early pass until EARLY_FINAL_LEAD_S before it
+    ep = Endpointer(VadParams(), SessionConfig(short_segment_s=2.0, short_endpoint_s=1.5))
+    silence_at = run_vad(ep, [0.9] * windows(1.0))
+    end = run_vad(ep, [0.0] * windows(0.5), silence_at)
+    assert ep.early_end(end) is None
+    end = run_vad(ep, [0.0] * windows(0.3), end)
+    assert ep.early_end(end) == silence_at + PAD
+
+
 def test_short_phrase_waits_longer_and_a_click_is_dropped():
     ep = Endpointer(VadParams(), SessionConfig(short_segment_s=2.0, short_endpoint_s=1.5))
     end = run_vad(ep, [0.9] * windows(1.0))
@@ -239,6 +261,70 @@ def test_session_partial_final_and_checkpoint():
     assert s.lag_s() == 0.0 and s.backlog_s() <= CUT_CONTEXT / SR  # only the context of the last cut is held
     with pytest.raises(StreamFinishedError):
         s.feed(np.zeros(10, np.float32))
+
+
+class LoudnessVad:
+    """Stands in for Silero in session tests: a window is speech when its samples are loud."""
+
+    position = 0
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        n = len(samples) // WINDOW
+        self.position += n * WINDOW
+        return (np.abs(samples[: n * WINDOW]).reshape(-1, WINDOW).mean(axis=1) > 0.1).astype(np.float32) * 0.9
+
+
+def vad_session(**config):
+    out = []
+    s = StreamSession(StreamOptions(language="en"), Model(), SessionConfig(**config), out.append)
+    s._vad = LoudnessVad()
+    return s, out
+
+
+def speech(seconds: float) -> np.ndarray:
+    return np.full(int(seconds * SR) // WINDOW * WINDOW, 0.5, np.float32)
+
+
+def quiet(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * SR) // WINDOW * WINDOW, np.float32)
+
+
+def test_early_final_pass_is_the_final_at_the_endpoint():
+    s, out = vad_session()
+    s.feed(speech(3.0))
+    s.feed(quiet(0.3))  # the speech stopped and its padding is in: the final pass may start
+    job = s.next_job(final=True)
+    assert job is not None and job.early and job.request.beam_size == 5 and job.segment is s._ep.open
+    s.complete(job, result((" ask", 0.1, 0.5), (" not", 0.6, 2.9)))
+    assert not out and not s.has_work(final=True), "not final before the endpoint, and one early pass per silence"
+    s.feed(quiet(0.3))  # the endpoint: final at once, from the early pass
+    assert out[-1]["segments"][0]["is_final"] and out[-1]["segments"][0]["text"] == "ask not"
+    assert not s.has_work(final=True) and not s._ep.pending
+
+
+def test_early_final_pass_is_dropped_when_speech_resumes():
+    s, out = vad_session()
+    s.feed(speech(3.0))
+    s.feed(quiet(0.3))
+    job = s.next_job(final=True)
+    s.feed(speech(1.0))  # the pause was inside the sentence
+    s.complete(job, result((" ask", 0.1, 0.5)))
+    s.feed(quiet(0.3))
+    again = s.next_job(final=True)
+    assert again.early and again.end > job.end, "a new early pass for the new silence"
+    s.complete(again, result((" ask", 0.1, 0.5), (" not", 3.5, 3.9)))
+    s.feed(quiet(0.3))
+    assert [seg["text"] for m in out for seg in m["segments"] if seg["is_final"]] == ["ask not"]
+
+    # switched off, or while streams wait for the model: only the endpoint's final pass
+    for (s, _), scale in ((vad_session(early_final=False), 1.0), (vad_session(), 1.5)):
+        s.interval_scale = lambda scale=scale: scale
+        s.feed(speech(3.0))
+        s.feed(quiet(0.3))
+        assert not s.has_work(final=True)
+        s.feed(quiet(0.3))
+        job = s.next_job(final=True)
+        assert not job.early and job.end == job.segment.end
 
 
 def test_session_context_and_language_reach_the_next_request():

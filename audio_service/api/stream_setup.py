@@ -7,6 +7,7 @@ import logging
 
 from audio_service.api.deps import Services
 from audio_service.api.stream_limits import StreamLimiter, stream_limiter
+from audio_service.models.registry import stream_workers
 from audio_service.models.silero import VadParams
 from audio_service.settings import Settings
 from audio_service.streaming.decoder import WindowPolicy
@@ -23,8 +24,9 @@ def streaming_services(services: Services) -> tuple[StreamingEngine, StreamLimit
         engine = StreamingEngine(
             batching=s.stream_batching,
             max_batch=s.stream_max_batch,
-            window=WindowPolicy(full=s.stream_full_window),
+            window=WindowPolicy(full=s.stream_full_window, fixed_buckets=s.stream_fixed_buckets),
             partial_batch_audio_s=s.stream_partial_batch_audio_s,
+            workers=stream_workers(s),
         )
         engine.start()
         services.extra["streaming_engine"] = engine
@@ -41,6 +43,7 @@ def session_config(s: Settings) -> SessionConfig:
         max_segment_s=min(s.stream_max_segment_s, 28.0),
         max_backlog_s=s.stream_max_backlog_s,
         final_beam_size=s.stream_final_beam_size,
+        early_final=s.stream_early_final,
         short_segment_s=s.stream_short_segment_s,
         short_endpoint_s=s.stream_short_endpoint_s,
     )
@@ -60,7 +63,7 @@ def partial_model(services: Services, model):
     if not name:
         return None
     try:
-        draft = services.registry.get(name)
+        draft = services.registry.get(name, stream=True)
     except Exception:  # a missing draft model costs speed, never the stream
         log.warning("stream_partial_model %r is not available: partials use the stream's model", name)
         return None

@@ -76,7 +76,7 @@ async def transcribe_stream(ws: WebSocket) -> None:
         factory = services.extra.get("speaker_tracker_factory")
         if options.diarize and factory is None:
             raise UnsupportedFeatureError("diarize=true: this server has no streaming speaker tracker installed.", param="diarize")
-        model = await asyncio.to_thread(services.registry.get, options.model)
+        model = await asyncio.to_thread(services.registry.get, options.model, stream=True)
         draft = await asyncio.to_thread(partial_model, services, model)
         await ops.quotas.check_audio(who)
         lease = await limiter.acquire(who.name, ops.quotas.streams_limit(who))

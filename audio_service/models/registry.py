@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from audio_service.errors import ModelUnavailableError, NotFoundError
 from audio_service.models.packaged import packaged_model_dir, set_default_cache_dir
-from audio_service.models.priority import lower_thread_priority
+from audio_service.models.priority import limit_numpy_blas, lower_thread_priority
 from audio_service.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,6 +54,16 @@ def resolve_device(device: str) -> str:
     return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
+def stream_workers(s: Settings) -> int:
+    """Streaming model calls at once: ``stream_workers``, else one per ``stream_cpu_threads`` cores on a CPU,
+    one on a GPU (the batched generate already fills it)."""
+    if s.stream_workers:
+        return s.stream_workers
+    if resolve_device(s.device) != "cpu" or not s.stream_cpu_threads:
+        return 1
+    return max(1, (os.cpu_count() or 1) // s.stream_cpu_threads)
+
+
 def resolve_compute_type(compute_type: str, device: str) -> str:
     if compute_type != "auto":
         return compute_type
@@ -64,6 +74,7 @@ class ModelRegistry:
     """Resolves names to model specs and loads each model once, thread-safely."""
 
     def __init__(self, settings: Settings) -> None:
+        limit_numpy_blas(settings.blas_threads)  # once per process that runs models (see models/priority.py)
         self._settings = settings
         self._specs = {mid: ModelSpec(mid, src) for mid, src in settings.models.items()}
         self._aliases = dict(settings.aliases)
@@ -72,7 +83,7 @@ class ModelRegistry:
                 raise ValueError(f"alias {alias!r} points to unknown model {target!r}")
         if settings.default_model not in self._specs and settings.default_model not in self._aliases:
             raise ValueError(f"default_model {settings.default_model!r} is not in the model table")
-        self._loaded: dict[str, LoadedModel] = {}
+        self._loaded: dict[tuple[str, int], LoadedModel] = {}  # (model id, CPU threads per call)
         self._lock = threading.Lock()
         self._load_locks: dict[str, threading.Lock] = {mid: threading.Lock() for mid in self._specs}
         set_default_cache_dir(settings.model_cache_dir)  # for the shared segmentation model (pyannote)
@@ -103,32 +114,50 @@ class ModelRegistry:
 
     # --- loading ---
     def is_loaded(self, name: str | None = None) -> bool:
-        return self.resolve(name).id in self._loaded
+        model_id = self.resolve(name).id
+        return any(key[0] == model_id for key in self._loaded)
 
-    def get(self, name: str | None = None) -> LoadedModel:
-        """The shared loaded model for ``name``; loads it on first use (blocking: call off the event loop)."""
+    def get(self, name: str | None = None, *, stream: bool = False) -> LoadedModel:
+        """The shared loaded model for ``name``; loads it on first use (blocking: call off the event loop).
+
+        ``stream``: the instance all streams share. On a CPU it is a second instance when
+        ``stream_cpu_threads`` differs from ``cpu_threads`` (CTranslate2 fixes threads per call at load);
+        on a GPU, and otherwise, batch and streams share one.
+        """
         spec = self.resolve(name)
-        loaded = self._loaded.get(spec.id)
+        threads, workers = self._threads(stream)
+        key = (spec.id, threads)
+        loaded = self._loaded.get(key)
         if loaded is not None:
             return loaded
         with self._load_locks[spec.id]:  # one loader per model; others wait for it
-            loaded = self._loaded.get(spec.id)
+            loaded = self._loaded.get(key)
             if loaded is None:
                 t0 = time.perf_counter()
-                loaded = self._load_in_low_priority_thread(spec)
-                self.load_seconds[spec.id] = time.perf_counter() - t0
+                loaded = self._load_in_low_priority_thread(spec, threads, workers)
+                self.load_seconds.setdefault(spec.id, time.perf_counter() - t0)
                 with self._lock:
-                    self._loaded[spec.id] = loaded
+                    self._loaded[key] = loaded
         return loaded
 
-    def _load_in_low_priority_thread(self, spec: ModelSpec) -> LoadedModel:
+    def _threads(self, stream: bool) -> tuple[int, int]:
+        """(CPU threads per call, calls at once) of the batch or the stream instance."""
+        s = self._settings
+        cores = os.cpu_count() or 1
+        batch = (s.cpu_threads or cores, max(1, s.inference_workers + 1))  # batch workers and the stream engine
+        if not stream or resolve_device(s.device) != "cpu" or not s.stream_cpu_threads:
+            return batch
+        threads = min(s.stream_cpu_threads, cores)
+        return (threads, stream_workers(s)) if threads != batch[0] else batch
+
+    def _load_in_low_priority_thread(self, spec: ModelSpec, threads: int, workers: int) -> LoadedModel:
         """Load on a fresh thread at lower priority: CTranslate2's worker threads, created now, inherit it."""
         result: dict[str, object] = {}
 
         def target() -> None:
             lower_thread_priority()
             try:
-                result["model"] = self._load(spec)
+                result["model"] = self._load(spec, threads, workers)
             except BaseException as exc:  # re-raised in the caller's thread
                 result["error"] = exc
 
@@ -139,7 +168,7 @@ class ModelRegistry:
             raise result["error"]  # type: ignore[misc]
         return result["model"]  # type: ignore[return-value]
 
-    def _load(self, spec: ModelSpec) -> LoadedModel:
+    def _load(self, spec: ModelSpec, threads: int, workers: int) -> LoadedModel:
         from faster_whisper import WhisperModel
 
         s = self._settings
@@ -147,14 +176,13 @@ class ModelRegistry:
         compute_type = resolve_compute_type(s.compute_type, device)
         try:
             path = self.model_path(spec)
-            log.info("loading model %s from %s on %s (%s)", spec.id, path, device, compute_type)
+            log.info("loading model %s from %s on %s (%s, %d threads per call)", spec.id, path, device, compute_type, threads)
             whisper = WhisperModel(
                 str(path),
                 device=device,
                 compute_type=compute_type,
-                cpu_threads=s.cpu_threads or (os.cpu_count() or 1),
-                # Let several threads (batch workers, the streaming scheduler) call the model at once.
-                num_workers=max(1, s.inference_workers + 1),
+                cpu_threads=threads,
+                num_workers=workers,  # calls that may run at once (batch workers, stream engine workers)
                 download_root=str(s.model_cache_dir / "hub"),
             )
         except Exception as exc:  # weights missing, no hub access, bad directory...

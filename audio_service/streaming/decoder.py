@@ -24,7 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from audio_service.models.registry import LoadedModel
 
 FULL_FRAMES = int(WINDOW_S * MEL_FRAMES_PER_S)  # Whisper's 30 s window, in mel frames
-BUCKET_FRAMES = 500  # window lengths are rounded up to 5 s so several streams share one batch shape
+BUCKET_FRAMES = 500  # in a call with several windows, lengths are rounded up to 5 s so they share one batch shape
+SINGLE_BUCKET_FRAMES = 100  # a call with one window has nothing to share a shape with: 1 s steps
 # CTranslate2's batched generate needs <|startoftranscript|> at one position in every prompt of a
 # batch, i.e. the same number of previous-text tokens. A stream context longer than two buckets keeps
 # a multiple of this many of its most recent tokens (losing at most 15 of 32 or more), so streams with
@@ -69,16 +70,21 @@ class DecodeResult:
 
 @dataclass(frozen=True)
 class WindowPolicy:
-    """How long the encoder input is: ``full`` = always 30 s; otherwise audio + ``pad_s``, bucketed."""
+    """How long the encoder input is: ``full`` = always 30 s; otherwise audio + ``pad_s``, rounded up to
+    a bucket: 5 s when the call has several windows (batched generate needs one shape), else 1 s
+    (``fixed_buckets``: always 5 s, the previous behaviour). The encoder's cost grows with its input,
+    so a lone 2 s partial encodes 3 s instead of 5 s."""
 
     full: bool = False
     pad_s: float = 1.0
+    fixed_buckets: bool = False
 
-    def frames(self, audio_frames: int) -> int:
+    def frames(self, audio_frames: int, windows_in_call: int = 1) -> int:
         if self.full:
             return FULL_FRAMES
         need = audio_frames + int(self.pad_s * MEL_FRAMES_PER_S)
-        return min(FULL_FRAMES, int(math.ceil(need / BUCKET_FRAMES)) * BUCKET_FRAMES)
+        bucket = SINGLE_BUCKET_FRAMES if windows_in_call == 1 and not self.fixed_buckets else BUCKET_FRAMES
+        return min(FULL_FRAMES, int(math.ceil(need / bucket)) * bucket)
 
 
 def decode_batch(model: LoadedModel, requests: list[DecodeRequest], window: WindowPolicy) -> list[DecodeResult]:
@@ -92,7 +98,7 @@ def decode_batch(model: LoadedModel, requests: list[DecodeRequest], window: Wind
 
     whisper = model.whisper
     feats = [whisper.feature_extractor(r.samples) for r in requests]
-    frames = [window.frames(f.shape[1]) for f in feats]
+    frames = [window.frames(f.shape[1], len(requests)) for f in feats]
     encoded = [
         np.array(whisper.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(_fit(f, n)[None]))))
         for f, n in zip(feats, frames)

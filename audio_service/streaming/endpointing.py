@@ -20,6 +20,10 @@ from audio_service.streaming.vad import WINDOW
 
 SR = SAMPLE_RATE
 MIN_FINAL_SAMPLES = SR // 10  # a closed segment shorter than this, never shown, has nothing audible
+# An early final pass starts at most this long before the endpoint (a final pass over a few seconds of
+# speech takes about 0.5-0.8 s on 2 CPU cores): for the long endpoint of short segments, starting
+# sooner would only waste more passes on pauses that speech resumes after.
+EARLY_FINAL_LEAD_S = 0.8
 
 
 def _ms(ms: int) -> int:
@@ -58,15 +62,8 @@ class Endpointer:
             seg.last_speech = end
         elif prob < vad.off_threshold and self.silence_start is None:
             self.silence_start = pos
-        speech = seg.last_speech - seg.first_speech
-        endpoint = _ms(vad.min_silence_duration_ms)
-        if speech < self.config.short_segment_s * SR:
-            # Whisper mis-hears a lone short phrase ("ask not" -> "is not"): give short segments a
-            # longer endpoint so that a phrase followed soon by more speech is decoded with it.
-            endpoint = max(endpoint, int(self.config.short_endpoint_s * SR))
-        if self.silence_start is not None and end - self.silence_start >= endpoint:
-            too_short = speech < _ms(vad.min_speech_duration_ms)
-            if too_short and seg.id is None:
+        if self.silence_start is not None and end - self.silence_start >= self._endpoint(seg):
+            if self._too_short(seg):
                 self.open = None  # a click or a breath: nothing to transcribe
             else:
                 self.close_open(min(self.silence_start + _ms(vad.speech_pad_ms), end))
@@ -123,6 +120,19 @@ class Endpointer:
         self.open.last_speech = end
         self.open.probs = [(pos, p) for pos, p in seg.probs if pos >= cut]
 
+    def _endpoint(self, seg: Segment) -> int:
+        """The silence (samples) that closes ``seg``."""
+        endpoint = _ms(self.vad.min_silence_duration_ms)
+        if seg.last_speech - seg.first_speech < self.config.short_segment_s * SR:
+            # Whisper mis-hears a lone short phrase ("ask not" -> "is not"): give short segments a
+            # longer endpoint so that a phrase followed soon by more speech is decoded with it.
+            endpoint = max(endpoint, int(self.config.short_endpoint_s * SR))
+        return endpoint
+
+    def _too_short(self, seg: Segment) -> bool:
+        """A click or a breath (too little speech, never shown): dropped at its endpoint, never final."""
+        return seg.id is None and seg.last_speech - seg.first_speech < _ms(self.vad.min_speech_duration_ms)
+
     def _new_segment(self, start: int, held_from: int) -> Segment:
         seg = Segment(start=start, decoded_end=start, submitted_at=start, text_changed_at=start)
         if self.cut is not None and start <= self.cut:  # speech goes on right after a cut
@@ -142,6 +152,20 @@ class Endpointer:
         if self.cut is not None:
             return self.cut - CUT_CONTEXT
         return received
+
+    def early_end(self, received: int) -> int | None:
+        """Where the open segment ends if the silence going on now reaches its endpoint, once that much
+        audio is received and the endpoint is at most EARLY_FINAL_LEAD_S away; else None.
+
+        The final pass over ``[decode_from, early_end)`` can then run while the endpoint silence
+        passes: at the endpoint the segment closes at exactly that end, and its final is ready.
+        """
+        seg, silence = self.open, self.silence_start
+        if seg is None or silence is None or self._too_short(seg):
+            return None
+        end = silence + _ms(self.vad.speech_pad_ms)
+        start_at = max(end, silence + self._endpoint(seg) - int(EARLY_FINAL_LEAD_S * SR))
+        return end if received >= start_at and end - seg.start >= MIN_FINAL_SAMPLES else None
 
     def final_ready(self, received: int, finished: bool, now: float | None = None) -> bool:
         """Whether the oldest closed segment can have its final pass: a cut segment waits for the audio

@@ -1,6 +1,6 @@
 """The one scheduler that runs every stream's decode work on the shared models.
 
-A single worker thread loops: pick the most urgent kind of work (final passes before partials),
+Each worker thread loops: pick the most urgent kind of work (final passes before partials),
 take one job from each stream that has such work (oldest-served first), and run them as one
 batched model call when ``batching`` is on (one job per call otherwise). Because a stream's next
 partial is only taken once its previous job is done, partial updates of every stream simply
@@ -28,8 +28,8 @@ from audio_service.streaming.session import DecodeJob, StreamSession
 log = logging.getLogger(__name__)
 STATS_LOG_INTERVAL_S = 60.0
 # Load-adaptive partials: the load is how many streams have decode work ready when the scheduler
-# picks a job (smoothed). Beyond one, every stream's partial interval grows smoothly, by half of it
-# per extra waiting stream up to MAX_PARTIAL_SCALE times, so partials leave the model to the final
+# picks a job (smoothed). Beyond one per worker, every stream's partial interval grows smoothly, by
+# half of it per extra waiting stream up to MAX_PARTIAL_SCALE times, so partials leave the model to the final
 # passes instead of all streams re-decoding as fast as it allows. Streams waiting for each other is
 # the signal, not the model's wall time: on a CPU shared with other work one stream alone is slow
 # without being helped by coarser updates. Finals are always taken first.
@@ -68,8 +68,10 @@ class StreamingEngine:
         max_batch: int = 8,
         window: WindowPolicy | None = None,
         partial_batch_audio_s: float = 40.0,
+        workers: int = 1,
     ) -> None:
         self.batching = batching
+        self.workers = max(1, workers)
         self.max_batch = max(1, max_batch) if batching else 1
         # A partial batch stops growing at this much audio, so a final pass that becomes due
         # while it runs waits at most one short model call (final latency matters most).
@@ -80,7 +82,7 @@ class StreamingEngine:
         self._sessions: list[StreamSession] = []
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._logged_at = time.monotonic()
         self._ready = 0.0  # smoothed number of streams with work ready (see LOAD_SMOOTHING)
         self.partial_scale = 1.0  # how much longer than configured partial intervals are now (load)
@@ -92,16 +94,19 @@ class StreamingEngine:
     # --- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="stream-engine", daemon=True)
-            self._thread.start()
+        """Start the scheduler threads. Several (``workers``) run model calls at once, each taking other
+        sessions' work (a session has one job at a time), so single-threaded calls can use every core."""
+        while len(self._threads) < self.workers:
+            thread = threading.Thread(target=self._run, name=f"stream-engine-{len(self._threads)}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     async def stop(self) -> None:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 30)
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join, 30)
         log.info(self.stats.summary(len(self._sessions)))
         self._vad_pool.shutdown(wait=False, cancel_futures=True)
         self._tracker_pool.shutdown(wait=False, cancel_futures=True)
@@ -125,7 +130,7 @@ class StreamingEngine:
 
     def wake(self) -> None:
         with self._cond:
-            self._cond.notify()
+            self._cond.notify_all()  # every idle worker looks: there may be work for more than one
 
     async def feed(self, session: StreamSession, samples: np.ndarray) -> None:
         """Run the session's VAD over new audio off the event loop, then let the scheduler look."""
@@ -149,7 +154,11 @@ class StreamingEngine:
                     jobs = self._collect()
                 if self._stopping:
                     return
-            self._execute(jobs)
+            results, elapsed, cpu_s = self._decode(jobs)
+            if results is not None:
+                with self._cond:
+                    self._account(jobs, elapsed, cpu_s)
+                self._deliver(jobs, results)
 
     def _collect(self) -> list[DecodeJob]:
         """The next batch: final passes first, then partials; oldest-served sessions first."""
@@ -174,7 +183,8 @@ class StreamingEngine:
                 return jobs
         return []
 
-    def _execute(self, jobs: list[DecodeJob]) -> None:
+    def _decode(self, jobs: list[DecodeJob]) -> tuple[list | None, float, float]:
+        """One model call; its results (None when it failed: the sessions are told), wall and CPU time."""
         t0, cpu0 = time.perf_counter(), time.process_time()
         try:
             results = decode_batch(jobs[0].model, [j.request for j in jobs], self.window)
@@ -182,13 +192,17 @@ class StreamingEngine:
             log.exception("streaming decode failed for %d stream(s)", len(jobs))
             for j in jobs:
                 j.session.fail(exc)
-            return
-        elapsed = time.perf_counter() - t0
+            return None, 0.0, 0.0
+        # process CPU during the call: CTranslate2 computes on its own threads (overlapping calls count twice)
+        return results, time.perf_counter() - t0, time.process_time() - cpu0
+
+    def _account(self, jobs: list[DecodeJob], elapsed: float, cpu_s: float) -> None:
+        """Count one model call in the stats (under ``_cond``: several workers)."""
         self.stats.calls += 1
         self.stats.jobs += len(jobs)
         self.stats.busy_s += elapsed
-        kind = "final" if jobs[0].final else "partial"
-        for table, value in ((self.stats.busy_by_kind, elapsed), (self.stats.cpu_by_kind, time.process_time() - cpu0),
+        kind = jobs[0].kind
+        for table, value in ((self.stats.busy_by_kind, elapsed), (self.stats.cpu_by_kind, cpu_s),
                              (self.stats.calls_by_kind, 1)):
             table[kind] = table.get(kind, 0) + value
         self.stats.batch_sizes[len(jobs)] = self.stats.batch_sizes.get(len(jobs), 0) + 1
@@ -197,6 +211,8 @@ class StreamingEngine:
         if time.monotonic() - self._logged_at >= STATS_LOG_INTERVAL_S:
             self._logged_at = time.monotonic()
             log.info(self.stats.summary(len(self._sessions)))
+
+    def _deliver(self, jobs: list[DecodeJob], results: list) -> None:
         for job, result in zip(jobs, results):
             if job.final and job.session.has_tracker:
                 # speaker embedding can take a while: keep it off the decode thread (the session
@@ -209,7 +225,7 @@ class StreamingEngine:
         """Recompute :attr:`partial_scale` from how many streams have work ready now (under ``_cond``)."""
         ready = sum(1 for s in self._sessions if s.has_work(True) or s.has_work(False))
         self._ready += LOAD_SMOOTHING * (ready - self._ready)
-        self.partial_scale = min(MAX_PARTIAL_SCALE, 1.0 + max(0.0, self._ready - 1.0) / 2)
+        self.partial_scale = min(MAX_PARTIAL_SCALE, 1.0 + max(0.0, self._ready - self.workers) / 2)
 
     @staticmethod
     def _complete(job: DecodeJob, result) -> None:

@@ -27,6 +27,7 @@ class SessionConfig:
     context_chars: int = 200
     short_segment_s: float = 2.0
     short_endpoint_s: float = 1.5
+    early_final: bool = True  # see Settings.stream_early_final
 
 
 @dataclass
@@ -54,6 +55,9 @@ class Segment:
     heard_tokens: int = 0  # text tokens of the newest partial hypothesis (its budget for the next one)
     locked_by: object = None  # the (shared) model whose vocabulary ``locked`` is in
     probs: list[tuple[int, float]] = field(default_factory=list)
+    # an early final pass (see Endpointer.early_end): the end it decoded to, and its result once done
+    early_end: int | None = None
+    early_result: object = None
 
     @property
     def decode_from(self) -> int:

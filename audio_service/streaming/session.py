@@ -10,17 +10,15 @@ The parts, each pure logic tested without a model (tests/test_streaming_state.py
 - :mod:`~audio_service.streaming.endpointing`: VAD decisions -> segments opened, cut and closed;
 - :mod:`~audio_service.streaming.cuts`: the words on each side of a mid-speech cut;
 - :mod:`~audio_service.streaming.stabilize`: when to re-decode, local agreement, partial text;
-- :mod:`~audio_service.streaming.transcript`: ids, finality, context, the views sent as patches.
-Checkpoints and traces are answered here (:meth:`StreamSession._drain`) once their audio is done.
+- :mod:`~audio_service.streaming.transcript`: ids, finality, context, the views sent as patches;
+- :mod:`~audio_service.streaming.markers`: checkpoints and traces, answered once their audio is done.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,16 +27,10 @@ from audio_service.schema import SAMPLE_RATE, Audio
 from audio_service.streaming.cuts import clip, hand_over
 from audio_service.streaming.decoder import DecodeRequest, DecodeResult
 from audio_service.streaming.endpointing import Endpointer
+from audio_service.streaming.job import DecodeJob
+from audio_service.streaming.markers import Markers
 from audio_service.streaming.patches import SegmentView, patch_message
-from audio_service.streaming.protocol import (
-    Checkpoint,
-    StreamFinishedError,
-    StreamLagError,
-    StreamOptions,
-    Trace,
-    checkpoint_message,
-    trace_message,
-)
+from audio_service.streaming.protocol import Checkpoint, StreamFinishedError, StreamLagError, StreamOptions, Trace
 from audio_service.streaming.segment import AudioBuffer, Segment, SessionConfig
 from audio_service.streaming.stabilize import partial_due, partial_token_budget, stabilise, text_timed_out
 from audio_service.streaming.transcript import SpeakerTracker, Transcript, speakers_of
@@ -48,18 +40,6 @@ SR = SAMPLE_RATE
 HARD_BACKLOG_MARGIN_S = 10.0
 
 __all__ = ["DecodeJob", "SessionConfig", "SpeakerTracker", "StreamSession"]
-
-
-@dataclass(frozen=True)
-class DecodeJob:
-    """One decode the engine runs for a session: a partial of the open segment or a final pass."""
-
-    session: StreamSession
-    segment: Segment
-    final: bool
-    request: DecodeRequest
-    end: int  # absolute sample just past the decoded audio
-    model: Any  # the shared model that decodes it (the draft model for partials, if any)
 
 
 class StreamSession:
@@ -89,7 +69,7 @@ class StreamSession:
         self._vad: StreamingVad | None = None  # made on the first feed, on the VAD thread (loads ONNX once)
         self._ep = Endpointer(options.vad, config)
         self._transcript = Transcript(options.language, options.word_timestamps, config.context_chars)
-        self._markers: deque[tuple[int, Checkpoint | Trace]] = deque()
+        self._markers = Markers()
         self._busy = False
         self._closed = False
         self.finished = False
@@ -125,6 +105,7 @@ class StreamSession:
                 base = self._vad.position - len(probs) * WINDOW
                 for i, p in enumerate(probs):
                     self._ep.step(base + i * WINDOW, float(p), self._buf.start)
+                self._finish_early()
             self._trim()
             # The API layer stops reading the socket at max_backlog_s (TCP back-pressure); this
             # hard limit only trips if a client gets past that, so memory stays bounded regardless.
@@ -144,7 +125,7 @@ class StreamSession:
                 self._ep.checkpoint(pos, lookahead=not message.is_final)
                 if message.is_final:
                     self.finished = True
-            self._markers.append((pos, message))
+            self._markers.add(pos, message)
             self._drain()
 
     def _trim(self) -> None:
@@ -160,11 +141,23 @@ class StreamSession:
             if self._busy or self._closed:
                 return False
             if final:
-                return self._ep.final_ready(self._buf.end, self.finished)
-            marker_at = self._markers[0][0] if self._markers else None
+                return self._ep.final_ready(self._buf.end, self.finished) or self._early_due() is not None
+            marker_at = self._markers.first_at
             adaptive = self.config.adaptive_partials
             interval = self.config.partial_interval_s * (self.interval_scale() if adaptive else 1.0)
             return not self._ep.pending and partial_due(self._ep.open, self._buf.end, interval, marker_at, adaptive)
+
+    def _early_due(self) -> int | None:
+        """The end of an early final pass to take now, if any (under the lock).
+
+        Only while the model has time (no streams waiting on each other: a pass that speech resuming
+        discards is then free), never with a speaker tracker (its state must only see real finals),
+        and once per silence.
+        """
+        if not self.config.early_final or self._ep.pending or self._tracker is not None or self.interval_scale() > 1.0:
+            return None
+        end = self._ep.early_end(self._buf.end)
+        return end if end is not None and end != self._ep.open.early_end else None
 
     def model_for(self, final: bool) -> Any:
         """The shared model a job of this kind runs on."""
@@ -178,11 +171,13 @@ class StreamSession:
         with self._lock:
             if not self.has_work(final):
                 return None
-            if final:
-                seg = self._ep.pending[0]
-                end = min(seg.audio_end or seg.end or seg.start, self._buf.end)
-                beam, max_tokens = self.config.final_beam_size, 0
-                prefix: tuple[int, ...] = ()
+            early = final and not self._ep.pending
+            if final:  # the oldest closed segment, or early: the open one, over the audio it will close with
+                seg = self._ep.open if early else self._ep.pending[0]
+                if early:
+                    seg.early_end, seg.early_result = self._early_due(), None
+                end = seg.early_end if early else min(seg.audio_end or seg.end or seg.start, self._buf.end)
+                beam, max_tokens, prefix = self.config.final_beam_size, 0, ()
             else:
                 seg = self._ep.open
                 assert seg is not None
@@ -203,7 +198,7 @@ class StreamSession:
                 max_tokens=max_tokens,
             )
             self._busy = True
-            return DecodeJob(self, seg, final, request, end, self.model_for(final))
+            return DecodeJob(self, seg, final, request, end, self.model_for(final), early)
 
     def speaker_for(self, job: DecodeJob, result: DecodeResult) -> list[str] | None:
         """Ask the speaker tracker (if any) who spoke a final segment: one label per word (one label
@@ -222,16 +217,27 @@ class StreamSession:
             self.waiting_since = time.monotonic()
             if self._closed:
                 return
-            if job.final:
-                self._finalize(job, result, speakers)
+            if job.early:
+                job.segment.early_result = result
+            elif job.final:
+                self._finalize(job.segment, result, speakers)
             else:
                 self._update_partial(job, result)
+            self._finish_early()
             self._trim()
             self._drain()
 
-    def _finalize(self, job: DecodeJob, result: DecodeResult, speakers: list[str] | None) -> None:
-        seg = self._ep.pending.popleft()
-        assert seg is job.segment
+    def _finish_early(self) -> None:
+        """Make closed segments final with their early pass, where it decoded exactly their audio."""
+        while self._ep.pending and not self._busy:
+            seg = self._ep.pending[0]
+            if seg.early_result is None or seg.early_end != seg.end or seg.audio_end is not None:
+                return  # no early pass, or speech resumed after it: the normal final pass runs
+            self._finalize(seg, seg.early_result, None)
+
+    def _finalize(self, seg: Segment, result: DecodeResult, speakers: list[str] | None) -> None:
+        assert self._ep.pending[0] is seg
+        self._ep.pending.popleft()
         result, speakers = clip(seg, result, speakers)
         hand_over(seg, result, self._ep.pending[0] if self._ep.pending else self._ep.open)
         self._send(self._transcript.final(seg, result, speakers))
@@ -267,17 +273,8 @@ class StreamSession:
             return (self._buf.end - self.decoded_upto()) / SR
 
     def _drain(self) -> None:
-        while self._markers:
-            pos, marker = self._markers[0]
-            if isinstance(marker, Trace):
-                if self.decoded_upto() < pos:
-                    return
-                self._emit(trace_message(marker, (self._buf.end - self.decoded_upto()) / SR))
-            else:
-                if self._ep.before(pos):
-                    return
-                self._emit(checkpoint_message(marker.checkpoint_id))
-            self._markers.popleft()
+        for message in self._markers.answer(self._ep, self._buf.end):
+            self._emit(message)
 
     # --- end ----------------------------------------------------------------------------------------
 
