@@ -129,7 +129,10 @@ class Settings(BaseSettings):
     stream_send_timeout_s: float = Field(
         30.0, description="A client that takes no message for this long (s) while messages wait is closed with 1008."
     )
-    stream_batching: bool = Field(True, description="Batch decode work of several streams into one model call.")
+    stream_batching: bool | Literal["auto"] = Field(
+        "auto",
+        description="Batch decode work of several streams into one model call; auto = on a GPU only (on a 2-core CPU, one single-threaded call per core served more streams).",
+    )
     stream_max_batch: int = Field(8, description="Most stream windows decoded in one batched model call.")
     stream_partial_batch_audio_s: float = Field(
         40.0, description="A batch of partial re-decodes stops growing at this much audio, so due final passes wait little."

@@ -177,13 +177,15 @@ def block_workers(response: httpx.Response) -> list[str]:
     return workers
 
 
-def test_long_file_fans_out_over_both_replicas(cluster, single, tmp_path) -> None:
-    """100 s of speech with pauses in 20 s blocks, on both replicas: the single process's words."""
-    long = jfk_x8(tmp_path)
+def test_ten_minute_file_fans_out_over_both_replicas(cluster, single, tmp_path) -> None:
+    """A 10-minute file (jfk x48 with pauses) in 20 s blocks, on both replicas: the single process's words."""
+    pause = np.zeros(int(1.5 * 16000), np.float32)
+    long = write_wav(tmp_path / "ten_minutes.wav", np.concatenate([load_16k(JFK), pause] * 48))
     fanned, alone = post_file(cluster, long, "key-a"), post_file(single, long)
     assert len(block_workers(fanned)) == 2 and alone.status_code == 200, alone.text
+    assert fanned.json()["duration"] >= 600
     assert wer(alone.json()["text"], fanned.json()["text"]) <= 0.02, f"{alone.json()['text']}\n---\n{fanned.json()['text']}"
-    assert wer(" ".join([JFK_TEXT] * 8), fanned.json()["text"]) <= 0.05
+    assert wer(" ".join([JFK_TEXT] * 48), fanned.json()["text"]) <= 0.05
 
 
 def test_fanned_out_file_keeps_its_speakers(cluster, single, tmp_path) -> None:
