@@ -1,13 +1,16 @@
-"""Streaming benchmark: latency, capacity (batching on/off), the WhisperLive-style lag table, long-file WER.
+"""Streaming benchmark: latency, capacity (current defaults, batching on), the WhisperLive-style lag table, long-file WER.
 
     python bench/streaming.py              # full run (12-15 minutes on 2 cores: capacity is searched)
     python bench/streaming.py --quick      # short version (about 3 minutes)
     python bench/streaming.py --previous   # also the defaults before issue 11, in the same run (ratios)
     python bench/streaming.py --levels 1 --runs current,previous --no-long --out streaming_n1.json   # one stream
 
-Starts the real server once per run (cross-session batching on, then off; ``--previous`` adds the
-previous defaults), streams real speech from concurrent WebSocket clients at real-time pace, prints
-tables and writes ``bench/results/streaming.json``. Definitions:
+Starts the real server once per run (the current defaults - on a CPU, no cross-session batching -
+then batching on; ``--previous`` adds the defaults before issue 11), streams real speech from
+concurrent WebSocket clients at real-time pace, prints tables and writes
+``bench/results/streaming.json`` (``--out``). On a GPU: ``python bench/streaming.py --device cuda
+--previous``. ``CT2_FORCE_CPU_ISA=AVX2`` measures CTranslate2's AVX2 kernels on an AVX-512 machine
+(recorded in the JSON). Definitions:
 
 - partial latency: wall time from sending the end of a word's audio to the first patch showing it;
 - final latency: wall time from sending the end of a segment's speech (its last word) to the patch
@@ -240,13 +243,17 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer levels, shorter audio (about 2 minutes)")
     ap.add_argument("--frame-ms", type=int, default=100, help="frame size for the concurrency runs (WhisperLive used 100)")
     ap.add_argument("--previous", action="store_true", help="add a run with the defaults before issue 11 (for ratios)")
-    ap.add_argument("--runs", help=f"comma-separated runs instead of on,off[,previous] ({', '.join(RUNS)})")
+    ap.add_argument("--runs", help=f"comma-separated runs instead of current,on[,previous] ({', '.join(RUNS)})")
     ap.add_argument("--levels", help="comma-separated stream counts instead of the default levels (no capacity search)")
     ap.add_argument("--no-long", action="store_true", help="skip the long-file WER")
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], help="the servers' device (default: their default, auto)")
     ap.add_argument("--out", default=RESULTS.name, help=f"results file name in bench/results (default {RESULTS.name})")
     args = ap.parse_args()
     out = RESULTS.parent / args.out  # an absolute path stays as it is
-    runs = args.runs.split(",") if args.runs else ["on", "off"] + (["previous"] if args.previous else [])
+    if args.device:
+        for settings in RUNS.values():
+            settings["device"] = args.device
+    runs = args.runs.split(",") if args.runs else ["current", "on"] + (["previous"] if args.previous else [])
     load_before = os.getloadavg()
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

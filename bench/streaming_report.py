@@ -23,11 +23,12 @@ def report(res: dict[str, dict], longf: dict[str, dict]) -> None:
                 f"{r['lag_p50']} / {r['lag_p95']}", r["wer"]] for r in run["levels"]])
     ns = sorted({r["streams"] for run in res.values() for r in run["levels"]})
     names = list(res)
-    ratio = "previous" in res and "on" in res
-    table("Server CPU seconds per second of audio per stream" + (" (ratio = on / previous)" if ratio else ""),
+    base = "current" if "current" in res else "on"
+    ratio = "previous" in res and base in res
+    table("Server CPU seconds per second of audio per stream" + (f" (ratio = {base} / previous)" if ratio else ""),
           ["N", *names] + (["ratio"] if ratio else []),
           [[n, *[at(m, n, "cpu_per_stream_audio_s") for m in names]]
-           + ([_ratio(at("on", n, "cpu_per_stream_audio_s"), at("previous", n, "cpu_per_stream_audio_s"))] if ratio else [])
+           + ([_ratio(at(base, n, "cpu_per_stream_audio_s"), at("previous", n, "cpu_per_stream_audio_s"))] if ratio else [])
            for n in ns])
     table(f"Capacity (p95 final <= {CAPACITY_P95_FINAL_S} s) and one stream's cost", ["run", "streams", "CPU-s per stream-s at N=1",
           "streams per core", "levels (N: final p95)"],
