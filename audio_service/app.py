@@ -33,6 +33,7 @@ def create_app(settings: Settings, fanout: BlockTranscriber | None = None) -> Fa
     services = Services(settings=settings, registry=registry, batch=BatchService(settings, registry, fanout))
     services.extra["speaker_tracker_factory"] = speaker_tracker_factory(settings.stream_speaker_context_s)
     ops = services.extra["ops"] = Ops.build(settings)
+    ops.metrics.replica.labels(replica_name(settings)).set(1)
     workers = max(1, settings.inference_workers)
     ops.metrics.sample(
         queue_depth=lambda: max(0, services.batch.queue.admitted - workers),

@@ -58,7 +58,7 @@ class AudioServiceReplica:
         context = serve.get_replica_context()
         # the Serve replica id, and where it runs (operators find its process and logs)
         name = settings.replica_name or f"{context.deployment}#{context.replica_id.unique_id}@{replica_name(settings)}"
-        update: dict[str, Any] = {"replica_name": name}
+        update: dict[str, Any] = {"replica_name": name, **replica_threads(settings)}
         if settings.metrics_port:  # one scrape port per replica of this node (ranks are 0..n-1 per node)
             update["metrics_port"] = settings.metrics_port + _local_rank(context)
         self._settings = settings.model_copy(update=update)
@@ -111,9 +111,30 @@ class BlocksOnReplicas:
         return max(0, int(world) - 1)
 
     async def __call__(self, task):
+        from audio_service.pipeline.fanout import LaneLost
+
         if self._handle is None:
             self._handle = serve.get_deployment_handle(*self._names)
-        return await self._handle.transcribe_block.remote(task)
+        try:
+            return await self._handle.transcribe_block.remote(task)
+        except ray.exceptions.RayActorError as exc:  # the replica died (or became unreachable) mid-block
+            log.warning("a block's replica was lost (%s): the block goes to another", type(exc).__name__)
+            raise LaneLost(str(exc)) from exc
+
+
+def replica_threads(settings: Settings) -> dict[str, int]:
+    """The automatic thread counts (``cpu_threads``, ``stream_workers`` at 0) of a replica on a CPU, from its
+    CPU reservation (``ray_num_cpus``) rather than the node's cores: replicas share a node, and each
+    sizing itself to all the cores would oversubscribe them N times."""
+    from audio_service.models.registry import resolve_device
+
+    cores = max(1, math.floor(settings.ray_num_cpus))
+    update: dict[str, int] = {}
+    if settings.cpu_threads == 0:
+        update["cpu_threads"] = cores
+    if settings.stream_workers == 0 and resolve_device(settings.device) == "cpu":  # a GPU replica keeps one
+        update["stream_workers"] = max(1, cores // max(1, settings.stream_cpu_threads))
+    return update
 
 
 class ReplicaLossMiddleware:

@@ -79,3 +79,14 @@ def test_deployment_options_follow_the_settings() -> None:
     assert "num_replicas" not in auto
     assert auto["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 8}
     assert isinstance(auto["autoscaling_config"]["max_replicas"], int)
+
+
+def test_replica_threads_follow_its_cpu_reservation() -> None:
+    """Pure logic: a CPU replica's automatic thread counts come from ray_num_cpus, explicit ones stay."""
+    from audio_service.ray_serve import replica_threads
+    from audio_service.settings import Settings
+
+    assert replica_threads(Settings(device="cpu", ray_num_cpus=1)) == {"cpu_threads": 1, "stream_workers": 1}
+    assert replica_threads(Settings(device="cpu", ray_num_cpus=4, stream_cpu_threads=2)) == {"cpu_threads": 4, "stream_workers": 2}
+    assert replica_threads(Settings(device="cpu", ray_num_cpus=0.5)) == {"cpu_threads": 1, "stream_workers": 1}
+    assert replica_threads(Settings(device="cpu", cpu_threads=3, stream_workers=2)) == {}

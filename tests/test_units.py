@@ -165,3 +165,33 @@ def test_pack_never_cuts_windows_shorter_than_a_second() -> None:
     # a tiny limit used to split the speech into endless pieces (the fuzzer's out-of-memory kill)
     packed = pack(Audio(np.zeros(10 * 16000, np.float32)), [SpeechSpan(0.0, 10.0)], max_len=1e-300)
     assert len(packed.pieces) == 10 and len(packed.windows) == 10
+
+
+def test_fanned_out_blocks_survive_a_lost_lane(monkeypatch) -> None:
+    """Pure logic (fake lanes): a lane that loses its worker gives the block back; every block is done once,
+    in order, and the receiver's own lane takes what a retired lane could not."""
+    import asyncio
+
+    from audio_service.pipeline import fanout
+    from audio_service.pipeline.asr import AsrOptions
+    from audio_service.pipeline.blocks import Block
+    from audio_service.schema import Transcript
+
+    monkeypatch.setattr(fanout, "LANE_RETRY_S", 0.0)
+    blocks = [Block(float(i), Audio(np.full(160, i, np.float32)), ()) for i in range(6)]
+    done: list[tuple[str, int]] = []
+
+    def lane(name: str, lose: int):
+        async def send(task: fanout.BlockTask) -> fanout.BlockResult:
+            await asyncio.sleep(0.01)
+            index = int(task.audio().samples[0])
+            if name == "remote" and sum(w == name for w, _ in done) >= 1 and lose:  # dies after its first block
+                raise fanout.LaneLost("replica died")
+            done.append((name, index))
+            return fanout.BlockResult(Transcript("transcribe", "en", 0.01, ()), f"{name}:{index}")
+        return send
+
+    results = asyncio.run(fanout.transcribe_blocks(blocks, [lane("here", 0), lane("remote", 1)], "m", AsrOptions(), None, False))
+    assert [r.worker.split(":")[1] for r in results] == [str(i) for i in range(6)]
+    assert sorted(i for _, i in done) == list(range(6))  # each block once
+    assert sum(w == "remote" for w, _ in done) == 1 and sum(w == "here" for w, _ in done) == 5

@@ -79,6 +79,11 @@ class Metrics:
             f"{NS}_quota_rejections", "Requests/streams refused by a quota", ["key", "limit"], registry=r
         )
         self.streams = Counter(f"{NS}_streams", "Streams finished", ["model"], registry=r)
+        self.batch_in_progress = Gauge(
+            f"{NS}_batch_requests_in_progress", "Batch requests being served (upload to last byte)", ["route"], registry=r
+        )
+        # which replica a scrape target is (value 1): the name its responses carry in x-audio-service-replica
+        self.replica = Gauge(f"{NS}_replica_info", "This process's replica name", ["replica"], registry=r)
 
     def sample(
         self, queue_depth: Callable[[], int], busy_workers: Callable[[], int], load_seconds: Callable[[], dict[str, float]]

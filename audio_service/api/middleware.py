@@ -26,6 +26,7 @@ from audio_service.logs import log_request
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 UNMETERED = frozenset({"/health", "/ready", "/metrics"})  # never refused, counted or logged
+BATCH_ROUTES = frozenset({"/v1/audio/transcriptions", "/v1/audio/translations"})  # in-progress gauge labels
 
 
 def request_id_from(value: str | None) -> str:
@@ -75,6 +76,9 @@ class OpsMiddleware:
             await send(message)
 
         ops.drain.request_started()
+        in_progress = ops.metrics.batch_in_progress.labels(scope["path"]) if scope["path"] in BATCH_ROUTES else None
+        if in_progress is not None:
+            in_progress.inc()
         try:
             if ops.drain.draining:
                 raise ops.drain.error()
@@ -89,6 +93,8 @@ class OpsMiddleware:
             await error_response(exc)(scope, receive, send_wrapper)
         finally:
             ops.drain.request_finished()
+            if in_progress is not None:
+                in_progress.dec()
             self._record(scope, result, who, time.perf_counter() - t0)
 
     async def _send_error(self, send: Send, result: dict[str, Any], rid: str) -> None:

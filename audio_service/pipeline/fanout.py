@@ -11,7 +11,10 @@ block when it is done with one, so a faster or less loaded worker takes more blo
 once instead would leave their spread to the router's snapshot of queue lengths, in which the receiver
 looks busy (its own request is open there) and the others idle: they would all go to one other replica.
 The language is detected once, on the first block, before the other blocks go out, so every block is
-decoded in the same language, as in the sequential path. Diarization is not done per block: the receiving
+decoded in the same language, as in the sequential path. A lane whose worker goes away mid-block (a replica
+that died) raises :class:`LaneLost`: its block goes back to the front of the queue for any lane, and the lane
+tries again after a pause (the router then picks a live replica), at most ``LANE_LOSSES`` times before it
+retires; the receiver's own lane never retires, so every block is done. Diarization is not done per block: the receiving
 side diarizes the whole file once after the join, so speaker labels hold over the whole file.
 """
 
@@ -63,6 +66,12 @@ class BlockTranscriber(Protocol):
 
 
 Lane = Callable[[BlockTask], Awaitable[BlockResult]]
+LANE_LOSSES = 2  # lost blocks after which a lane retires (its blocks go to the others)
+LANE_RETRY_S = 1.0  # pause before a lane that lost its worker sends again
+
+
+class LaneLost(Exception):
+    """The worker behind a lane went away before it answered (its process died): do the block elsewhere."""
 
 
 async def transcribe_blocks(
@@ -77,10 +86,20 @@ async def transcribe_blocks(
         results[index] = await lanes[0](BlockTask.of(block, model, opts, aligner))
         opts = replace(opts, language=results[index].transcript.language)
 
-    async def lane(send: Lane) -> None:
+    async def lane(send: Lane, losses: int) -> None:
         while todo:
             index, block = todo.popleft()
-            results[index] = await send(BlockTask.of(block, model, opts, aligner))
+            try:
+                results[index] = await send(BlockTask.of(block, model, opts, aligner))
+            except LaneLost:
+                todo.appendleft((index, block))
+                losses -= 1
+                if losses < 0:
+                    return
+                await asyncio.sleep(LANE_RETRY_S)
 
-    await asyncio.gather(*(lane(send) for send in lanes))
+    # lanes[0] is the receiver's own: it raises no LaneLost and only stops when no block is left. Another lane
+    # may give a block back after that, hence the loop.
+    while todo:
+        await asyncio.gather(lane(lanes[0], 0), *(lane(send, LANE_LOSSES) for send in lanes[1:]))
     return [results[i] for i in range(len(blocks))]
