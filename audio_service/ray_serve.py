@@ -24,8 +24,6 @@ This is the only module that imports Ray (the ``ray`` extra); the single-process
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import math
 import os
@@ -36,18 +34,15 @@ from typing import Any
 import ray
 from ray import serve
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audio_service.api.identity import replica_name
-from audio_service.errors import ServiceError
+from audio_service.api.replica_loss import ReplicaLossMiddleware
 from audio_service.settings import Settings
-from audio_service.streaming.protocol import error_message
 
 log = logging.getLogger(__name__)
 APP_NAME = "audio-service"
 DEPLOYMENT_NAME = "audio-service"
 PROXY_CALLBACK = "audio_service.ray_serve:proxy_middlewares"
-CLOSE_REPLICA_LOST = 1014  # "bad gateway": the proxy lost the replica serving this stream; reconnect
 
 
 @serve.ingress()
@@ -135,49 +130,6 @@ def replica_threads(settings: Settings) -> dict[str, int]:
     if settings.stream_workers == 0 and resolve_device(settings.device) == "cpu":  # a GPU replica keeps one
         update["stream_workers"] = max(1, cores // max(1, settings.stream_cpu_threads))
     return update
-
-
-class ReplicaLossMiddleware:
-    """Serve proxy middleware: a stream whose replica died gets an error and close code 1014.
-
-    Without it the proxy just drops the client's socket (1006, no reason). A stream the app closed,
-    or that the client left, is untouched. Installed through ``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH``
-    (:data:`PROXY_CALLBACK`): :func:`serve_forever` sets it for a local cluster; a cluster's own environment
-    (the KubeRay manifest, or ``serve run`` / ``ray start``) must set it itself.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket":
-            await self.app(scope, receive, send)
-            return
-        state = {"accepted": False, "closed": False}
-
-        async def watched_receive() -> Message:
-            message = await receive()
-            state["closed"] |= message["type"] == "websocket.disconnect"
-            return message
-
-        async def watched_send(message: Message) -> None:
-            state["accepted"] |= message["type"] == "websocket.accept"
-            state["closed"] |= message["type"] == "websocket.close"
-            await send(message)
-
-        try:
-            await self.app(scope, watched_receive, watched_send)
-        except Exception:  # noqa: BLE001 - the replica call failed: report it below like a silent end
-            log.warning("a stream's replica failed", exc_info=True)
-        if state["accepted"] and not state["closed"]:
-            err = ServiceError(
-                "The replica serving this stream stopped; audio not yet answered final was lost. Reconnect: a new "
-                "stream goes to a healthy replica.",
-                code="replica_lost",
-            )
-            with contextlib.suppress(Exception):  # the client may be gone too
-                await send({"type": "websocket.send", "text": json.dumps(error_message(err))})
-                await send({"type": "websocket.close", "code": CLOSE_REPLICA_LOST, "reason": "replica_lost"})
 
 
 def proxy_middlewares() -> list[Middleware]:

@@ -98,3 +98,64 @@ def test_container_stop_matches_the_drain() -> None:
     for name, service in ours.items():
         assert service["stop_signal"] == "SIGTERM", name
         assert float(service["stop_grace_period"].removesuffix("s")) > grace, name
+
+
+def _client(chunks: list[bytes]):
+    """An ASGI client sending ``chunks`` as the request body, then waiting (it never disconnects)."""
+    messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+    sent: list[dict] = []
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await asyncio.Event().wait()
+
+    async def send(message):
+        sent.append(message)
+
+    return receive, send, sent
+
+
+async def _read_body(receive) -> bytes:
+    body = b""
+    while True:
+        m = await receive()
+        body += m.get("body", b"")
+        if not m.get("more_body"):
+            return body
+
+
+def test_request_whose_replica_died_is_sent_again_with_its_body(monkeypatch) -> None:
+    """Pure logic (a fake proxy app): the first attempt reads part of the body and ends without an
+    answer (what Serve's proxy does when the replica dies); the second gets the whole body again."""
+    from audio_service.api import replica_loss
+
+    monkeypatch.setattr(replica_loss, "REPLAY_CHUNK", 3)  # replay in several messages
+    attempts: list[bytes] = []
+
+    async def proxy(scope, receive, send):
+        if not attempts:
+            attempts.append((await receive())["body"])  # the replica died after the first chunk
+            return
+        attempts.append(await _read_body(receive))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    receive, send, sent = _client([b"abcd", b"efgh", b"ij"])
+    asyncio.run(replica_loss.ReplicaLossMiddleware(proxy)({"type": "http", "method": "POST", "path": "/v1/x"}, receive, send))
+    assert attempts == [b"abcd", b"abcdefghij"] and [m.get("status") for m in sent][:1] == [200]
+
+
+def test_request_lost_twice_gets_a_clear_503() -> None:
+    from audio_service.api import replica_loss
+
+    calls = []
+
+    async def proxy(scope, receive, send):
+        calls.append(await _read_body(receive))
+
+    receive, send, sent = _client([b"body"])
+    asyncio.run(replica_loss.ReplicaLossMiddleware(proxy)({"type": "http", "method": "POST", "path": "/v1/x"}, receive, send))
+    assert calls == [b"body", b"body"]  # sent once more, not again and again
+    assert sent[0]["status"] == 503 and dict(sent[0]["headers"])[b"retry-after"] == b"2"
+    assert json.loads(sent[1]["body"])["error"]["code"] == "replica_lost"
