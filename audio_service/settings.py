@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     # --- models ---
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device; auto picks CUDA when present.")
     compute_type: str = Field("auto", description="CTranslate2 compute type; auto = int8 on CPU, float16 on CUDA.")
-    cpu_threads: int = Field(0, description="CPU threads per model call (0 = all cores).")
+    cpu_threads: int = Field(0, description="CPU threads per model call (0 = all cores; a Ray Serve replica: its ray_num_cpus).")
     blas_threads: int = Field(
         1, ge=0, description="Threads of numpy's BLAS in the server process (0 = its default: one per core, busy-waiting after every call)."
     )
@@ -63,7 +63,7 @@ class Settings(BaseSettings):
         1, ge=0, description="CPU threads per streaming model call, on a CPU (0 = cpu_threads); streams then share their own instance of each model."
     )
     stream_workers: int = Field(
-        0, ge=0, description="Streaming model calls run at once (0 = cores / stream_cpu_threads on a CPU, 1 on a GPU)."
+        0, ge=0, description="Streaming model calls run at once (0 = cores / stream_cpu_threads on a CPU, a Ray replica counting ray_num_cpus as its cores; 1 on a GPU)."
     )
     models: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_MODELS),

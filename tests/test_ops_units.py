@@ -159,3 +159,17 @@ def test_request_lost_twice_gets_a_clear_503() -> None:
     assert calls == [b"body", b"body"]  # sent once more, not again and again
     assert sent[0]["status"] == 503 and dict(sent[0]["headers"])[b"retry-after"] == b"2"
     assert json.loads(sent[1]["body"])["error"]["code"] == "replica_lost"
+
+
+def test_request_too_large_to_keep_is_not_sent_again(monkeypatch) -> None:
+    from audio_service.api import replica_loss
+
+    monkeypatch.setattr(replica_loss, "RETRY_BODY_BYTES", 5)
+    calls = []
+
+    async def proxy(scope, receive, send):
+        calls.append(await _read_body(receive))
+
+    receive, send, sent = _client([b"abcd", b"efgh"])
+    asyncio.run(replica_loss.ReplicaLossMiddleware(proxy)({"type": "http", "method": "POST", "path": "/v1/x"}, receive, send))
+    assert calls == [b"abcdefgh"] and sent[0]["status"] == 503

@@ -2,7 +2,10 @@
 
 One ``audio-service serve --ray --replicas 2`` (and a real ``redis-server`` for the cluster-wide stream
 limit and waiting room) serves the whole module; the last test stops it and checks that no Ray process is
-left behind. Files longer than ``FANOUT_BLOCK_S`` fan out over the replicas.
+left behind. Files longer than ``FANOUT_BLOCK_S`` fan out over the replicas. Two tests kill a replica (the
+one running a file's block, then the one that received a file) and wait for Serve's replacement, so the
+tests after them find two replicas again; each replica's metrics port says which replica it is and which
+is serving a batch request.
 """
 
 from __future__ import annotations

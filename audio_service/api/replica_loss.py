@@ -59,7 +59,9 @@ class _KeptBody:
             body = message.get("body", b"")
             self.size += len(body)
             if self.size <= RETRY_BODY_BYTES:
-                self._file.write(body)
+                self._file.write(body)  # page-cache writes: no real wait on the proxy's event loop
+            elif not self._file.closed:
+                self._file.close()  # too large to send again: give the space back now
             self.complete = not message.get("more_body", False)
         return message
 
