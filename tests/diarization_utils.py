@@ -35,6 +35,17 @@ def reference_two_speakers():
     return load_rttm(str(TWO_SPEAKERS_RTTM))["two_speakers"]
 
 
+def tiled(reference, copies: int, period: float, uri: str = "tiled"):
+    """``reference`` (an Annotation) repeated ``copies`` times, ``period`` seconds apart."""
+    from pyannote.core import Annotation, Segment
+
+    out = Annotation(uri=uri)
+    for k in range(copies):
+        for seg, track, label in reference.itertracks(yield_label=True):
+            out[Segment(seg.start + k * period, seg.end + k * period), (k, track)] = label
+    return out
+
+
 def annotation(turns: Iterable[tuple[float, float, str]], uri: str = "file"):
     """(start, end, speaker) triples -> pyannote Annotation."""
     from pyannote.core import Annotation, Segment

@@ -49,3 +49,16 @@ def test_closest_voices_merge_first_but_never_across_a_cannot_link():
     apart[1, 2] = apart[2, 1] = 3.0
     i, j, _, _ = closest_pair([[0], [1], [2]], e, seconds, apart)
     assert {i, j} == {0, 1}
+
+
+def test_a_cluster_without_a_voice_joins_the_speaker_it_was_never_told_apart_from():
+    """Pure logic of ``_home``: cannot-links first, then the closest first-pass centroid."""
+    from audio_service.pipeline.speaker_count import _home
+
+    groups = [[0, 1], [2]]  # two voices; cluster 3 has no clean speech of its own
+    centroids = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.95, 0.05]], dtype=np.float32)
+    apart = np.zeros((4, 4))
+    assert _home(3, groups, apart, centroids) == 0  # sounds like the first speaker
+    apart[3, 0] = apart[0, 3] = 2.0  # but was heard beside cluster 0 in some window
+    assert _home(3, groups, apart, centroids) == 1
+    assert _home(3, groups, np.zeros((4, 4)), None) == 0  # no centroids: the larger speaker

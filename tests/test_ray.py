@@ -31,7 +31,7 @@ from openai import OpenAI
 import numpy as np
 
 from tests.audio_utils import JFK, JFK_TEXT, TWO_SPEAKERS, load_16k, wer, write_wav
-from tests.diarization_utils import der, reference_two_speakers, word_turns_annotation
+from tests.diarization_utils import der, reference_two_speakers, tiled, word_turns_annotation
 from tests.ops_utils import scrape_url, value, wait_for
 from tests.redis_server import RedisServer
 from tests.server import ServerProcess, free_port
@@ -193,35 +193,30 @@ def test_ten_minute_file_fans_out_over_both_replicas(cluster, single, tmp_path) 
     assert wer(" ".join([JFK_TEXT] * 48), fanned.json()["text"]) <= 0.05
 
 
-def tiled_reference(copies: int, period: float):
-    """two_speakers.rttm repeated ``copies`` times, ``period`` seconds apart (a pyannote Annotation)."""
-    from pyannote.core import Annotation, Segment
-
-    ref, tiled = reference_two_speakers(), Annotation(uri="tiled")
-    for k in range(copies):
-        for seg, track, label in ref.itertracks(yield_label=True):
-            tiled[Segment(seg.start + k * period, seg.end + k * period), (k, track)] = label
-    return tiled
-
-
-def test_ten_minute_diarized_file_keeps_its_speakers(cluster, tmp_path) -> None:
-    """A 10-minute conversation (two_speakers x 20) in 20 s blocks on both replicas, diarize=true: two speakers
-    over the whole file, each copy labelled like the first (the blocks are joined, then diarized once), and
-    the DER against the reference tiled 20 times is that of one copy alone (0.067, bench/diarization.py)."""
+def test_ten_minute_diarized_file_keeps_its_speakers(cluster, single, tmp_path) -> None:
+    """A 10-minute conversation (two_speakers x 20) in 20 s blocks on both replicas, diarize=true. The blocks
+    are joined, then diarized once: the single process's speakers, every 30 s copy labelled like the first,
+    and about one copy's DER against the reference repeated 20 times."""
     copies, period = 20, 30.0
     long = write_wav(tmp_path / "two_speakers_x20.wav", np.tile(load_16k(TWO_SPEAKERS), copies))
-    fanned = post_file(cluster, long, "key-a", diarize="true")
-    assert len(block_workers(fanned)) == 2
-    words = fanned.json()["words"]
-    assert fanned.json()["duration"] >= 600 and len({w["speaker_id"] for w in words}) == 2
+    fanned, alone = post_file(cluster, long, "key-a", diarize="true"), post_file(single, long, diarize="true")
+    assert len(block_workers(fanned)) == 2 and alone.status_code == 200, alone.text
+    words, alone_words = fanned.json()["words"], alone.json()["words"]
+    assert fanned.json()["duration"] >= 600
+    assert len({w["speaker_id"] for w in words}) == len({w["speaker_id"] for w in alone_words}) >= 2
+    # who spoke when, as the single process says (pyannote.metrics maps the labels)
+    assert der(word_turns_annotation(alone_words, "x20"), word_turns_annotation(words, "x20"))["der"] <= 0.05
     first = {(w["word"], round(w["start"], 0)): w["speaker_id"] for w in words if w["start"] < period}
     for k in range(1, copies):
         copy = [w for w in words if k * period <= w["start"] < (k + 1) * period]
         pairs = [(first.get((w["word"], round(w["start"] - k * period, 0))), w["speaker_id"]) for w in copy]
         pairs = [(a, b) for a, b in pairs if a is not None]
         assert len(pairs) >= 0.5 * len(first) and sum(a == b for a, b in pairs) >= 0.9 * len(pairs), (k, pairs)
-    score = der(tiled_reference(copies, period), word_turns_annotation(words, "tiled"))
+    score = der(tiled(reference_two_speakers(), copies, period), word_turns_annotation(words, "tiled"))
     assert score["der"] <= 0.15, score
+    # whisper-base hesitates between readings of some words ("Neither did I" / "I need to design") where
+    # the context differs: measured WER 0.036 against the single process on two_speakers x 3
+    assert wer(alone.json()["text"], fanned.json()["text"]) <= 0.08
 
 
 def test_streams_spread_over_both_replicas(cluster, jfk) -> None:

@@ -69,7 +69,7 @@ def _offline_pipeline_class():
             evidence = window_evidence(hard, segmentations, count)
             samples = kwargs["file"]["waveform"][0].numpy()
             bound = None if max_clusters is None or max_clusters >= UNBOUNDED_SPEAKERS else max_clusters
-            mapping = merge_same_voices(samples, evidence, min_clusters, bound)
+            mapping = merge_same_voices(samples, evidence, min_clusters, bound, np.asarray(centroids))
             merged = np.where(hard >= 0, mapping[np.maximum(hard, 0)], hard)
             groups = int(mapping.max()) + 1
             centroids = np.stack([centroids[mapping == g].mean(axis=0) for g in range(groups)])

@@ -30,9 +30,20 @@ MAX_EMBED_SECONDS = 60.0  # enough speech for a stable embedding; bounds the cos
 
 
 def merge_same_voices(
-    samples: np.ndarray, evidence: WindowEvidence, min_speakers: int | None, max_speakers: int | None
+    samples: np.ndarray,
+    evidence: WindowEvidence,
+    min_speakers: int | None,
+    max_speakers: int | None,
+    centroids: np.ndarray | None = None,
 ) -> np.ndarray:
-    """First-pass cluster -> merged speaker index (0..n-1), from 16 kHz ``samples`` and window evidence."""
+    """First-pass cluster -> merged speaker index (0..n-1), from 16 kHz ``samples`` and window evidence.
+
+    Clusters with too little clean speech to embed (``MIN_EMBED_SECONDS``: overlaps, backchannels) have
+    no voice to compare, so they take no part in the greedy merge: all their embeddings would be the
+    same zero vector, they would merge with one another first and, holding every cannot-link of their
+    members, block the merges of real voices (a long two-person file came out as three speakers). Each
+    joins, afterwards, the speaker it was never told apart from whose first-pass ``centroids`` (the
+    windows' embeddings) is closest."""
     count = len(evidence.clean_seconds)
     if count < 2:
         return np.zeros(count, dtype=int)
@@ -41,8 +52,9 @@ def merge_same_voices(
     embeddable = [k for k in range(count) if seconds[k] >= MIN_EMBED_SECONDS]
     if embeddable:
         embeddings[embeddable] = embed_many([_speech(samples, evidence.clean_spans[k]) for k in embeddable])
-    groups = [[i] for i in range(count)]
     lower = max(1, min_speakers or 1)
+    voiced = len(embeddable) >= max(2, lower)  # else (too few voices to count on) every cluster takes part
+    groups = [[k] for k in (embeddable if voiced else range(count))]
     while len(groups) > lower:
         best = closest_pair(groups, embeddings, seconds, evidence.apart_seconds)
         if best is None:
@@ -52,10 +64,27 @@ def merge_same_voices(
         if reliable and distance >= MERGE_THRESHOLD and not too_many:
             break
         groups[i] += groups.pop(j)
+    if voiced:
+        for k in sorted(set(range(count)) - set(embeddable)):
+            groups[_home(k, groups, evidence.apart_seconds, centroids)].append(k)
     mapping = np.zeros(count, dtype=int)
     for index, group in enumerate(sorted(groups)):
         mapping[group] = index
     return mapping
+
+
+def _home(k: int, groups: list[list[int]], apart: np.ndarray, centroids: np.ndarray | None) -> int:
+    """The group a cluster without a voice of its own joins: fewest seconds told apart from it, then the
+    closest first-pass centroid (cosine), then the most members."""
+    def key(g: int) -> tuple[float, float, int]:
+        told_apart = float(apart[k, groups[g]].sum())
+        if centroids is None:
+            return told_apart, 0.0, -len(groups[g])
+        mean = centroids[groups[g]].mean(axis=0)
+        cosine = float(mean @ centroids[k] / ((np.linalg.norm(mean) * np.linalg.norm(centroids[k])) or 1.0))
+        return told_apart, -cosine, -len(groups[g])
+
+    return min(range(len(groups)), key=key)
 
 
 def _speech(samples: np.ndarray, spans: list[tuple[float, float]], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
