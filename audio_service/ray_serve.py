@@ -58,7 +58,7 @@ class AudioServiceReplica:
             update["metrics_port"] = settings.metrics_port + _local_rank(context)
         self._settings = settings.model_copy(update=update)
         self._blocks = BlocksOnReplicas(context.app_name, context.deployment, settings)
-        self._batch = None
+        self._batch = self._metrics = None
 
     async def __serve_build_asgi_app__(self):
         """Build the app and load the preloaded models first: Serve routes nothing to a replica before, and
@@ -66,7 +66,7 @@ class AudioServiceReplica:
         from audio_service.app import create_app  # the app's modules load inside the replica process
 
         app = create_app(self._settings, self._blocks if self._settings.ray_fanout_block_s > 0 else None)
-        self._batch = app.state.services.batch
+        self._batch, self._metrics = app.state.services.batch, app.state.services.extra["ops"].metrics
         for model in self._settings.preload_models:
             await asyncio.to_thread(app.state.services.registry.get, model)
             await asyncio.to_thread(app.state.services.registry.get, model, stream=True)
@@ -76,7 +76,8 @@ class AudioServiceReplica:
         """One block of a long file that a replica (maybe this one) fans out: a ``BlockResult``."""
         from audio_service.pipeline.fanout import BlockResult
 
-        return BlockResult(await self._batch.transcribe_block(task), self._settings.replica_name)
+        with self._metrics.fanout_blocks.track_inprogress():
+            return BlockResult(await self._batch.transcribe_block(task), self._settings.replica_name)
 
 
 def _local_rank(context) -> int:

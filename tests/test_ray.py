@@ -133,10 +133,10 @@ def test_concurrent_batch_requests_use_both_replicas(cluster) -> None:
     assert sorted(served) == sorted(Counter(r.headers[HEADER] for r in responses).values()), served
 
 
-def jfk_x8(tmp_path) -> Path:
-    """100 s of clean speech with 2 s pauses: 6 blocks of FANOUT_BLOCK_S."""
+def jfk_file(tmp_path, copies: int = 8) -> Path:
+    """jfk ``copies`` times with 2 s pauses: 8 copies are 100 s of speech, 6 blocks of FANOUT_BLOCK_S."""
     pause = np.zeros(2 * 16000, np.float32)
-    return write_wav(tmp_path / "jfk_x8.wav", np.concatenate([load_16k(JFK), pause] * 8))
+    return write_wav(tmp_path / f"jfk_x{copies}.wav", np.concatenate([load_16k(JFK), pause] * copies))
 
 
 def test_waiting_room_is_shared_by_the_replicas(cluster, tmp_path) -> None:
@@ -144,7 +144,7 @@ def test_waiting_room_is_shared_by_the_replicas(cluster, tmp_path) -> None:
     (seats shared by the deployment), the rest get 429. Counted per replica (QUEUE seats each) all 8 would
     have been admitted."""
     with ThreadPoolExecutor(9) as pool:
-        long = pool.submit(post_file, cluster, jfk_x8(tmp_path), "key-b")
+        long = pool.submit(post_file, cluster, jfk_file(tmp_path), "key-b")
         time.sleep(4)  # its blocks are running on both replicas
         responses = list(pool.map(lambda _: transcribe(cluster, "key-b"), range(8)))
         assert len(block_workers(long.result())) == 2
@@ -278,13 +278,15 @@ def replica_of(page: dict) -> str:
     return next(dict(labels)["replica"] for name, labels in page if name == "audio_service_replica_info")
 
 
-def receiver_and_other(cluster) -> tuple[str, str] | None:
-    """(the replica serving a batch request, the other one) once one is, read off their metrics ports."""
+def receiver_and_worker(cluster) -> tuple[str, str] | None:
+    """(the replica serving a batch request, another one running a block of it) once there are both,
+    read off their metrics ports."""
     pages = metrics_pages(cluster)
-    busy = [value(p, "audio_service_batch_requests_in_progress", route="/v1/audio/transcriptions") for p in pages]
-    if sorted(busy) != [0, 1]:
+    serving = [replica_of(p) for p in pages if value(p, "audio_service_batch_requests_in_progress", route="/v1/audio/transcriptions")]
+    working = [replica_of(p) for p in pages if value(p, "audio_service_fanout_blocks_in_progress")]
+    if len(serving) != 1 or not set(working) - set(serving):
         return None
-    return replica_of(pages[busy.index(1)]), replica_of(pages[busy.index(0)])
+    return serving[0], next(iter(set(working) - set(serving)))
 
 
 def wait_for_replacement(cluster, gone: set[str]) -> str:
@@ -297,22 +299,21 @@ def wait_for_replacement(cluster, gone: set[str]) -> str:
 
 
 def test_block_of_a_killed_replica_is_done_elsewhere(cluster, tmp_path) -> None:
-    """A 100 s file fans out; the replica running one of its blocks (not the one that received the file) is
+    """A 200 s file fans out; the replica running one of its blocks (not the one that received the file) is
     killed mid-block: the block is sent again, the file's text is complete, Serve replaces the replica."""
     with ThreadPoolExecutor(1) as pool:
-        long = pool.submit(post_file, cluster, jfk_x8(tmp_path), "key-b")
-        receiver, victim = wait_for(lambda: receiver_and_other(cluster), 60, "a replica serving the file")
-        time.sleep(3)  # the file is cut in about a second; a 20 s block takes about 3 s on one thread
+        long = pool.submit(post_file, cluster, jfk_file(tmp_path, 16), "key-b")
+        receiver, victim = wait_for(lambda: receiver_and_worker(cluster), 120, "a block running on another replica")
         os.kill(int(REPLICA_PID.search(victim).group(1)), signal.SIGKILL)
         response = long.result()
     assert receiver in block_workers(response)
-    assert wer(" ".join([JFK_TEXT] * 8), response.json()["text"]) <= 0.05, response.json()["text"]
+    assert wer(" ".join([JFK_TEXT] * 16), response.json()["text"]) <= 0.05, response.json()["text"]
     wait_for(lambda: "a block's replica was lost" in cluster.log.read_text(errors="replace"), 30, "the receiver's log line")
     wait_for_replacement(cluster, {receiver, victim})
 
 
 def test_killed_replica_closes_its_streams_and_is_replaced(cluster, jfk, tmp_path) -> None:
-    """One stream on each replica and a 100 s file on one of them; that replica is killed: its stream gets
+    """One stream on each replica and a 200 s file on one of them; that replica is killed: its stream gets
     1014 replica_lost, the file is sent again by the proxy (to a live replica) and answered in full, the
     other replica's stream goes on, and Serve starts a replacement."""
     url = url_for(cluster.ws_url, language="en")
@@ -335,12 +336,12 @@ def test_killed_replica_closes_its_streams_and_is_replaced(cluster, jfk, tmp_pat
 
     async def go(pool: ThreadPoolExecutor):
         by_replica = await one_stream_per_replica()
-        long = pool.submit(post_file, cluster, jfk_x8(tmp_path), "key-b")
-        victim, _ = await asyncio.to_thread(wait_for, lambda: receiver_and_other(cluster), 60, "the file's replica")
-        (survivor,) = set(by_replica) - {victim}
         for ws in by_replica.values():
             await ws.send(b"\x00\x00" * 800)
-        await asyncio.sleep(1)  # the file is being cut and its first blocks are running
+        long = pool.submit(post_file, cluster, jfk_file(tmp_path, 16), "key-b")
+        # the file's receiver, once its blocks run (one on the other replica): mid-file
+        victim, _ = await asyncio.to_thread(wait_for, lambda: receiver_and_worker(cluster), 120, "the file's blocks")
+        (survivor,) = set(by_replica) - {victim}
         os.kill(int(REPLICA_PID.search(victim).group(1)), signal.SIGKILL)
         errors, code = await expect_close(by_replica[victim], timeout_s=60)
         # the survivor's stream goes on undisturbed
@@ -355,7 +356,7 @@ def test_killed_replica_closes_its_streams_and_is_replaced(cluster, jfk, tmp_pat
     assert code == 1014 and [e["code"] for e in errors] == ["replica_lost"], (code, errors)
     # the file whose replica died was served again elsewhere, in full
     assert long.status_code == 200 and long.headers[HEADER] != victim, long.text
-    assert wer(" ".join([JFK_TEXT] * 8), long.json()["text"]) <= 0.05
+    assert wer(" ".join([JFK_TEXT] * 16), long.json()["text"]) <= 0.05
     # new requests and streams are served (by the survivor or the replacement)
     assert transcribe(cluster).status_code == 200
     result = asyncio.run(stream(cluster.ws_url, jfk, pace=0, params={"language": "en"}, headers=auth("key-a")))

@@ -82,6 +82,9 @@ class Metrics:
         self.batch_in_progress = Gauge(
             f"{NS}_batch_requests_in_progress", "Batch requests being served (upload to last byte)", ["route"], registry=r
         )
+        self.fanout_blocks = Gauge(
+            f"{NS}_fanout_blocks_in_progress", "Blocks of long files (received by any replica) being transcribed here", registry=r
+        )
         # which replica a scrape target is (value 1): the name its responses carry in x-audio-service-replica
         self.replica = Gauge(f"{NS}_replica_info", "This process's replica name", ["replica"], registry=r)
 
