@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     # --- models ---
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device; auto picks CUDA when present.")
     compute_type: str = Field("auto", description="CTranslate2 compute type; auto = int8 on CPU, float16 on CUDA.")
-    cpu_threads: int = Field(0, description="CPU threads per model call (0 = all cores; a Ray Serve replica: its ray_num_cpus).")
+    cpu_threads: int = Field(0, description="CPU threads per model call, CTranslate2 and torch alike (0 = all cores; a Ray Serve replica: its ray_num_cpus).")
     blas_threads: int = Field(
         1, ge=0, description="Threads of numpy's BLAS in the server process (0 = its default: one per core, busy-waiting after every call)."
     )

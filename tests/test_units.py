@@ -195,3 +195,18 @@ def test_fanned_out_blocks_survive_a_lost_lane(monkeypatch) -> None:
     assert [r.worker.split(":")[1] for r in results] == [str(i) for i in range(6)]
     assert sorted(i for _, i in done) == list(range(6))  # each block once
     assert sum(w == "remote" for w, _ in done) == 1 and sum(w == "here" for w, _ in done) == 5
+
+
+def test_torch_threads_follow_cpu_threads_unless_the_operator_set_them(monkeypatch) -> None:
+    import os
+
+    from audio_service.models.priority import limit_torch_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delitem(__import__("sys").modules, "torch", raising=False)  # not imported yet: env only
+    limit_torch_threads(0)
+    assert "OMP_NUM_THREADS" not in os.environ
+    limit_torch_threads(1)
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+    limit_torch_threads(3)  # an existing value (the operator's, or Ray's per-actor one) wins
+    assert os.environ["OMP_NUM_THREADS"] == "1"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,22 @@ def limit_numpy_blas(threads: int = 1) -> None:
         ThreadpoolController().select(internal_api="openblas").limit(limits=threads)
     except Exception as exc:  # threadpoolctl missing or a BLAS it cannot drive: only CPU is lost
         log.debug("could not limit numpy's BLAS threads: %s", exc)
+
+
+def limit_torch_threads(threads: int) -> None:
+    """torch's intra-op threads (diarization, pyannote VAD, speaker embeddings, MMS alignment) follow
+    ``cpu_threads`` when it is set, as CTranslate2's do; 0 = leave torch's default (every core).
+
+    Why it matters: model threads run at a lower priority (above), so on a shared core one of torch's
+    threads gets a small share of it, and every parallel op waits for that thread. Beside one busy
+    process, a 10-minute diarization with 2 torch threads at nice 10 took over 15 minutes instead of
+    about 15 s. torch reads ``OMP_NUM_THREADS`` when it is first imported (lazily, on the first request
+    that needs it); an operator's own value wins."""
+    if threads > 0:
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        torch = sys.modules.get("torch")
+        if torch is not None:  # already imported (a test process, a preload): set it directly
+            torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def lower_thread_priority(increment: int = STREAM_NICENESS) -> None:

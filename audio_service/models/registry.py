@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from audio_service.errors import ModelUnavailableError, NotFoundError
 from audio_service.models.packaged import packaged_model_dir, set_default_cache_dir
-from audio_service.models.priority import limit_numpy_blas, lower_thread_priority
+from audio_service.models.priority import limit_numpy_blas, limit_torch_threads, lower_thread_priority
 from audio_service.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,6 +75,7 @@ class ModelRegistry:
 
     def __init__(self, settings: Settings) -> None:
         limit_numpy_blas(settings.blas_threads)  # once per process that runs models (see models/priority.py)
+        limit_torch_threads(settings.cpu_threads)
         self._settings = settings
         self._specs = {mid: ModelSpec(mid, src) for mid, src in settings.models.items()}
         self._aliases = dict(settings.aliases)
