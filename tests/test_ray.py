@@ -144,8 +144,10 @@ def test_waiting_room_is_shared_by_the_replicas(cluster, tmp_path) -> None:
     (seats shared by the deployment), the rest get 429. Counted per replica (QUEUE seats each) all 8 would
     have been admitted."""
     with ThreadPoolExecutor(9) as pool:
-        long = pool.submit(post_file, cluster, jfk_file(tmp_path), "key-b")
-        time.sleep(4)  # its blocks are running on both replicas
+        long = pool.submit(post_file, cluster, jfk_file(tmp_path, 16), "key-b")
+        # its blocks are running on both replicas (a fixed sleep was once too long on a fast machine, once
+        # too short beside a CPU hog); 200 s of speech keeps them busy while the 8 arrive
+        wait_for(lambda: receiver_and_worker(cluster), 120, "the file's blocks on both replicas")
         responses = list(pool.map(lambda _: transcribe(cluster, "key-b"), range(8)))
         assert len(block_workers(long.result())) == 2
     statuses = Counter(r.status_code for r in responses)
