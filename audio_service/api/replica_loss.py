@@ -19,6 +19,8 @@ import contextlib
 import json
 import logging
 import tempfile
+
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audio_service.errors import ServiceError
@@ -121,7 +123,7 @@ class ReplicaLossMiddleware:
                 if attempt == 0:
                     log.warning("%s %s: its replica was lost before answering; sent again", scope["method"], scope["path"])
             if not started and not body.disconnected:
-                await _send_lost(send, "The replica serving this request stopped before answering. Retry it.")
+                await _lost_response("The replica serving this request stopped before answering. Retry it.")(scope, receive, send)
         finally:
             body.close()
 
@@ -158,9 +160,7 @@ class ReplicaLossMiddleware:
                 await send({"type": "websocket.close", "code": CLOSE_REPLICA_LOST, "reason": "replica_lost"})
 
 
-async def _send_lost(send: Send, message: str) -> None:
-    body = json.dumps(ReplicaLostError(message).body()).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"retry-after", str(RETRY_AFTER_S).encode())]
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+def _lost_response(message: str) -> JSONResponse:
+    """The service's error body (``ServiceError.body``), 503 with ``Retry-After``."""
+    err = ReplicaLostError(message)
+    return JSONResponse(err.body(), status_code=err.status_code, headers={"Retry-After": str(RETRY_AFTER_S)})
