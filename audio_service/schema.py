@@ -68,6 +68,7 @@ class Segment:
     speaker: str | None = None
     # Other speakers heard while this segment's speaker talks (overlapped speech), when diarized.
     overlapping_speakers: tuple[str, ...] = ()
+    language: str | None = None  # the language spoken in the segment, when it is not the transcript's
 
 
 @dataclass(frozen=True)

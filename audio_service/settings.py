@@ -80,7 +80,15 @@ class Settings(BaseSettings):
         Path.home() / ".cache" / "audio-service", description="Where packaged models are assembled and hub models cached."
     )
     beam_size: int = Field(5, description="Beam size for batch decoding.")
-    batch_size: int = Field(8, description="Windows decoded per model call in the batched pipeline.")
+    batch_decoder: Literal["sequential", "batched"] = Field(
+        "sequential",
+        description=(
+            "How batch requests decode: sequential = faster-whisper's transcribe loop (previous-text context, "
+            "temperature fallback; the accuracy of faster-whisper run directly); batched = windows decoded in "
+            "batches like its BatchedInferencePipeline (several times faster on a GPU, a little less accurate)."
+        ),
+    )
+    batch_size: int = Field(8, description="Windows decoded per model call when batch_decoder=batched.")
     batch_block_s: float = Field(
         600.0, description="Long files are decoded and transcribed in blocks of about this many seconds (bounded memory)."
     )

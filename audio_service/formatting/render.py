@@ -36,6 +36,7 @@ def word_json(w: Word, language: str) -> dict[str, Any]:
 
 
 def segment_json(s: Segment, language: str, with_words: bool) -> dict[str, Any]:
+    language = s.language or language
     out: dict[str, Any] = {
         "id": s.id,
         "seek": s.seek,
@@ -64,7 +65,7 @@ def verbose_json(t: Transcript, granularities: tuple[str, ...]) -> dict[str, Any
     with_words = "word" in granularities
     out: dict[str, Any] = {"task": t.task, "language": t.language, "duration": _r(t.duration), "text": t.text}
     if with_words:
-        out["words"] = [word_json(w, t.language) for w in t.words]
+        out["words"] = [word_json(w, s.language or t.language) for s in t.segments for w in s.words]
     if "segment" in granularities:
         out["segments"] = [segment_json(s, t.language, with_words) for s in t.segments]
     return out

@@ -74,3 +74,35 @@ def word_alignment(whisper: Any, tok: Tokenizer, tokens: list[int], encoder_outp
     alignment = whisper.find_alignment(tok, [tokens], encoder_output, num_frames)[0]
     merge_punctuations(alignment, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
     return [a for a in alignment if a["word"]]
+
+
+class _LanguageWatch:
+    """CTranslate2's Whisper, with Whisper's language detection run on every encoder output it makes.
+
+    Detection on an encoder output is one decoder step, next to nothing beside the encoder pass and
+    the decoding, and it changes nothing in what is decoded."""
+
+    def __init__(self, ct2_model: Any, heard: list[tuple[str, float]]) -> None:
+        self._model = ct2_model
+        self._heard = heard
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def encode(self, features: Any, *args: Any, **kwargs: Any) -> Any:
+        encoded = self._model.encode(features, *args, **kwargs)
+        for ranked in self._model.detect_language(encoded):
+            token, probability = ranked[0]
+            self._heard.append((token[2:-2], float(probability)))
+        return encoded
+
+
+def language_watching(whisper: Any, heard: list[tuple[str, float]]) -> Any:
+    """A per-call view of the shared faster-whisper ``whisper`` model that appends to ``heard`` the
+    language (and its probability) of each window it encodes. The shared model is not changed: the
+    view is a shallow copy holding the same CTranslate2 model, so any number of calls may run at once."""
+    import copy
+
+    view = copy.copy(whisper)
+    view.model = _LanguageWatch(whisper.model, heard)
+    return view

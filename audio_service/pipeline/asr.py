@@ -1,7 +1,11 @@
 """Speech recognition with a shared faster-whisper model.
 
-All per-call state lives in local objects (a fresh ``BatchedInferencePipeline`` per call is only
-a thin wrapper around the shared model), so any number of threads may transcribe at once.
+The default decoder is faster-whisper's own transcribe loop over the speech our VAD found, packed
+as faster-whisper packs it, so the text is what faster-whisper returns run directly (the service is
+never less accurate than the engine it wraps; ``bench/accuracy.py`` compares them file by file).
+
+All per-call state lives in local objects (a ``BatchedInferencePipeline`` or a language-watching view
+is only a thin wrapper around the shared model), so any number of threads may transcribe at once.
 """
 
 from __future__ import annotations
@@ -11,16 +15,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from audio_service.models.decoding import decode_language, decoding_kwargs, text_tokens
-from audio_service.models.whisper_rules import (
-    COMPRESSION_RATIO_LIMIT,
-    compression_ratio,
-    is_looping,
-    is_silence,
-    loops,
-    repetition_start,
-    text_words,
+from audio_service.models.decoding import (
+    MEL_FRAMES_PER_S,
+    WINDOW_S,
+    decode_language,
+    decoding_kwargs,
+    language_watching,
+    text_tokens,
 )
+from audio_service.models.whisper_rules import compression_ratio, is_looping, is_silence, repetition_start, text_words
 from audio_service.pipeline.chunking import Packed, TimeMap, pack
 from audio_service.pipeline.segmenter import resegment
 from audio_service.schema import Audio, Segment, SpeechSpan, Task, Transcript, Word
@@ -30,12 +33,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-SKIPPED_SPEECH_S = 1.0  # speech left without text in a window that means the decoder skipped it
-# A window with at least this much VAD speech never comes back empty when the decoder heard words in
-# it: Whisper's no-speech rule (meant for silence, which our VAD already removed) otherwise drops
-# low-confidence speech, e.g. a translation of synthetic German, that faster-whisper alone keeps.
-RESCUE_SPEECH_S = 2.0
+# Whisper's own fallback temperatures. The reference API's temperature 0 means "raise the temperature
+# until the thresholds pass", so a request for 0 (the default) decodes with this list, as faster-whisper does.
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+# A window's language only counts as a switch away from the file's language at this confidence: a short
+# or noisy window is often given a neighbouring language at 0.3-0.6 (jfk's "ask not" alone: 0.4).
+SWITCH_PROB = 0.7
+UTTERANCE_S = 1.5  # code-switched files are re-detected utterance by utterance, each at least this long
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,15 @@ class AsrOptions:
     # Word timing costs little next to decoding, and gives sentence-sized segments (see segmenter).
     word_timestamps: bool = True
     batch_size: int = 8
-    batched: bool = True  # False: decode window after window, conditioning on previous text
+    # "sequential": faster-whisper's own transcribe loop (conditioned on previous text, temperature
+    # fallback) over the packed speech: what faster-whisper returns for the same VAD. "batched": windows
+    # of packed speech decoded in batches without timestamps, as faster-whisper's BatchedInferencePipeline
+    # (faster on a GPU, no fallback, and on real recordings a little less accurate).
+    decoder: str = "sequential"
     max_window_s: float = 30.0  # longest stretch of packed speech given to the decoder at once
+    # With ``language`` unset: the language detected in an earlier block of the same file, which this
+    # block starts in (windows confidently in another language still switch).
+    file_language: str | None = None
 
 
 def transcribe(
@@ -62,40 +73,74 @@ def transcribe(
     """Decode the speech ``spans`` of ``audio``; timestamps in the result are on ``audio``'s clock.
 
     ``on_segment(end_s, text)``, if given, is called as each decoded segment comes out of the
-    decoder (windows finish in batches), for progress reports; it does not change the decoding.
+    decoder, for progress reports; it does not change the decoding.
 
-    The spans are packed (silence removed) into windows of at most ``opts.max_window_s``.
-
-    A temperature fallback list (more than one temperature) needs the sequential decoder, which
-    retries a window at the next temperature when it fails the compression/log-prob checks.
+    The spans are packed (silence removed, no gap: faster-whisper's ``collect_chunks``) and decoded as
+    the chosen engine decodes them. With the language unset, each segment gets the language spoken in
+    it: a file whose windows are confidently in different languages is decoded language run by run.
     """
     language = decode_language(model, opts.language, opts.task)
-    packed = pack(audio, spans, opts.max_window_s)
+    packed = pack(audio, spans, opts.max_window_s, gap_s=0.0)
     if not packed.windows:
         return Transcript(opts.task, "en" if opts.task == "translate" else (language or "en"), audio.duration, ())
-
-    windows = list(packed.windows)
-    keep = _Keep(model)
-    report = _reporter(on_segment, TimeMap(packed.pieces)) if on_segment is not None else None
-    if opts.batched and len(opts.temperatures) == 1:
-        raw, info = _batched(model, packed.audio, windows, language, opts, report)
-        kept = _redecode_failed_windows(model, packed, raw, info.language, opts, keep)
-    else:
-        raw, info = _sequential(model, packed.audio, windows, language, opts, report)
-        kept = keep(raw)
     clock = TimeMap(packed.pieces)
-    segments = tuple(_segment(i, s, clock) for i, s in enumerate(kept))
+    report = _reporter(on_segment, clock) if on_segment is not None else None
+    detect_runs = language is None and opts.task == "transcribe" and model.multilingual
+    if opts.decoder == "batched":
+        raw, info = _batched(model, packed.audio, list(packed.windows), language, opts, report)
+        runs = [_Run(0.0, packed.audio.duration, info.language, raw)]
+        probability = info.language_probability
+    else:
+        start = opts.file_language if detect_runs else language
+        raw, info, windows = _sequential(model, packed.audio, _clips(packed, opts), start, opts, report, detect_runs)
+        runs = [_Run(0.0, packed.audio.duration, info.language, raw)]
+        probability = info.language_probability
+        if detect_runs and any(lang != info.language and p >= SWITCH_PROB for lang, p in windows):
+            runs = _decode_language_runs(model, packed, opts, runs[0])
+    keep = _Keep(model)
+    kept = [(s, r.language) for r in runs for s in keep(r.segments)]
+    segments = tuple(_segment(i, s, clock, lang) for i, (s, lang) in enumerate(kept))
     if opts.word_timestamps:
         segments = resegment(segments, encode=lambda text: text_tokens(model, text))
-    out_language = "en" if opts.task == "translate" else info.language
+    out_language = "en" if opts.task == "translate" else _main_language(runs, info.language)
     return Transcript(
         task=opts.task,
         language=out_language,
         duration=audio.duration,
         segments=segments,
-        language_probability=float(info.language_probability),
+        language_probability=float(probability),
         provenance={"model": model.spec.id},
     )
+
+
+@dataclass(frozen=True)
+class _Run:
+    """A stretch of packed audio decoded in one language, and its decoded segments (packed clock)."""
+
+    start: float
+    end: float
+    language: str
+    segments: list
+
+
+def _main_language(runs: list[_Run], fallback: str) -> str:
+    """The language with the most decoded speech (the file's language when it has one)."""
+    spoken: dict[str, float] = {}
+    for r in runs:
+        spoken[r.language] = spoken.get(r.language, 0.0) + sum(s.end - s.start for s in r.segments)
+    return max(spoken, key=lambda k: spoken[k]) if spoken and any(spoken.values()) else fallback
+
+
+def _clips(packed: Packed, opts: AsrOptions) -> list[float] | None:
+    """clip_timestamps for the sequential decoder: none (the whole packed audio, seeking like
+    faster-whisper) unless the client asked for shorter windows."""
+    if opts.max_window_s >= WINDOW_S:
+        return None
+    return [t for w in packed.windows for t in w]
+
+
+def _temperatures(opts: AsrOptions) -> list[float]:
+    return list(FALLBACK_TEMPERATURES) if opts.temperatures == (0.0,) else list(opts.temperatures)
 
 
 def _common_kwargs(language: str | None, opts: AsrOptions) -> dict:
@@ -104,10 +149,9 @@ def _common_kwargs(language: str | None, opts: AsrOptions) -> dict:
         "language": language,
         "task": opts.task,
         "beam_size": opts.beam_size,
-        "temperature": list(opts.temperatures),
         "initial_prompt": opts.prompt or None,
         "word_timestamps": opts.word_timestamps,
-        "vad_filter": False,  # our VAD already chose the windows
+        "vad_filter": False,  # our VAD already chose the speech
         **decoding_kwargs(),
     }
 
@@ -137,86 +181,83 @@ def _batched(model: LoadedModel, audio: Audio, windows: list[tuple[float, float]
         audio.samples,
         clip_timestamps=[{"start": a, "end": b} for a, b in windows],
         batch_size=opts.batch_size,
-        # Timestamp tokens let Whisper move on after a sentence; without them it often stops at the
-        # first one in a window of several utterances. Windows that still fail are re-decoded.
-        without_timestamps=False,
+        temperature=list(opts.temperatures[:1]),  # the batched decoder has no fallback
         **_common_kwargs(language, opts),
     )
     return _collect(segments, report), info
 
 
 def _sequential(
-    model: LoadedModel, audio: Audio, windows: list[tuple[float, float]], language: str | None, opts: AsrOptions, report=None
+    model: LoadedModel,
+    audio: Audio,
+    clips: list[float] | None,
+    language: str | None,
+    opts: AsrOptions,
+    report=None,
+    watch_language: bool = False,
 ):
-    clips = [t for w in windows for t in w]
-    segments, info = model.whisper.transcribe(audio.samples, clip_timestamps=clips, **_common_kwargs(language, opts))
-    return _collect(segments, report), info
+    """faster-whisper's transcribe loop; with ``watch_language``, also the language Whisper hears in
+    each window it encodes (one decoder step per window on the encoder output it computed anyway)."""
+    whisper = model.whisper
+    windows: list[tuple[str, float]] = []
+    if watch_language:
+        whisper = language_watching(whisper, windows)
+    kwargs = _common_kwargs(language, opts)
+    if clips is not None:
+        kwargs["clip_timestamps"] = clips
+    segments, info = whisper.transcribe(audio.samples, temperature=_temperatures(opts), **kwargs)
+    return _collect(segments, report), info, windows
 
 
-def _looping(segments: list) -> bool:
-    """Whisper's loop sign on a batched window (what :func:`loops` calls one, not any text that
-    compresses well: a sentence said twice used to send clean speech through the slow fallback)."""
-    return any(s.compression_ratio > COMPRESSION_RATIO_LIMIT and loops(s.text) for s in segments)
+def _decode_language_runs(model: LoadedModel, packed: Packed, opts: AsrOptions, first: _Run) -> list[_Run]:
+    """A code-switched file decoded again in runs of one language each.
 
-
-def _skipped(segments: list, pieces: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Runs of VAD speech (packed clock) the window's decoded text left out, if they add up to more
-    than SKIPPED_SPEECH_S; else none.
-
-    Timestamp-mode decoding stops at the last sentence it can finish, or jumps over a stretch:
-    every piece of speech should overlap some decoded segment.
+    Utterances of at least UTTERANCE_S (cut at the pauses a fine VAD finds) get Whisper's language
+    detection; one that is not confidently another language keeps its neighbour's. Consecutive
+    utterances of one language form a run, decoded in that language. The first pass's segments are
+    kept where their whole window lay inside a run of the language they were decoded in.
     """
-    heard = [s for s in segments if _has_text(s)]  # speech "heard" only as silence was skipped too
-    runs: list[tuple[float, float]] = []
-    for a, b in pieces:
-        if sum(max(0.0, min(b, s.end) - max(a, s.start)) for s in heard) >= 0.3 * (b - a):
-            continue
-        if runs and runs[-1][1] >= a - 0.5:  # neighbouring pieces (joined by packing's gap)
-            runs[-1] = (runs[-1][0], b)
+    runs: list[_Run] = []
+    for start, end in _utterances(packed):
+        lang, prob, _ = model.whisper.detect_language(audio=packed.audio.slice(start, end).samples)
+        lang = lang if prob >= SWITCH_PROB else (runs[-1].language if runs else first.language)
+        if runs and runs[-1].language == lang:
+            runs[-1] = _Run(runs[-1].start, end, lang, [])
         else:
-            runs.append((a, b))
-    return runs if sum(b - a for a, b in runs) > SKIPPED_SPEECH_S else []
+            runs.append(_Run(start, end, lang, []))
+    log.info("code-switched audio: %s", ", ".join(f"{r.language} {r.start:.1f}-{r.end:.1f}s" for r in runs))
+    out = []
+    for r in runs:
+        kept = [] if r.language != first.language else [s for s in first.segments if r.start <= _window(s)[0] and _window(s)[1] <= r.end]
+        resume = max((float(s.end) for s in kept), default=r.start)
+        raw = _sequential(model, packed.audio, [resume, r.end], r.language, opts)[0] if r.end - resume > 0.2 else []
+        out.append(_Run(r.start, r.end, r.language, kept + raw))
+    return out
 
 
-def _redecode_failed_windows(model: LoadedModel, packed: Packed, raw: list, language: str, opts: AsrOptions, keep: _Keep) -> list:
-    """The segments worth keeping, after repairing the windows the batched pass got wrong.
-
-    Speech the decoder skipped is decoded again on its own, all such spans of the file in one
-    batched call. A looping window is re-decoded sequentially with temperature fallback (the
-    batched decoder has none); that is slow, so only loops get it.
-    """
-    windows = list(packed.windows)
-    by_window: list[list] = [[] for _ in windows]
-    for seg in raw:  # segment times are on the packed clock, inside their window
-        i = next((k for k, (a, b) in enumerate(windows) if a - 0.01 <= seg.start < b), len(windows) - 1)
-        by_window[i].append(seg)
-    pieces = [(p.packed_start, p.packed_start + p.end - p.start) for p in packed.pieces]
-    in_window = [[(a, b) for a, b in pieces if w0 - 0.01 <= a < w1] for w0, w1 in windows]
-    looping = {k for k, segs in enumerate(by_window) if _looping(segs)}
-    skipped = {k: runs for k, segs in enumerate(by_window) if k not in looping and (runs := _skipped(segs, in_window[k]))}
-    if looping or skipped:
-        log.info("%d of %d windows loop, %d skipped speech: re-decoding", len(looping), len(windows), len(skipped))
-    extra = _batched(model, packed.audio, [r for k in sorted(skipped) for r in skipped[k]], language, opts)[0] if skipped else []
-    for seg in extra:  # each span lies inside its window
-        k = next((k for k, (a, b) in enumerate(windows) if a - 0.01 <= seg.start < b), len(windows) - 1)
-        by_window[k] = sorted(by_window[k] + [seg], key=lambda s: s.start)
-    retry = replace(opts, temperatures=FALLBACK_TEMPERATURES)
-    kept: list = []
-    for k, segs in enumerate(by_window):
-        redone = keep(_sequential(model, packed.audio, [windows[k]], language, retry)[0]) if k in looping else keep(segs)
-        # The fallback (or the no-speech rule) can end with nothing where the first pass heard words
-        # in VAD speech: keep those, cut before any loop, rather than lose the window (seen on German
-        # speech translated with int8 numerics on an AVX2 CPU, where faster-whisper returns text).
-        speech_s = sum(b - a for a, b in in_window[k])
-        kept += redone if redone or not rescuable(speech_s, k in looping) else keep(segs, silence_too=True)
-    return kept
+def _window(s) -> tuple[float, float]:
+    """The packed-audio window a sequential segment was decoded in (its seek and Whisper's 30 s)."""
+    start = s.seek / MEL_FRAMES_PER_S
+    return start, start + WINDOW_S
 
 
-def rescuable(speech_s: float, looping: bool) -> bool:
-    """Whether a window that kept nothing should keep its first pass's words instead: always after a
-    failed loop fallback; else when it held enough VAD speech that the no-speech rule must be wrong
-    (a short burst of noise that Whisper calls speech still comes back empty)."""
-    return looping or speech_s >= RESCUE_SPEECH_S
+def _utterances(packed: Packed) -> list[tuple[float, float]]:
+    """Packed speech cut into utterances of at least UTTERANCE_S, in the pauses a fine VAD finds."""
+    from audio_service.pipeline.vad import BATCH_VAD, silero_vad
+
+    spans = silero_vad(packed.audio, BATCH_VAD)
+    pauses = [(a.end + b.start) / 2 for a, b in zip(spans, spans[1:])] + [p.packed_start for p in packed.pieces[1:]]
+    cuts, start = [], 0.0
+    for t in sorted(pauses):
+        if t - start >= UTTERANCE_S:
+            cuts.append((start, t))
+            start = t
+    end = packed.audio.duration
+    if cuts and end - start < UTTERANCE_S / 2:
+        cuts[-1] = (cuts[-1][0], end)
+    else:
+        cuts.append((start, end))
+    return cuts
 
 
 def _has_text(s) -> bool:
@@ -225,14 +266,14 @@ def _has_text(s) -> bool:
 
 class _Keep:
     """What of a list of decoded segments to return: loops cut where they start repeating, and
-    (unless ``silence_too``) Whisper's no-speech windows dropped."""
+    Whisper's no-speech windows dropped (the sequential decoder has dropped them already)."""
 
     def __init__(self, model: LoadedModel) -> None:
         self._model = model
 
-    def __call__(self, segments: list, silence_too: bool = False) -> list:
+    def __call__(self, segments: list) -> list:
         out = [self._without_loop(s) for s in segments if s.text.strip()]
-        return [s for s in out if s is not None and (silence_too or _has_text(s))]
+        return [s for s in out if s is not None and _has_text(s)]
 
     def _without_loop(self, s):
         return without_loop(s, lambda text: text_tokens(self._model, text))
@@ -261,7 +302,7 @@ def without_loop(s, encode: Callable[[str], list[int]]):
     return replace(s, text=text, words=words, end=end, tokens=s.tokens[:n_tokens], compression_ratio=compression_ratio(text))
 
 
-def _segment(i: int, s, clock: TimeMap) -> Segment:
+def _segment(i: int, s, clock: TimeMap, language: str | None = None) -> Segment:
     words = tuple(Word(*clock.word(w.start, w.end), w.word, float(w.probability)) for w in (s.words or ()))
     return Segment(
         id=i,
@@ -275,4 +316,5 @@ def _segment(i: int, s, clock: TimeMap) -> Segment:
         avg_logprob=float(s.avg_logprob),
         compression_ratio=float(s.compression_ratio),
         no_speech_prob=float(s.no_speech_prob),
+        language=language,
     )

@@ -30,7 +30,7 @@ from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds
 from audio_service.pipeline.fanout import BlockResult, BlockTask, BlockTranscriber, transcribe_blocks
 from audio_service.pipeline.queue import WorkQueue
 from audio_service.pipeline.speakers import assign_speakers
-from audio_service.pipeline.vad import VAD_MODELS, get_vad
+from audio_service.pipeline.vad import BATCH_VAD, ENGINE_VAD, VAD_MODELS, get_vad
 from audio_service.schema import Audio, SpeechSpan, Task, Transcript
 from audio_service.settings import Settings
 
@@ -187,7 +187,7 @@ class BatchService:
             on_segment = None if progress is None else (lambda end, _text, at=block.offset: progress(Progress("", at + end)))
             part = self._transcribe_block(model, block.audio, block.spans, opts, aligner, on_segment)
             if opts.language is None and job.task == "transcribe":
-                opts = replace(opts, language=part.language)  # detect once: later blocks keep the language
+                opts = replace(opts, file_language=part.language)  # later blocks start in the file's language
             parts.append((block.offset, part))
             if job.diarize:
                 kept.append(block.audio)
@@ -218,6 +218,7 @@ class BatchService:
             word_timestamps=job.word_timestamps or job.timed_segments or job.diarize,
             batch_size=self._settings.batch_size,
             max_window_s=job.max_clip_len,
+            decoder=self._settings.batch_decoder,
         )
 
     def _diarize(self, transcript: Transcript, audio: Audio, job: BatchJob) -> Transcript:
@@ -230,7 +231,10 @@ class BatchService:
     def _speech(self, audio: Audio, job: BatchJob) -> list[SpeechSpan]:
         if job.skip_vad:
             return [SpeechSpan(0.0, audio.duration)]
-        return get_vad(job.vad_model)(audio)
+        vad = get_vad(job.vad_model)
+        if job.vad_model == "silero":  # the engine's own VAD settings for the decoder that runs
+            return vad(audio, ENGINE_VAD if self._settings.batch_decoder == "sequential" else BATCH_VAD)
+        return vad(audio)
 
     async def close(self) -> None:
         """Give back shared waiting-room seats (before :meth:`shutdown`)."""

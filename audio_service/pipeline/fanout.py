@@ -78,13 +78,13 @@ async def transcribe_blocks(
     blocks: Sequence[Block], lanes: Sequence[Lane], model: str, opts: AsrOptions, aligner: str | None, detect: bool
 ) -> list[BlockResult]:
     """Every block through the ``lanes`` (each takes the next block when done), in the blocks' order;
-    with ``detect`` the first lane does the first block alone and its language is given to the others."""
+    with ``detect`` the first lane does the first block alone and the others start in its language."""
     results: dict[int, BlockResult] = {}
     todo = deque(enumerate(blocks))
     if detect and todo:
         index, block = todo.popleft()
         results[index] = await lanes[0](BlockTask.of(block, model, opts, aligner))
-        opts = replace(opts, language=results[index].transcript.language)
+        opts = replace(opts, file_language=results[index].transcript.language)
 
     async def lane(send: Lane, losses: int) -> None:
         while todo:
