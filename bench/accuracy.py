@@ -318,12 +318,16 @@ def print_summary(summary: dict, systems: Sequence[str]) -> None:
 
 def print_differences(rows: Sequence[FileRow], margin: float = WORSE_MARGIN) -> None:
     """The per-file rows where a service system differs from the sequential engine by more than ``margin``."""
+    found = False
     for r in rows:
         base = r.systems.get("engine_seq")
         diffs = {s: r.systems[s] for s in SERVICE_SYSTEMS if base and s in r.systems and abs(r.systems[s].wer - base.wer) > margin}
         if diffs:
             cells = ", ".join(f"{s} {x.wer:.3f} ({x.errors}/{x.ref_words})" for s, x in diffs.items())
             print(f"  {r.file} [{r.language}, {r.seconds:.1f} s]: engine_seq {base.wer:.3f} vs {cells}")
+            found = True
+    if not found:
+        print("  none")
 
 
 def print_row(r: FileRow) -> None:
