@@ -103,6 +103,7 @@ class SystemRow:
     language: str | None
     time_s: float
     segment_language_match: float | None = None  # code-switching file, batch only
+    text: str = ""  # the hypothesis as returned: to see what an error was
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,7 @@ def language_match(segments: Sequence[Span], spans: Sequence[Span]) -> float | N
 def system_row(clip: Clip, out: Output, system: str) -> SystemRow:
     s = score(clip.reference, out.text, clip.language)
     match = language_match(out.segments, clip.spans) if clip.spans and out.segments else None
-    return SystemRow(round(s.wer, 4), s.errors, s.ref_words, out.language, round(out.time_s, 3), match)
+    return SystemRow(round(s.wer, 4), s.errors, s.ref_words, out.language, round(out.time_s, 3), match, out.text)
 
 
 # ---- aggregation --------------------------------------------------------------------------------
@@ -312,8 +313,9 @@ def print_summary(summary: dict, systems: Sequence[str]) -> None:
     for pair, ratio in summary["time_ratio"].items():
         print(f"time ratio {pair}: {ratio:.3f}")
     for pair, files in summary["service_worse"].items():
-        if files:
-            print(f"WER {pair} + {WORSE_MARGIN}: {len(files)} file(s): {', '.join(files)}")
+        a, b = pair.split(">")
+        if a in systems and b in systems:
+            print(f"files with WER {a} > {b} + {WORSE_MARGIN}: {len(files)}" + (f" ({', '.join(files)})" if files else ""))
 
 
 def print_differences(rows: Sequence[FileRow], margin: float = WORSE_MARGIN) -> None:
@@ -351,7 +353,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--stream-speed", type=float, default=3.0, help="streaming pace in x real time (1 = real time, 0 = as fast as possible)")
     ap.add_argument("--long", action=argparse.BooleanOptionalAction, default=True, help="built long files (window joins, code-switching)")
     ap.add_argument("--meetings", action=argparse.BooleanOptionalAction, default=True, help="diarization on ami_dev00 and two_speakers")
-    ap.add_argument("--out", type=Path, default=RESULTS / "accuracy.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "accuracy.json", help="results JSON (default bench/results/accuracy.json)")
     args = ap.parse_args(argv)
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = set(args.systems) - set(SYSTEMS)
