@@ -21,3 +21,4 @@ bench: install
 	$(PY) bench/streaming.py
 	$(PY) bench/diarization.py
 	$(PY) bench/alignment.py
+	$(PY) bench/accuracy.py
