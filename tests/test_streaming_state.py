@@ -211,9 +211,16 @@ def test_ids_are_given_on_first_text_and_kept_when_final():
     [f] = t.final(first, result((" hello", 1.1, 1.5), (" there", 1.6, 1.9), language="de"), None)
     assert (f.id, f.is_final, f.text, f.start, f.end) == (0, True, "hello there", 1.1, 1.9)
     assert t.language == "de" and t.context == "hello there"
-    [g] = t.final(second, result((" general", 3.1, 3.5), (" kenobi", 3.6, 4.0), language="en"), None)
-    assert g.id == 1 and t.language == "de"  # the first detected language stays
-    assert t.context == "kenobi"  # trimmed to context_chars, whole words
+    [g] = t.final(second, result((" general", 3.1, 3.5), (" kenobi", 3.6, 4.0), language="de"), None)
+    assert g.id == 1 and t.context == "kenobi"  # trimmed to context_chars, whole words
+
+
+def test_a_final_in_another_language_switches_the_stream_and_drops_the_old_context():
+    t = Transcript(None, word_timestamps=True, context_chars=200)
+    [f] = t.final(Segment(start=0), result((" hello", 0.1, 0.5), language="en"), None)
+    [g] = t.final(Segment(start=SR), result((" guten", 1.1, 1.5), (" Tag", 1.6, 1.9), language="de"), None)
+    assert (f.language, g.language, t.language) == ("en", "de", "de")
+    assert t.context == "guten Tag"  # English text would pull the decoder back into English
 
 
 def test_a_final_segment_splits_where_the_speaker_changes():

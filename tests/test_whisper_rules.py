@@ -70,7 +70,7 @@ def _fw_segment(text: str, words: list | None):
 
 
 def test_a_loop_without_word_timings_is_cut_not_dropped():
-    from audio_service.pipeline.asr import without_loop
+    from audio_service.models.whisper_rules import without_loop
 
     loop = " Today I will play a game called Park, and" + " I will play a game called Park, and" * 5
     cut = without_loop(_fw_segment(loop, None), encode=str.split)
@@ -82,7 +82,7 @@ def test_a_loop_without_word_timings_is_cut_not_dropped():
 def test_a_loop_with_word_timings_ends_at_its_last_kept_word():
     from faster_whisper.transcribe import Word
 
-    from audio_service.pipeline.asr import without_loop
+    from audio_service.models.whisper_rules import without_loop
 
     pieces = words("Today I will play a game called Park, and" + " I will play a game called Park, and" * 5)
     timed = [Word(2.0 + 0.2 * i, 2.15 + 0.2 * i, w, 0.9) for i, w in enumerate(pieces)]
@@ -92,47 +92,12 @@ def test_a_loop_with_word_timings_ends_at_its_last_kept_word():
 
 
 def test_loops_needs_a_short_phrase_said_again_not_just_good_compression():
-    from audio_service.models.whisper_rules import loops
+    from audio_service.models.whisper_rules import repetition_start, text_words
 
-    assert not loops(" ".join([JFK_SENTENCE] * 2))  # compresses like a loop (ratio > 2.4), but is speech
-    assert loops("Today I will play a game called Park, and" + " I will play a game called Park, and" * 5)
-
-
-def test_skipped_speech_is_found_as_runs_of_uncovered_pieces():
-    from audio_service.pipeline.asr import _skipped
-
-    heard = [_fw_segment(" " + JFK_SENTENCE, None)]  # 2-12 s on the packed clock
-    pieces = [(2.0, 6.0), (6.3, 12.0), (12.3, 14.0), (14.3, 16.5)]
-    assert _skipped(heard, pieces) == [(12.3, 16.5)]  # the window's last sentence was left out
-    assert _skipped(heard, pieces[:3] + [(14.3, 14.5)]) == [(12.3, 14.5)]
-    assert _skipped(heard, [(2.0, 6.0), (12.3, 12.9)]) == []  # under a second: not worth a decode
-
-
-def _unsure_window(speech_s: float):
-    """One packed window of ``speech_s`` s of VAD speech, decoded as text Whisper calls "no speech"."""
-    from faster_whisper.transcribe import Segment
-
-    from audio_service.pipeline.chunking import Packed, Piece
-
-    packed = Packed(audio=None, windows=((0.0, speech_s + 0.5),), pieces=(Piece(0.0, speech_s, 0.0),))
-    text = " Good morning, today we go to the park with the children."
-    return packed, [Segment(0, 0, 0.0, speech_s, text, list(range(12)), -1.4, 1.1, 0.8, None, 0.0)]
-
-
-def test_low_confidence_speech_is_not_dropped_as_silence(monkeypatch):
-    """The no-speech rule (no_speech_prob 0.8, avg_logprob -1.4) emptied whole windows of real, unsure
-    speech (a translation of espeak German, where faster-whisper alone returns text: issue 10); a window
-    of enough VAD speech keeps the words the decoder heard, a short burst still comes back empty."""
-    from audio_service.pipeline import asr
-    from audio_service.pipeline.asr import AsrOptions, _Keep, _redecode_failed_windows
-
-    # text the rule calls silence leaves its speech "skipped": the re-decode of that span (a model
-    # call, replaced here) heard nothing either, as in the failing CI run
-    monkeypatch.setattr(asr, "_batched", lambda *args, **kwargs: ([], None))
-    for speech_s, expected in ((5.5, 1), (1.0, 0)):
-        packed, raw = _unsure_window(speech_s)
-        kept = _redecode_failed_windows(None, packed, raw, "de", AsrOptions(), _Keep(None))
-        assert len(kept) == expected, (speech_s, kept)
+    twice = text_words(" ".join([JFK_SENTENCE] * 2))  # compresses like a loop (ratio > 2.4), but is speech
+    assert repetition_start(twice) == len(twice)
+    loop = text_words("Today I will play a game called Park, and" + " I will play a game called Park, and" * 5)
+    assert repetition_start(loop) < len(loop)
 
 
 # --- the decoding rules both paths share (models/decoding.py, models/silero.py) -------------------

@@ -16,6 +16,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 WINDOW_S = 30.0  # Whisper's input window: the longest audio one decode sees
 MEL_FRAMES_PER_S = 100  # Whisper's feature frames per second of audio
+# With the language unset, a window confidently in another language than the one spoken so far switches to
+# it; below this, short or noisy windows are often given a neighbouring language (jfk's "ask not": 0.4).
+LANGUAGE_SWITCH_PROB = 0.7
 MAX_PROMPT_CHARS = 4000  # a client prompt; Whisper keeps only its last ~220 tokens anyway
 # Punctuation glued to the word before or after it in word timings (openai-whisper's defaults).
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"

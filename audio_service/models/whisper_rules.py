@@ -7,7 +7,8 @@ both of our decoding paths call them here, so a change to a rule reaches both.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 NO_SPEECH_PROB = 0.6
 LOW_LOGPROB = -1.0
@@ -66,14 +67,6 @@ def text_words(text: str) -> list[str]:
     return re.findall(r"\s*\S+", text)
 
 
-def loops(text: str) -> bool:
-    """Whether ``text`` is a repetition loop that :func:`repetition_start` would cut (the batch
-    pipeline's reason to re-decode a window): compressing well is not enough, a sentence said twice
-    compresses as well as a loop."""
-    words = text_words(text)
-    return repetition_start(words) < len(words)
-
-
 def _first_repeat(norm: list[str]) -> int | None:
     """The end of the first phrase said again right away: 3+ words twice, or 1-2 words 3+ times.
 
@@ -108,3 +101,26 @@ def _repeated_tail(norm: list[str]) -> int | None:
         if n - i - p >= TAIL_PHRASE_WORDS and (best is None or i + p < best):
             best = i + p
     return best
+
+
+def without_loop(s, encode: Callable[[str], list[int]]):
+    """Decoded segment ``s`` cut where it starts repeating itself (``None`` if nothing is left).
+
+    Without word timings (the client asked for none) the text's own words are cut and the end
+    time is estimated from the share of the text kept: a looping segment must not vanish whole.
+    """
+    if not is_looping(s.text):
+        return s
+    pieces = [w.word for w in s.words] if s.words else text_words(s.text)
+    keep = repetition_start(pieces)
+    if keep == len(pieces):
+        return s
+    if keep == 0:
+        return None
+    text = "".join(pieces[:keep])
+    if s.words:
+        words, end = s.words[:keep], s.words[keep - 1].end
+    else:
+        words, end = s.words, s.start + (s.end - s.start) * len(text) / len(s.text)
+    n_tokens = len(encode(text))
+    return replace(s, text=text, words=words, end=end, tokens=s.tokens[:n_tokens], compression_ratio=compression_ratio(text))

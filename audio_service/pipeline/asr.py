@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from audio_service.models.decoding import (
+    LANGUAGE_SWITCH_PROB,
     MEL_FRAMES_PER_S,
     WINDOW_S,
     decode_language,
@@ -23,7 +24,7 @@ from audio_service.models.decoding import (
     language_watching,
     text_tokens,
 )
-from audio_service.models.whisper_rules import compression_ratio, is_looping, is_silence, repetition_start, text_words
+from audio_service.models.whisper_rules import is_silence, without_loop
 from audio_service.pipeline.chunking import Packed, TimeMap, pack
 from audio_service.pipeline.segmenter import resegment
 from audio_service.schema import Audio, Segment, SpeechSpan, Task, Transcript, Word
@@ -36,9 +37,6 @@ log = logging.getLogger(__name__)
 # Whisper's own fallback temperatures. The reference API's temperature 0 means "raise the temperature
 # until the thresholds pass", so a request for 0 (the default) decodes with this list, as faster-whisper does.
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-# A window's language only counts as a switch away from the file's language at this confidence: a short
-# or noisy window is often given a neighbouring language at 0.3-0.6 (jfk's "ask not" alone: 0.4).
-SWITCH_PROB = 0.7
 UTTERANCE_S = 1.5  # code-switched files are re-detected utterance by utterance, each at least this long
 
 
@@ -95,7 +93,7 @@ def transcribe(
         raw, info, windows = _sequential(model, packed.audio, _clips(packed, opts), start, opts, report, detect_runs)
         runs = [_Run(0.0, packed.audio.duration, info.language, raw)]
         probability = info.language_probability
-        if detect_runs and any(lang != info.language and p >= SWITCH_PROB for lang, p in windows):
+        if detect_runs and any(lang != info.language and p >= LANGUAGE_SWITCH_PROB for lang, p in windows):
             runs = _decode_language_runs(model, packed, opts, runs[0])
     keep = _Keep(model)
     kept = [(s, r.language) for r in runs for s in keep(r.segments)]
@@ -220,7 +218,7 @@ def _decode_language_runs(model: LoadedModel, packed: Packed, opts: AsrOptions, 
     runs: list[_Run] = []
     for start, end in _utterances(packed):
         lang, prob, _ = model.whisper.detect_language(audio=packed.audio.slice(start, end).samples)
-        lang = lang if prob >= SWITCH_PROB else (runs[-1].language if runs else first.language)
+        lang = lang if prob >= LANGUAGE_SWITCH_PROB else (runs[-1].language if runs else first.language)
         if runs and runs[-1].language == lang:
             runs[-1] = _Run(runs[-1].start, end, lang, [])
         else:
@@ -277,29 +275,6 @@ class _Keep:
 
     def _without_loop(self, s):
         return without_loop(s, lambda text: text_tokens(self._model, text))
-
-
-def without_loop(s, encode: Callable[[str], list[int]]):
-    """Decoded segment ``s`` cut where it starts repeating itself (``None`` if nothing is left).
-
-    Without word timings (the client asked for none) the text's own words are cut and the end
-    time is estimated from the share of the text kept: a looping segment must not vanish whole.
-    """
-    if not is_looping(s.text):
-        return s
-    pieces = [w.word for w in s.words] if s.words else text_words(s.text)
-    keep = repetition_start(pieces)
-    if keep == len(pieces):
-        return s
-    if keep == 0:
-        return None
-    text = "".join(pieces[:keep])
-    if s.words:
-        words, end = s.words[:keep], s.words[keep - 1].end
-    else:
-        words, end = s.words, s.start + (s.end - s.start) * len(text) / len(s.text)
-    n_tokens = len(encode(text))
-    return replace(s, text=text, words=words, end=end, tokens=s.tokens[:n_tokens], compression_ratio=compression_ratio(text))
 
 
 def _segment(i: int, s, clock: TimeMap, language: str | None = None) -> Segment:

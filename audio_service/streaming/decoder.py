@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audio_service.models.decoding import MEL_FRAMES_PER_S, WINDOW_S, decode_language, word_alignment
+from audio_service.models.decoding import LANGUAGE_SWITCH_PROB, MEL_FRAMES_PER_S, WINDOW_S, decode_language, word_alignment
 from audio_service.models.decoding import tokenizer as model_tokenizer
 from audio_service.models.whisper_rules import is_silence, repetition_start
 from audio_service.schema import SAMPLE_RATE
@@ -41,6 +41,9 @@ class DecodeRequest:
     samples: np.ndarray
     offset: float
     language: str | None
+    # the stream's language so far, which Whisper's detection on this window replaces when confident
+    # (the client set none): code-switched speech keeps each language
+    language_switch: bool = False
     prompt_text: str = ""  # the client's prompt: always kept whole
     context_text: str = ""  # recent final text of the stream: trimmed to a token bucket (see _prompt)
     prefix_tokens: tuple[int, ...] = ()
@@ -175,17 +178,18 @@ def _fit(feat: np.ndarray, frames: int) -> np.ndarray:
 
 
 def _languages(model: LoadedModel, requests: list[DecodeRequest], encoded: list[np.ndarray]) -> list[str]:
-    """The requested language, else Whisper's detection on the window (sessions keep the first result)."""
+    """The requested language, else Whisper's detection on the window; with ``language_switch``, the
+    detection when it is confident and the stream's language so far otherwise."""
     import ctranslate2
 
     out = []
     for r, enc in zip(requests, encoded):
         language = decode_language(model, r.language, r.task)
-        if language:
+        if language and not (r.language_switch and model.multilingual):
             out.append(language)
-        else:
-            detected = model.whisper.model.detect_language(ctranslate2.StorageView.from_array(enc))
-            out.append(detected[0][0][0][2:-2])
+            continue
+        token, probability = model.whisper.model.detect_language(ctranslate2.StorageView.from_array(enc))[0][0]
+        out.append(token[2:-2] if language is None or probability >= LANGUAGE_SWITCH_PROB else language)
     return out
 
 

@@ -28,6 +28,7 @@ class SegmentView:
     is_final: bool
     words: tuple[WordView, ...] = ()
     speaker_id: str | None = None
+    language: str | None = None  # the language Whisper decoded the segment in
 
 
 def segment_json(seg: SegmentView, with_words: bool = True) -> dict[str, Any]:
@@ -53,6 +54,8 @@ def segment_json(seg: SegmentView, with_words: bool = True) -> dict[str, Any]:
         ]
     if seg.speaker_id is not None:
         out["speaker_id"] = seg.speaker_id
+    if seg.language is not None:
+        out["language"] = seg.language
     return out
 
 

@@ -190,6 +190,7 @@ class StreamSession:
                 samples=self._buf.slice(seg.decode_from, end),
                 offset=seg.decode_from / SR,
                 language=self._transcript.language,
+                language_switch=self.options.language is None,
                 prompt_text=self.options.prompt or "",
                 context_text=self._transcript.context,
                 prefix_tokens=prefix,

@@ -44,7 +44,7 @@ class Transcript:
     """One stream's ids, language and prompt context; turns decode results into segment views."""
 
     def __init__(self, language: str | None, word_timestamps: bool, context_chars: int) -> None:
-        self.language = language  # None: the first detected language is kept for the whole stream
+        self.language = language  # the language of the last final segment (None: not heard yet)
         self.word_timestamps = word_timestamps
         self.context_chars = context_chars
         self.context = ""  # recent final text, the decoder's prompt for the next segment
@@ -68,7 +68,9 @@ class Transcript:
             return []
         if seg.id is None:
             seg.id = self.take_id()
-        if self.language is None and text:
+        if text and result.language != self.language:
+            if self.language is not None:  # text in the previous language would pull the decoder back to it
+                self.context = ""
             self.language = result.language
         context = (self.context + " " + text).strip()
         if len(context) > self.context_chars:  # keep whole words
@@ -95,7 +97,7 @@ class Transcript:
             assert sid is not None
             text = "".join(w.word for w in words)
             shown = _word_views(words) if self.word_timestamps else ()
-            views.append(SegmentView(sid, text, words[0].start, words[-1].end, True, shown, speaker))
+            views.append(SegmentView(sid, text, words[0].start, words[-1].end, True, shown, speaker, result.language))
         seg.view = views[0]
         return views
 
@@ -104,4 +106,4 @@ class Transcript:
         start = words[0].start if words else seg.start / SAMPLE_RATE
         end = words[-1].end if words else (seg.end or seg.decoded_end) / SAMPLE_RATE
         assert seg.id is not None
-        return SegmentView(seg.id, result.text, start, end, final, words if self.word_timestamps else (), speaker)
+        return SegmentView(seg.id, result.text, start, end, final, words if self.word_timestamps else (), speaker, result.language)
