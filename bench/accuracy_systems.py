@@ -47,6 +47,7 @@ from tests.stream_client import stream
 
 MODEL = "whisper-base"
 COMPUTE_TYPE = "int8"  # what the service's compute_type=auto picks on a CPU
+CODE_SWITCH_WAV = "accuracy_code_switch.wav"
 MEETINGS = (DATA / "ami_dev00.wav", DATA / "two_speakers.wav")
 Runner = Callable[[Path, np.ndarray], Output]
 
@@ -77,19 +78,24 @@ class Engine:
         return Output(text, info.language, time.perf_counter() - t0)
 
 
-def post(srv: ServerProcess, path: Path, data: dict) -> tuple[float, dict]:
+def post(srv: ServerProcess, path: Path, data: dict) -> tuple[float, httpx.Response]:
     t0 = time.perf_counter()
     with open(path, "rb") as f:
         r = httpx.post(f"{srv.base_url}/v1/audio/transcriptions", files={"file": (path.name, f)}, data=data, timeout=3600)
     r.raise_for_status()
-    return time.perf_counter() - t0, r.json()
+    return time.perf_counter() - t0, r
 
 
-def batch_service(srv: ServerProcess, path: Path, _: np.ndarray) -> Output:
-    # verbose_json: the detected language, and each segment's (for the code-switching file)
-    seconds, body = post(srv, path, {"response_format": "verbose_json", "timestamp_granularities[]": ["segment"]})
-    segments = tuple(Span(s["start"], s["end"], s.get("language")) for s in body.get("segments", []) if s["text"].strip())
-    return Output(body["text"], body.get("language"), seconds, segments)
+def batch_service(srv: ServerProcess, path: Path, _: np.ndarray, segments: bool = False) -> Output:
+    """The default request (``json``, as a client sends it; timed), its language from the
+    ``x-audio-service-language`` header; with ``segments`` also each segment's language from an untimed
+    ``verbose_json`` request (for the code-switching file)."""
+    seconds, r = post(srv, path, {})
+    spans: tuple[Span, ...] = ()
+    if segments:
+        body = post(srv, path, {"response_format": "verbose_json", "timestamp_granularities[]": ["segment"]})[1].json()
+        spans = tuple(Span(s["start"], s["end"], s.get("language")) for s in body.get("segments", []) if s["text"].strip())
+    return Output(r.json()["text"], r.headers.get("x-audio-service-language"), seconds, spans)
 
 
 def stream_service(srv: ServerProcess, samples: np.ndarray, speed: float) -> Output:
@@ -100,14 +106,20 @@ def stream_service(srv: ServerProcess, samples: np.ndarray, speed: float) -> Out
     if r.errors or "final" not in r.checkpoints:
         raise RuntimeError(f"stream ended without the final checkpoint: errors {r.errors}, close code {r.close_code}")
     finals = [s for _, s in sorted(r.segments.items()) if s["is_final"] and s["text"].strip()]
+    # the stream's language: the one most of its final text was decoded in
+    spoken: dict[str, int] = {}
+    for s in finals:
+        spoken[s.get("language") or ""] = spoken.get(s.get("language") or "", 0) + len(s["text"])
+    language = max(spoken, key=lambda k: spoken[k]) if spoken else None
+    spans = tuple(Span(s["start"], s["end"], s.get("language")) for s in finals)
     # the stream's time: first frame sent to the final checkpoint's answer (the last message)
-    return Output(" ".join(s["text"].strip() for s in finals), None, r.messages[-1][0])
+    return Output(" ".join(s["text"].strip() for s in finals), language or None, r.messages[-1][0], spans)
 
 
 def runners(systems: Sequence[str], srv: ServerProcess | None, engine: Engine | None, stream_speed: float) -> dict[str, Runner]:
     table: dict[str, Runner] = {}
     if srv is not None:
-        table["batch"] = lambda path, samples: batch_service(srv, path, samples)
+        table["batch"] = lambda path, samples: batch_service(srv, path, samples, segments=path.name == CODE_SWITCH_WAV)
         table["stream"] = lambda path, samples: stream_service(srv, samples, stream_speed)
     if engine is not None:
         table["engine_seq"], table["engine_batched"] = engine.sequential, engine.batched
@@ -131,7 +143,7 @@ def long_clips(clips: Sequence[Clip]) -> list[Clip]:
     de = [c for c in clips if c.name.startswith("de_fleurs")]
     if en and de:
         audio, text, spans = join([(load_16k(c.path), c.reference, c.language) for c in en + de], 0.8)
-        out.append(Clip("long_code_switch", write_audio("accuracy_code_switch.wav", audio), MIXED, text, len(audio) / SR, True, spans))
+        out.append(Clip("long_code_switch", write_audio(CODE_SWITCH_WAV, audio), MIXED, text, len(audio) / SR, True, spans))
     return out
 
 

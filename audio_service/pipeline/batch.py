@@ -203,7 +203,9 @@ class BatchService:
 
     def _finish(self, parts, duration: float, job: BatchJob, aligner: str | None, audio: Audio | None) -> Transcript:
         """The joined transcript with its provenance, diarized over the whole file's ``audio`` if given."""
-        transcript = join(parts, duration).with_provenance(vad="none" if job.skip_vad else job.vad_model)
+        transcript = join(parts, duration)
+        # the detected language reaches clients of every response format (x-audio-service-language)
+        transcript = transcript.with_provenance(vad="none" if job.skip_vad else job.vad_model, language=transcript.language)
         if aligner is not None:
             transcript = transcript.with_provenance(aligner=aligner)
         return transcript if audio is None else self._diarize(transcript, audio, job)
