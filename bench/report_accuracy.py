@@ -3,7 +3,8 @@
     python bench/report_accuracy.py                 # (re)writes the "Accuracy on real recordings" section
     python bench/report_accuracy.py --print         # only prints the Markdown
 
-The section runs from its heading to the next ``## `` heading; the rest of docs/benchmarks.md is kept.
+The section runs from its heading to the next ``## `` heading; the rest of docs/benchmarks.md is kept
+(``scripts/benchmarks_page.py`` writes the whole page, this section included, from bench/results/*.json).
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def main() -> None:
     section = markdown(json.loads(args.src.read_text()))
     print(section)
     if not args.print:
-        document = args.docs.read_text() if args.docs.exists() else "# Benchmarks\n\nMore figures: README.md, section Benchmarks.\n"
+        document = args.docs.read_text() if args.docs.exists() else "# Benchmarks\n\nThe whole page: python scripts/benchmarks_page.py\n"
         args.docs.write_text(replace_section(document, section))
         print(f"wrote {args.docs}")
 
