@@ -1,6 +1,6 @@
 """Soak: mixed load on one real server for a long time; does memory, file descriptors or latency drift?
 
-    python bench/soak.py                 # 30 minutes (the figure quoted in the README)
+    python bench/soak.py                 # 30 minutes (the figures in docs/benchmarks.md)
     python bench/soak.py --minutes 5     # a quick look
 
 Load, all on loopback against a server this script starts:

@@ -1,4 +1,4 @@
-"""The tables ``bench/streaming.py`` prints (Markdown, as quoted in the README)."""
+"""The tables ``bench/streaming.py`` prints (Markdown)."""
 
 from __future__ import annotations
 

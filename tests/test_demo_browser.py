@@ -1,7 +1,7 @@
 """The browser demo end to end: headless Chromium, a fake microphone fed from a wav file, the real server.
 
-Screenshots of both views go to ``tmp/artifacts/`` (``AUDIO_SERVICE_ARTIFACTS`` overrides); the README's
-pictures (docs/demo-live.png, docs/demo-file.png) are copies of them.
+Screenshots of both views go to ``tmp/artifacts/`` (``AUDIO_SERVICE_ARTIFACTS`` overrides); the
+pictures of docs/clients.md (docs/demo-live.png, docs/demo-file.png) are copies of them.
 """
 
 from __future__ import annotations

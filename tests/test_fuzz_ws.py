@@ -21,7 +21,7 @@ from tests.audio_utils import JFK, JFK_TEXT, TWO_SPEAKERS, load_16k, wer
 from tests.raw_client import close_code, connect, read_until_closed, ws_frame, ws_frames, ws_handshake
 from tests.stream_client import stream
 
-DOCUMENTED_CLOSE_CODES = {1000, 1003, 1007, 1008, 1009, 1013}  # README "Streaming transcription"
+DOCUMENTED_CLOSE_CODES = {1000, 1003, 1007, 1008, 1009, 1013}  # docs/streaming.md, "Errors and close codes"
 EXAMPLES = int(os.environ.get("FUZZ_WS_EXAMPLES", "80"))
 PATH = "/v1/audio/transcriptions/streaming?language=en"
 JFK_PCM = float_to_pcm16(load_16k(TWO_SPEAKERS))

@@ -1,4 +1,4 @@
-"""Prometheus metrics (names in the README's Operations section) and ``GET /metrics``.
+"""Prometheus metrics (names in docs/operations.md and docs/monitoring.md) and ``GET /metrics``.
 
 Each app has its own :class:`CollectorRegistry`, so several apps in one process (tests) or one
 app per replica (Ray Serve) each export their own series. Labels never carry an API key, only the

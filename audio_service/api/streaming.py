@@ -58,7 +58,7 @@ class _Close:
 
 @router.websocket("/v1/audio/transcriptions/streaming")
 async def transcribe_stream(ws: WebSocket) -> None:
-    """Real-time transcription of 16 kHz mono PCM16LE frames; see the README for the protocol."""
+    """Real-time transcription of 16 kHz mono PCM16LE frames; see docs/streaming.md for the protocol."""
     services: Services = ws.app.state.services
     s = services.settings
     ops = ops_of(services)
