@@ -193,7 +193,9 @@ def soak(d: dict) -> list[str]:
     ]
     out = ["## Soak", "",
            f"`python bench/soak.py` ({d['minutes']:g} minutes; not part of the suite): real-time jfk streams that come and go, a jfk"
-           " upload every 20 s, a diarized two_speakers upload every 90 s, a bad request every 5 s. " + _where("soak", d), "",
+           " upload every 20 s, a diarized two_speakers upload every 90 s, a bad request every 5 s (empty, undecodable, bad"
+           " parameter, unknown model, odd-length frame, vanishing client). RSS is flat when its slope after the warm-up is"
+           " about 1% of RSS per hour or less. " + _where("soak", d), "",
            *_table(["measure", "figure"], rows)]
     if d.get("note"):
         out += ["", f"Note recorded with the run: {d['note']}."]
