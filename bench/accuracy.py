@@ -62,6 +62,7 @@ class Span:
     start: float
     end: float
     language: str | None
+    text: str = ""  # a returned segment's text
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,9 @@ class SystemRow:
     ref_words: int
     language: str | None
     time_s: float
-    segment_language_match: float | None = None  # code-switching file, batch only
+    segment_language_match: float | None = None  # built files: share of segments in the clip's language
     text: str = ""  # the hypothesis as returned: to see what an error was
+    repeated: int | None = None  # segments whose text another segment says again over the same time
 
 
 @dataclass(frozen=True)
@@ -233,10 +235,21 @@ def language_match(segments: Sequence[Span], spans: Sequence[Span]) -> float | N
     return round(matched / counted, 3) if counted else None
 
 
+def repeated(segments: Sequence[Span], min_overlap_s: float = 0.1) -> int:
+    """Segments whose (normalised) text another segment says again over the same time: a repair path
+    that emits a sentence twice."""
+    def same(a: Span, b: Span) -> bool:
+        overlap = min(a.end, b.end) - max(a.start, b.start)
+        return overlap > min_overlap_s and a.text.strip().lower() == b.text.strip().lower() != ""
+
+    return sum(any(same(a, b) for b in segments[i + 1 :]) for i, a in enumerate(segments))
+
+
 def system_row(clip: Clip, out: Output, system: str) -> SystemRow:
     s = score(clip.reference, out.text, clip.language)
     match = language_match(out.segments, clip.spans) if clip.spans and out.segments else None
-    return SystemRow(round(s.wer, 4), s.errors, s.ref_words, out.language, round(out.time_s, 3), match, out.text)
+    repeats = repeated(out.segments) if out.segments else None
+    return SystemRow(round(s.wer, 4), s.errors, s.ref_words, out.language, round(out.time_s, 3), match, out.text, repeats)
 
 
 # ---- aggregation --------------------------------------------------------------------------------
@@ -333,9 +346,12 @@ def print_differences(rows: Sequence[FileRow], margin: float = WORSE_MARGIN) -> 
 
 
 def print_row(r: FileRow) -> None:
-    cells = "  ".join(f"{s} {x.wer:.3f} {x.language or '-'} {x.time_s:.2f}s" for s, x in r.systems.items())
-    match = next((x.segment_language_match for x in r.systems.values() if x.segment_language_match is not None), None)
-    print(f"[{r.file} {r.language} {r.seconds:.1f}s] {cells}" + (f"  segment-language match {match:.3f}" if match is not None else ""))
+    def cell(s: str, x: SystemRow) -> str:
+        extra = f" lang-match {x.segment_language_match:.2f}" if x.segment_language_match is not None else ""
+        extra += f" REPEATED {x.repeated}" if x.repeated else ""
+        return f"{s} {x.wer:.3f} {x.language or '-'} {x.time_s:.2f}s{extra}"
+
+    print(f"[{r.file} {r.language} {r.seconds:.1f}s] " + "  ".join(cell(s, x) for s, x in r.systems.items()))
 
 
 # ---- command line -------------------------------------------------------------------------------

@@ -86,15 +86,13 @@ def post(srv: ServerProcess, path: Path, data: dict) -> tuple[float, httpx.Respo
     return time.perf_counter() - t0, r
 
 
-def batch_service(srv: ServerProcess, path: Path, _: np.ndarray, segments: bool = False) -> Output:
+def batch_service(srv: ServerProcess, path: Path, _: np.ndarray) -> Output:
     """The default request (``json``, as a client sends it; timed), its language from the
-    ``x-audio-service-language`` header; with ``segments`` also each segment's language from an untimed
-    ``verbose_json`` request (for the code-switching file)."""
+    ``x-audio-service-language`` header; then, untimed, ``verbose_json`` for the segments (their
+    languages and times: the code-switching and repeated-text checks)."""
     seconds, r = post(srv, path, {})
-    spans: tuple[Span, ...] = ()
-    if segments:
-        body = post(srv, path, {"response_format": "verbose_json", "timestamp_granularities[]": ["segment"]})[1].json()
-        spans = tuple(Span(s["start"], s["end"], s.get("language")) for s in body.get("segments", []) if s["text"].strip())
+    body = post(srv, path, {"response_format": "verbose_json", "timestamp_granularities[]": ["segment"]})[1].json()
+    spans = tuple(Span(s["start"], s["end"], s.get("language"), s["text"]) for s in body.get("segments", []) if s["text"].strip())
     return Output(r.json()["text"], r.headers.get("x-audio-service-language"), seconds, spans)
 
 
@@ -111,7 +109,7 @@ def stream_service(srv: ServerProcess, samples: np.ndarray, speed: float) -> Out
     for s in finals:
         spoken[s.get("language") or ""] = spoken.get(s.get("language") or "", 0) + len(s["text"])
     language = max(spoken, key=lambda k: spoken[k]) if spoken else None
-    spans = tuple(Span(s["start"], s["end"], s.get("language")) for s in finals)
+    spans = tuple(Span(s["start"], s["end"], s.get("language"), s["text"]) for s in finals)
     # the stream's time: first frame sent to the final checkpoint's answer (the last message)
     return Output(" ".join(s["text"].strip() for s in finals), language or None, r.messages[-1][0], spans)
 
@@ -119,7 +117,7 @@ def stream_service(srv: ServerProcess, samples: np.ndarray, speed: float) -> Out
 def runners(systems: Sequence[str], srv: ServerProcess | None, engine: Engine | None, stream_speed: float) -> dict[str, Runner]:
     table: dict[str, Runner] = {}
     if srv is not None:
-        table["batch"] = lambda path, samples: batch_service(srv, path, samples, segments=path.name == CODE_SWITCH_WAV)
+        table["batch"] = lambda path, samples: batch_service(srv, path, samples)
         table["stream"] = lambda path, samples: stream_service(srv, samples, stream_speed)
     if engine is not None:
         table["engine_seq"], table["engine_batched"] = engine.sequential, engine.batched
@@ -174,7 +172,8 @@ def meeting(srv: ServerProcess, wav: Path) -> dict:
 
     reference = load_rttm(str(wav.with_suffix(".rttm")))[wav.stem]
     data = {"response_format": "verbose_json", "timestamp_granularities[]": ["word", "segment"], "diarize": "true"}
-    seconds, body = post(srv, wav, data)
+    seconds, response = post(srv, wav, data)
+    body = response.json()
     words = [w for w in body.get("words", []) if "speaker_id" in w]
     with warnings.catch_warnings():  # pyannote says it takes the scored extent from the turns: that is intended
         warnings.filterwarnings("ignore", message="'uem' was approximated")

@@ -65,11 +65,13 @@ def markdown(data: dict) -> str:
             f["file"], f["language"], _f(f["seconds"], 1),
             *(f"{_f(f['systems'][s]['wer'])} {f['systems'][s]['language'] or ''}".strip() if s in f["systems"] else "-" for s in systems),
             ", ".join(f"{k} {_f(v, 2)}" for k, v in f["time_ratio"].items()),
-            _f(next((x["segment_language_match"] for x in f["systems"].values() if x["segment_language_match"] is not None), None)),
+            ", ".join(f"{k} {_f(x['segment_language_match'], 2)}" for k, x in f["systems"].items() if x["segment_language_match"] is not None)
+            or "-",
+            ", ".join(f"{k} {x['repeated']}" for k, x in f["systems"].items() if x.get("repeated") is not None) or "-",
         ]
         for f in data["files"]
     ]
-    out += _table(["file", "lang", "s", *(f"{s} WER, language" for s in systems), "time ratios", "segment-language match"], per_file)
+    out += _table(["file", "lang", "s", *(f"{s} WER, language" for s in systems), "time ratios", "segment-language match", "segments repeated"], per_file)
     if data["meetings"]:
         collar = data["meetings"][0]["collar_s"]
         out += ["", f"Meetings, batch endpoint with `diarize=true` (pyannote.metrics DER, collar {collar} s, overlap scored; "

@@ -127,3 +127,11 @@ def test_cli_systems() -> None:
     assert (args.systems, args.files, args.long, args.meetings, args.stream_speed) == (["batch", "engine_seq"], 2, False, True, 3.0)
     with pytest.raises(SystemExit):
         parse_args(["--systems", "batch,whisperx"])
+
+
+def test_repeated_counts_a_text_said_twice_over_the_same_time_only():
+    from bench.accuracy import Span, repeated
+
+    said = [Span(0.0, 2.0, "en", "Hello there."), Span(1.0, 2.5, "en", " hello there."), Span(5.0, 6.0, "en", "Hello there.")]
+    assert repeated(said) == 1  # the third says it again, but later: speech, not a repair's duplicate
+    assert repeated(said[::2]) == 0
