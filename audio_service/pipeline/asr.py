@@ -96,7 +96,8 @@ def transcribe(
         if detect_runs and any(lang != info.language and p >= LANGUAGE_SWITCH_PROB for lang, p in windows):
             runs = _decode_language_runs(model, packed, opts, runs[0])
     keep = _Keep(model)
-    kept = [(s, r.language) for r in runs for s in keep(r.segments)]
+    # a translation's segments are in English, the transcript's language
+    kept = [(s, None if opts.task == "translate" else r.language) for r in runs for s in keep(r.segments)]
     segments = tuple(_segment(i, s, clock, lang) for i, (s, lang) in enumerate(kept))
     if opts.word_timestamps:
         segments = resegment(segments, encode=lambda text: text_tokens(model, text))
