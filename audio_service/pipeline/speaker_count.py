@@ -27,11 +27,11 @@ MERGE_THRESHOLD = 0.65
 RELIABLE_SECONDS = 2.0  # less clean speech than this: a fragment joins its closest speaker regardless
 CANNOT_LINK_S = 0.5  # seconds (summed over windows) two speakers were told apart: never merged ...
 # ... unless that evidence is weak and their whole clean speech sounds like one voice: on meetings of read
-# speech one reader's first-pass halves measured 0.37-0.55 apart (different readers 0.75 and more) and a
+# speech one reader's first-pass parts measured 0.37-0.55 apart (different readers 0.75 and more) and a
 # segmentation slip linked them for 0.9-1.5 s; two people told apart for real were linked 6 s and more
 # (two_speakers, 0.56 apart) or sounded further apart (ami_dev00, 0.65).
 WEAK_LINK_S = 2.0
-SAME_VOICE = 0.5
+SAME_VOICE = 0.55
 MAX_EMBED_SECONDS = 60.0  # enough speech for a stable embedding; bounds the cost on long files
 
 
