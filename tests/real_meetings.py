@@ -72,9 +72,7 @@ class Reader:
                 inside = [(max(s, a), min(e, b)) for s, e in g if min(e, b) > max(s, a)]
                 if inside:
                     split.append(inside)
-        return [
-            (int(g[0][0] * SR), int(g[-1][1] * SR), [(s - g[0][0], e - g[0][0]) for s, e in g]) for g in split
-        ]
+        return [(int(g[0][0] * SR), int(g[-1][1] * SR), [(s - g[0][0], e - g[0][0]) for s, e in g]) for g in split]
 
 
 def _vad_spans(samples: np.ndarray) -> list[tuple[float, float]]:
@@ -113,7 +111,11 @@ def readers() -> tuple[Reader, ...]:
     turns = clean_turns(reference_two_speakers(), min_s=1.0)
     for label in sorted({k for *_, k in turns}):
         clip = np.concatenate(
-            [np.concatenate([two[int(a * SR) : int(b * SR)], np.zeros(int(0.4 * SR), np.float32)]) for a, b, k in turns if k == label]
+            [
+                np.concatenate([two[int(a * SR) : int(b * SR)], np.zeros(int(0.4 * SR), np.float32)])
+                for a, b, k in turns
+                if k == label
+            ]
         )
         out.append(Reader(f"two_speakers_{label}", "two_speakers", clip, tuple(_vad_spans(clip))))
     return tuple(out)
@@ -140,7 +142,7 @@ def _rms(x: np.ndarray) -> float:
 def build_real_meeting(speakers: int, seed: int = 0, duration: float | None = None, name: str | None = None):
     """A meeting of ``speakers`` (2-5) different readers: (16 kHz float32 samples, reference Annotation).
 
-    ``duration``: the length aimed at (default 40 + 10 per speaker beyond two, up to 70 s... 90 s)."""
+    ``duration``: the length aimed at (default 40-50 s for two speakers, 10 s more per further speaker)."""
     from pyannote.core import Annotation, Segment
 
     if not 2 <= speakers <= 5:
@@ -149,7 +151,12 @@ def build_real_meeting(speakers: int, seed: int = 0, duration: float | None = No
     chosen = pick_readers(speakers, rng)
     target = duration or float(min(90.0, 40.0 + 10.0 * (speakers - 2) + rng.uniform(0.0, 10.0)))
     labels = [f"{chr(ord('A') + i)}_{r.name}" for i, r in enumerate(chosen)]
-    level = [0.08 * 10 ** (rng.uniform(-GAIN_DB, GAIN_DB) / 20) / _rms(np.concatenate([r.samples[int(s * SR) : int(e * SR)] for s, e in r.spans])) for r in chosen]
+    level = [
+        0.08
+        * 10 ** (rng.uniform(-GAIN_DB, GAIN_DB) / 20)
+        / _rms(np.concatenate([r.samples[int(s * SR) : int(e * SR)] for s, e in r.spans]))
+        for r in chosen
+    ]
     pieces = [r.pieces() for r in chosen]
     queues: list[list[int]] = [[] for _ in chosen]
 

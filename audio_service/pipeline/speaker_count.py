@@ -82,6 +82,7 @@ def merge_same_voices(
 def _home(k: int, groups: list[list[int]], apart: np.ndarray, centroids: np.ndarray | None) -> int:
     """The group a cluster without a voice of its own joins: fewest seconds told apart from it, then the
     closest first-pass centroid (cosine), then the most members."""
+
     def key(g: int) -> tuple[float, float, int]:
         told_apart = float(apart[k, groups[g]].sum())
         if centroids is None:
@@ -103,8 +104,9 @@ def closest_pair(groups, embeddings, seconds, apart):
     """(i, j, distance, reliable) of the two closest groups that may merge, or None.
 
     Groups told apart (``CANNOT_LINK_S``) may not merge, unless only weakly (``WEAK_LINK_S``) while their
-    voices are very close (``SAME_VOICE``). A group with too little clean speech for a reliable embedding (``RELIABLE_SECONDS``; GE2E halves
-    of one voice then measure as far apart as two voices) goes to its closest group regardless.
+    voices are very close (``SAME_VOICE``). A group with too little clean speech for a reliable embedding
+    (``RELIABLE_SECONDS``; GE2E halves of one voice then measure as far apart as two voices) goes to its
+    closest group regardless.
     """
     vectors, speech = [], []
     for g in groups:
