@@ -40,8 +40,12 @@ def window_evidence(hard_clusters: np.ndarray, segmentations, num_clusters: int)
     chunks, frames, local = data.shape
     window = segmentations.sliding_window
     frame_s = window.duration / frames
-    # Cannot-link: two clusters active as different local speakers of one window.
-    active_s = data.sum(axis=1) * frame_s  # (chunks, local)
+    # Cannot-link: two clusters active as different local speakers of one window, each heard alone there
+    # for a while. A local speaker heard only under another one (a backchannel, an overlap) has no clean
+    # frames: pyannote then embeds it with the other voice mixed in, and the constrained assignment puts
+    # it in a cluster of that other voice - a cannot-link between two clusters of one speaker.
+    alone = data.sum(axis=2) == 1  # (chunks, frames)
+    active_s = (data & alone[:, :, None]).sum(axis=1) * frame_s  # (chunks, local) seconds heard alone
     apart = np.zeros((num_clusters, num_clusters))
     for c in range(chunks):
         for i in range(local):
@@ -59,7 +63,6 @@ def window_evidence(hard_clusters: np.ndarray, segmentations, num_clusters: int)
     total = offsets[-1] + frames
     votes = np.zeros((num_clusters + 1, total))
     cover = np.zeros(total)
-    alone = data.sum(axis=2) == 1  # (chunks, frames)
     for c in range(chunks):
         cover[offsets[c] : offsets[c] + frames] += 1
         for i in range(local):

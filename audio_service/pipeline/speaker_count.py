@@ -25,7 +25,13 @@ from audio_service.schema import SAMPLE_RATE
 # turns (bench/diarization.py).
 MERGE_THRESHOLD = 0.65
 RELIABLE_SECONDS = 2.0  # less clean speech than this: a fragment joins its closest speaker regardless
-CANNOT_LINK_S = 0.5  # seconds (summed over windows) two speakers were told apart: never merged
+CANNOT_LINK_S = 0.5  # seconds (summed over windows) two speakers were told apart: never merged ...
+# ... unless that evidence is weak and their whole clean speech sounds like one voice: on meetings of read
+# speech one reader's first-pass parts measured 0.37-0.55 apart (different readers 0.75 and more) and a
+# segmentation slip linked them for 0.9-1.5 s; two people told apart for real were linked 6 s and more
+# (two_speakers, 0.56 apart) or sounded further apart (ami_dev00, 0.65).
+WEAK_LINK_S = 2.0
+SAME_VOICE = 0.55
 MAX_EMBED_SECONDS = 60.0  # enough speech for a stable embedding; bounds the cost on long files
 
 
@@ -76,6 +82,7 @@ def merge_same_voices(
 def _home(k: int, groups: list[list[int]], apart: np.ndarray, centroids: np.ndarray | None) -> int:
     """The group a cluster without a voice of its own joins: fewest seconds told apart from it, then the
     closest first-pass centroid (cosine), then the most members."""
+
     def key(g: int) -> tuple[float, float, int]:
         told_apart = float(apart[k, groups[g]].sum())
         if centroids is None:
@@ -96,8 +103,10 @@ def _speech(samples: np.ndarray, spans: list[tuple[float, float]], sample_rate: 
 def closest_pair(groups, embeddings, seconds, apart):
     """(i, j, distance, reliable) of the two closest groups that may merge, or None.
 
-    A group with too little clean speech for a reliable embedding (``RELIABLE_SECONDS``; GE2E halves
-    of one voice then measure as far apart as two voices) goes to its closest group regardless.
+    Groups told apart (``CANNOT_LINK_S``) may not merge, unless only weakly (``WEAK_LINK_S``) while their
+    voices are very close (``SAME_VOICE``). A group with too little clean speech for a reliable embedding
+    (``RELIABLE_SECONDS``; GE2E halves of one voice then measure as far apart as two voices) goes to its
+    closest group regardless.
     """
     vectors, speech = [], []
     for g in groups:
@@ -107,9 +116,10 @@ def closest_pair(groups, embeddings, seconds, apart):
     best = None
     for i in range(len(groups)):
         for j in range(i + 1, len(groups)):
-            if apart[np.ix_(groups[i], groups[j])].sum() >= CANNOT_LINK_S:
-                continue
             distance = float(np.linalg.norm(vectors[i] - vectors[j]))
+            linked = apart[np.ix_(groups[i], groups[j])].sum()
+            if linked >= CANNOT_LINK_S and not (linked < WEAK_LINK_S and distance < SAME_VOICE):
+                continue
             reliable = min(speech[i], speech[j]) >= RELIABLE_SECONDS
             key = (reliable, distance)
             if best is None or key < (best[3], best[2]):
