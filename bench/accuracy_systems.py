@@ -35,6 +35,7 @@ from bench.accuracy import (
     print_differences,
     print_row,
     print_summary,
+    repeated,
     rows_json,
     select,
     summarise,
@@ -165,6 +166,21 @@ def cpwer(stm: Path, words: list[dict], session: str, language: str = "en") -> d
     return {"cpwer": round(r.error_rate, 4), "errors": r.errors, "ref_words": r.length}
 
 
+def built_meetings(sizes: Sequence[int] = (2, 3, 4, 5), seed: int = 0) -> list[Path]:
+    """Meetings built from the real recordings (``tests/real_meetings.py``: different readers, overlaps,
+    backchannels), written as WAV with their RTTM beside them."""
+    from tests.real_meetings import build_real_meeting, write_rttm
+
+    out = []
+    for n in sizes:
+        samples, reference = build_real_meeting(n, seed)
+        wav = write_audio(f"real_meeting_{n}spk_seed{seed}.wav", samples)
+        reference.uri = wav.stem
+        write_rttm(reference, wav.with_suffix(".rttm"))
+        out.append(wav)
+    return out
+
+
 def meeting(srv: ServerProcess, wav: Path) -> dict:
     """Diarize ``wav`` through the batch endpoint; DER of the speaker turns read off the words against
     the RTTM beside it (collar 0.25 s, overlapped speech scored)."""
@@ -183,11 +199,14 @@ def meeting(srv: ServerProcess, wav: Path) -> dict:
         **{k: round(v, 4) for k, v in scores.items()},
         "speakers_found": len({w["speaker_id"] for w in words}), "speakers_reference": len(reference.labels()),
         "cpwer": cpwer(wav.with_suffix(".stm"), words, wav.stem),
+        "segments_repeated": repeated(
+            [Span(s["start"], s["end"], s.get("language"), s["text"]) for s in body.get("segments", []) if s["text"].strip()]
+        ),
     }
     cp = "" if out["cpwer"] else "  (cpWER needs a speaker-attributed reference, <name>.stm: skipped)"
     print(f"[meeting {wav.name}] DER {out['der']:.3f} (confusion {out['confusion_s']:.2f} s, missed {out['missed_s']:.2f} s,"
           f" false alarm {out['false_alarm_s']:.2f} s of {out['total_s']:.2f} s), speakers {out['speakers_found']}"
-          f" found / {out['speakers_reference']} reference{cp}")
+          f" found / {out['speakers_reference']} reference, {out['segments_repeated']} segments repeated{cp}")
     return out
 
 
@@ -214,7 +233,8 @@ def run(args: argparse.Namespace) -> dict:
             rows.append(FileRow(clip.name, clip.language, round(len(samples) / SR, 2), clip.long,
                                 {s: system_row(clip, o, s) for s, o in outs.items()}))
             print_row(rows[-1])
-        meetings = [meeting(srv, wav) for wav in MEETINGS] if args.meetings and srv is not None else []
+        wavs = [*MEETINGS, *built_meetings()] if args.meetings else []
+        meetings = [meeting(srv, wav) for wav in wavs] if srv is not None else []
     summary = summarise(rows, systems)
     print_summary(summary, systems)
     print("\nfiles where a service system differs from engine_seq by more than 0.01:")

@@ -77,10 +77,10 @@ def markdown(data: dict) -> str:
         out += ["", f"Meetings, batch endpoint with `diarize=true` (pyannote.metrics DER, collar {collar} s, overlap scored; "
                 "hypothesis = speaker turns read off the returned words):", ""]
         out += _table(
-            ["file", "DER", "confusion s", "missed s", "false alarm s", "scored s", "speakers found / reference", "cpWER"],
+            ["file", "DER", "confusion s", "missed s", "false alarm s", "scored s", "speakers found / reference", "segments repeated", "cpWER"],
             [
                 [x["file"], _f(x["der"]), _f(x["confusion_s"], 2), _f(x["missed_s"], 2), _f(x["false_alarm_s"], 2), _f(x["total_s"], 2),
-                 f"{x['speakers_found']} / {x['speakers_reference']}", _f(x["cpwer"]["cpwer"]) if x["cpwer"] else "no speaker-attributed reference"]
+                 f"{x['speakers_found']} / {x['speakers_reference']}", str(x.get("segments_repeated", "-")), _f(x["cpwer"]["cpwer"]) if x["cpwer"] else "no speaker-attributed reference"]
                 for x in data["meetings"]
             ],
         )
