@@ -278,14 +278,20 @@ def summarise(rows: Sequence[FileRow], systems: Sequence[str]) -> dict:
         out["time_per_audio_s"][s] = round(sum(x.time_s for _, x in got) / audio, 4) if audio else None
         checked = [(r, x) for r, x in got if r.language != MIXED and x.language is not None]
         out["language_id_accuracy"][s] = round(sum(x.language == r.language for r, x in checked) / len(checked), 3) if checked else None
-    out["time_ratio"] = {
+    out["time_ratio"] = _time_ratios(short)  # the recordings of the set, as a user sends them
+    out["time_ratio_long"] = _time_ratios(groups["long"])  # the built files (code-switching re-decodes)
+    out["service_worse"] = worse_files(rows)
+    return out
+
+
+def _time_ratios(rows: Sequence[FileRow]) -> dict[str, float]:
+    """Service time / engine time summed over ``rows``, per (service, engine) pair."""
+    return {
         f"{svc}/{eng}": round(sum(r.systems[svc].time_s for r in both) / sum(r.systems[eng].time_s for r in both), 3)
         for svc in SERVICE_SYSTEMS
         for eng in ENGINE_SYSTEMS
         if (both := [r for r in rows if svc in r.systems and eng in r.systems])
     }
-    out["service_worse"] = worse_files(rows)
-    return out
 
 
 def file_ratios(row: FileRow) -> dict[str, float]:
@@ -324,7 +330,8 @@ def print_summary(summary: dict, systems: Sequence[str]) -> None:
     print(f"{'time/audio s':<12}" + "".join(f"{_cell(summary['time_per_audio_s'][s], '{:.4f}'):>16}" for s in systems))
     print(f"{'lang-ID acc':<12}" + "".join(f"{_cell(summary['language_id_accuracy'][s]):>16}" for s in systems))
     for pair, ratio in summary["time_ratio"].items():
-        print(f"time ratio {pair}: {ratio:.3f}")
+        long = summary.get("time_ratio_long", {}).get(pair)
+        print(f"time ratio {pair}: {ratio:.3f} over the set's recordings" + (f", {long:.3f} over the built long files" if long else ""))
     for pair, files in summary["service_worse"].items():
         a, b = pair.split(">")
         if a in systems and b in systems:

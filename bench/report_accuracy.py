@@ -53,7 +53,11 @@ def markdown(data: dict) -> str:
     rows.append(["language-ID accuracy", "", *(_f(summary["language_id_accuracy"][s]) for s in systems)])
     out += _table(["corpus WER (errors / words)", "files", *systems], rows) + [""]
     if summary["time_ratio"]:
-        out += _table(["time ratio (over the set)", "value"], [[k, _f(v)] for k, v in summary["time_ratio"].items()]) + [""]
+        long = summary.get("time_ratio_long") or {}
+        out += _table(
+            ["time ratio", "the set's recordings", "built long files"],
+            [[k, _f(v), _f(long.get(k))] for k, v in summary["time_ratio"].items()],
+        ) + [""]
     worse = {k: v for k, v in summary["service_worse"].items() if v}
     out.append(
         "Files where the service's WER exceeds the engine's by more than 0.01: "
