@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds  # noqa: E402
 from audio_service.schema import Audio  # noqa: E402
 from audio_service.settings import Settings  # noqa: E402
+from bench._common import machine_info  # noqa: E402
 from tests.audio_utils import DATA, load_16k  # noqa: E402
 from tests.diarization_utils import annotation, der, reference_rttm  # noqa: E402
 from tests.real_meetings import build_real_meeting  # noqa: E402
@@ -70,7 +71,8 @@ def main() -> None:
     ok = sum(r["true"] == r["found"] and r["confusion"] <= 0.15 for r in rows)
     print(f"count right and confusion <= 0.15: {ok}/{len(rows)}")
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=1))
+        result = {"machine": machine_info(), "collar_s": 0.25, "skip_overlap": False, "meetings": rows}
+        args.out.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
