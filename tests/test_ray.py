@@ -23,12 +23,11 @@ from pathlib import Path
 
 import audio_service_client as asc
 import httpx
+import numpy as np
 import psutil
 import pytest
 import websockets
 from openai import OpenAI
-
-import numpy as np
 
 from tests.audio_utils import JFK, JFK_TEXT, TWO_SPEAKERS, load_16k, wer, write_wav
 from tests.diarization_utils import der, reference_two_speakers, tiled, word_turns_annotation
