@@ -158,3 +158,22 @@ def test_a_stream_keeps_each_language_of_code_switched_speech(server, tmp_path):
         assert seg["language"] == clip[2], seg
     german_text = " ".join(s["text"] for s in finals if s["language"] == "de")
     assert _wer(_manifest()[german]["reference_text"], german_text, "de") <= 0.25, german_text
+
+
+def test_the_batched_decoder_option_transcribes_real_speech(tmp_path):
+    """``batch_decoder=batched`` (faster-whisper's batched pipeline over our packed windows)."""
+    from audio_service.models.registry import ModelRegistry
+    from audio_service.pipeline.batch import BatchJob, BatchService
+    from audio_service.settings import Settings
+
+    settings = Settings(batch_decoder="batched")
+    registry = ModelRegistry(settings)
+    service = BatchService(settings, registry)
+    files = ["en_librispeech_1272-128104-0000.wav", "en_librispeech_1995-1837-0001.wav"]
+    path, reference, _ = _joined(tmp_path, "two_readers.wav", files)
+    try:
+        got = service.run_sync(str(path), BatchJob(model=registry.resolve(None).id, timed_segments=True))
+    finally:
+        service.shutdown()
+    assert _wer(reference, got.text, "en") <= 0.05, got.text
+    assert got.segments and not _repeats(got.segments)

@@ -73,12 +73,13 @@ def transcribe(
     ``on_segment(end_s, text)``, if given, is called as each decoded segment comes out of the
     decoder, for progress reports; it does not change the decoding.
 
-    The spans are packed (silence removed, no gap: faster-whisper's ``collect_chunks``) and decoded as
-    the chosen engine decodes them. With the language unset, each segment gets the language spoken in
+    The spans are packed (silence removed) and decoded as the chosen engine decodes them. With the language unset, each segment gets the language spoken in
     it: a file whose windows are confidently in different languages is decoded language run by run.
     """
     language = decode_language(model, opts.language, opts.task)
-    packed = pack(audio, spans, opts.max_window_s, gap_s=0.0)
+    # the sequential decoder reads the speech joined as faster-whisper joins it; batched windows keep
+    # pack()'s short gaps, as the batched pipeline always has (word timings do not smear across joins)
+    packed = pack(audio, spans, opts.max_window_s, gap_s=0.0) if opts.decoder == "sequential" else pack(audio, spans, opts.max_window_s)
     if not packed.windows:
         return Transcript(opts.task, "en" if opts.task == "translate" else (language or "en"), audio.duration, ())
     clock = TimeMap(packed.pieces)
