@@ -13,20 +13,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from audio_service.models.decoding import (
-    LANGUAGE_SWITCH_PROB,
     MEL_FRAMES_PER_S,
     WINDOW_S,
     decode_language,
     decoding_kwargs,
+    heard_language,
     language_watching,
     text_tokens,
 )
 from audio_service.models.whisper_rules import is_silence, without_loop
 from audio_service.pipeline.chunking import Packed, TimeMap, pack
 from audio_service.pipeline.segmenter import resegment
+from audio_service.pipeline.vad import BATCH_VAD, silero_vad
 from audio_service.schema import Audio, Segment, SpeechSpan, Task, Transcript, Word
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,7 +55,7 @@ class AsrOptions:
     # fallback) over the packed speech: what faster-whisper returns for the same VAD. "batched": windows
     # of packed speech decoded in batches without timestamps, as faster-whisper's BatchedInferencePipeline
     # (faster on a GPU, no fallback, and on real recordings a little less accurate).
-    decoder: str = "sequential"
+    decoder: Literal["sequential", "batched"] = "sequential"
     max_window_s: float = 30.0  # longest stretch of packed speech given to the decoder at once
     # With ``language`` unset: the language detected in an earlier block of the same file, which this
     # block starts in (windows confidently in another language still switch).
@@ -73,8 +74,9 @@ def transcribe(
     ``on_segment(end_s, text)``, if given, is called as each decoded segment comes out of the
     decoder, for progress reports; it does not change the decoding.
 
-    The spans are packed (silence removed) and decoded as the chosen engine decodes them. With the language unset, each segment gets the language spoken in
-    it: a file whose windows are confidently in different languages is decoded language run by run.
+    The spans are packed (silence removed) and decoded as the chosen engine decodes them. With the
+    language unset, each segment gets the language spoken in it: a file whose windows are confidently
+    in different languages is decoded language run by run.
     """
     language = decode_language(model, opts.language, opts.task)
     # the sequential decoder reads the speech joined as faster-whisper joins it; batched windows keep
@@ -85,17 +87,15 @@ def transcribe(
     clock = TimeMap(packed.pieces)
     report = _reporter(on_segment, clock) if on_segment is not None else None
     detect_runs = language is None and opts.task == "transcribe" and model.multilingual
+    windows: list[tuple[str, float]] = []  # the language heard in each window (sequential, language unset)
     if opts.decoder == "batched":
         raw, info = _batched(model, packed.audio, list(packed.windows), language, opts, report)
-        runs = [_Run(0.0, packed.audio.duration, info.language, raw)]
-        probability = info.language_probability
     else:
         start = opts.file_language if detect_runs else language
         raw, info, windows = _sequential(model, packed.audio, _clips(packed, opts), start, opts, report, detect_runs)
-        runs = [_Run(0.0, packed.audio.duration, info.language, raw)]
-        probability = info.language_probability
-        if detect_runs and any(lang != info.language and p >= LANGUAGE_SWITCH_PROB for lang, p in windows):
-            runs = _decode_language_runs(model, packed, opts, runs[0])
+    runs = [_Run(0.0, packed.audio.duration, info.language, raw)]
+    if any(heard_language(info.language, lang, p) != info.language for lang, p in windows):
+        runs = _decode_language_runs(model, packed, opts, runs[0])
     keep = _Keep(model)
     # a translation's segments are in English, the transcript's language
     kept = [(s, None if opts.task == "translate" else r.language) for r in runs for s in keep(r.segments)]
@@ -108,7 +108,7 @@ def transcribe(
         language=out_language,
         duration=audio.duration,
         segments=segments,
-        language_probability=float(probability),
+        language_probability=float(info.language_probability),
         provenance={"model": model.spec.id},
     )
 
@@ -220,7 +220,7 @@ def _decode_language_runs(model: LoadedModel, packed: Packed, opts: AsrOptions, 
     runs: list[_Run] = []
     for start, end in _utterances(packed):
         lang, prob, _ = model.whisper.detect_language(audio=packed.audio.slice(start, end).samples)
-        lang = lang if prob >= LANGUAGE_SWITCH_PROB else (runs[-1].language if runs else first.language)
+        lang = heard_language(runs[-1].language if runs else first.language, lang, prob)
         if runs and runs[-1].language == lang:
             runs[-1] = _Run(runs[-1].start, end, lang, [])
         else:
@@ -243,8 +243,6 @@ def _window(s) -> tuple[float, float]:
 
 def _utterances(packed: Packed) -> list[tuple[float, float]]:
     """Packed speech cut into utterances of at least UTTERANCE_S, in the pauses a fine VAD finds."""
-    from audio_service.pipeline.vad import BATCH_VAD, silero_vad
-
     spans = silero_vad(packed.audio, BATCH_VAD)
     pauses = [(a.end + b.start) / 2 for a, b in zip(spans, spans[1:])] + [p.packed_start for p in packed.pieces[1:]]
     cuts, start = [], 0.0

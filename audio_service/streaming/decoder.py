@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from audio_service.models.decoding import LANGUAGE_SWITCH_PROB, MEL_FRAMES_PER_S, WINDOW_S, decode_language, word_alignment
+from audio_service.models.decoding import MEL_FRAMES_PER_S, WINDOW_S, decode_language, heard_language, word_alignment
 from audio_service.models.decoding import tokenizer as model_tokenizer
 from audio_service.models.whisper_rules import is_silence, repetition_start
 from audio_service.schema import SAMPLE_RATE
@@ -189,7 +189,7 @@ def _languages(model: LoadedModel, requests: list[DecodeRequest], encoded: list[
             out.append(language)
             continue
         token, probability = model.whisper.model.detect_language(ctranslate2.StorageView.from_array(enc))[0][0]
-        out.append(token[2:-2] if language is None or probability >= LANGUAGE_SWITCH_PROB else language)
+        out.append(heard_language(language, token[2:-2], probability))
     return out
 
 
