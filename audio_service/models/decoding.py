@@ -19,16 +19,16 @@ MEL_FRAMES_PER_S = 100  # Whisper's feature frames per second of audio
 # With the language unset, a window confidently in another language than the one spoken so far switches to
 # it; below this, short or noisy windows are often given a neighbouring language (jfk's "ask not": 0.4).
 LANGUAGE_SWITCH_PROB = 0.7
-MAX_PROMPT_CHARS = 4000
+MAX_PROMPT_CHARS = 4000  # a client prompt; Whisper keeps only its last ~220 tokens anyway
+# Punctuation glued to the word before or after it in word timings (openai-whisper's defaults).
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 
 
 def heard_language(current: str | None, detected: str, probability: float) -> str:
     """The language to decode in when Whisper hears ``detected`` (at ``probability``) where ``current``
     was spoken so far: the detection when nothing was heard yet or when it is confident."""
-    return detected if current is None or probability >= LANGUAGE_SWITCH_PROB else current  # a client prompt; Whisper keeps only its last ~220 tokens anyway
-# Punctuation glued to the word before or after it in word timings (openai-whisper's defaults).
-PREPEND_PUNCTUATIONS = "\"'“¿([{-"
-APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+    return detected if current is None or probability >= LANGUAGE_SWITCH_PROB else current
 
 
 def whisper_languages() -> frozenset[str]:
