@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 
 from audio_service.schema import Segment, Transcript
+from bench.accuracy import Span, join, repeated, score
 from tests.audio_utils import DATA, JFK, JFK_TEXT, load_16k, write_wav
 
 pytestmark = pytest.mark.slow
 REALSPEECH = DATA / "realspeech"
-PAUSE = np.zeros(int(0.6 * 16000), np.float32)
+PAUSE_S = 0.6
 
 
 @cache
@@ -30,24 +31,14 @@ def _manifest() -> dict[str, dict[str, str]]:
 
 
 def _wer(reference: str, hypothesis: str, language: str) -> float:
-    import jiwer
-    from whisper_normalizer.basic import BasicTextNormalizer
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    norm = EnglishTextNormalizer() if language == "en" else BasicTextNormalizer()
-    return jiwer.wer(norm(reference), norm(hypothesis))
+    return score(reference, hypothesis, language).wer  # the benchmark's normalisation and scoring
 
 
 def _joined(tmp: Path, name: str, files: list[str]) -> tuple[Path, str, list[tuple[float, float, str]]]:
     """Recordings joined with short pauses: the file, its reference and each clip's (start, end, language)."""
-    parts, clips, t = [], [], 0.0
-    for f in files:
-        audio = load_16k(REALSPEECH / f)
-        clips.append((t, t + len(audio) / 16000, _manifest()[f]["language"]))
-        parts += [audio, PAUSE]
-        t += (len(audio) + len(PAUSE)) / 16000
-    reference = " ".join(_manifest()[f]["reference_text"] for f in files)
-    return write_wav(tmp / name, np.concatenate(parts)), reference, clips
+    rows = [_manifest()[f] for f in files]
+    audio, reference, spans = join([(load_16k(REALSPEECH / f), r["reference_text"], r["language"]) for f, r in zip(files, rows)], PAUSE_S)
+    return write_wav(tmp / name, audio), reference, [(c.start, c.end, c.language) for c in spans]
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +64,9 @@ def engine():
     service.shutdown()
 
 
-def _repeats(segments: tuple[Segment, ...]) -> list[str]:
-    """Segments whose text is said again by another segment over the same time."""
-    out = []
-    for i, a in enumerate(segments):
-        for b in segments[i + 1 :]:
-            overlap = min(a.end, b.end) - max(a.start, b.start)
-            if overlap > 0.1 and a.text.strip().lower() == b.text.strip().lower():
-                out.append(f"{a.start:.1f}-{a.end:.1f} {a.text!r} again at {b.start:.1f}-{b.end:.1f}")
-    return out
+def _repeats(segments: tuple[Segment, ...]) -> int:
+    """Segments whose text another segment says again over the same time (the benchmark's count)."""
+    return repeated([Span(s.start, s.end, s.language, s.text) for s in segments])
 
 
 def test_a_joined_reading_loses_no_phrase_at_window_joins(engine, tmp_path):
