@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import functools
 import re
 import shutil
 import subprocess
@@ -15,6 +17,14 @@ JFK = DATA / "jfk.flac"
 JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 TWO_SPEAKERS = DATA / "two_speakers.wav"
 TWO_SPEAKERS_RTTM = DATA / "two_speakers.rttm"
+REALSPEECH = DATA / "realspeech"
+ENGLISH_READINGS = (
+    "en_librivox_sense_and_sensibility_ch01.wav",
+    "en_librispeech_1089-134686-0000.wav",
+    "en_librispeech_1272-128104-0000.wav",
+    "en_librispeech_1995-1837-0001.wav",
+    "en_fleurs_001.wav",
+)
 
 
 def normalize(text: str) -> str:
@@ -56,3 +66,26 @@ def espeak(text: str, path: Path, voice: str = "en", speed: int = 150) -> Path:
     subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path)], check=True)
     raw.unlink()
     return path
+
+
+@functools.cache
+def realspeech_manifest() -> dict[str, dict[str, str]]:
+    """The rows of ``realspeech/manifest.tsv`` (file, seconds, language, ..., reference_text) by file name."""
+    with open(REALSPEECH / "manifest.tsv", newline="") as f:
+        return {row["file"]: row for row in csv.DictReader(f, delimiter="\t")}
+
+
+def english_reading(pause_s: float, copies: int = 1) -> tuple[np.ndarray, str]:
+    """jfk and the English ``realspeech`` recordings (73 s of real speech, no sentence said twice), each
+    followed by ``pause_s`` of silence, the whole ``copies`` times over; and its reference text.
+
+    Long test files are built from this rather than from one sentence repeated: a Whisper window that
+    holds the same sentence several times looks like a repetition loop (compression ratio above 2.4),
+    and the temperature fallback then samples at random, so two runs of one file would differ. A copy
+    is longer than a window, so no window holds a sentence twice.
+    """
+    pause = np.zeros(int(pause_s * 16000), np.float32)
+    rows = realspeech_manifest()
+    clips = [(load_16k(JFK), JFK_TEXT)] + [(load_16k(REALSPEECH / f), rows[f]["reference_text"]) for f in ENGLISH_READINGS]
+    once = np.concatenate([part for samples, _ in clips for part in (samples, pause)])
+    return np.tile(once, copies), " ".join([" ".join(text for _, text in clips)] * copies)

@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.audio_utils import DATA, JFK, TWO_SPEAKERS, load_16k
+from tests.audio_utils import JFK, REALSPEECH, TWO_SPEAKERS, load_16k, realspeech_manifest
 
 SR = 16000
-REALSPEECH = DATA / "realspeech"
 PIECE_S = (1.5, 6.0)  # utterance-sized pieces, cut at pauses
 GAP_S = (0.2, 0.8)  # silence between turns
 OVERLAP_S = (0.3, 1.0)  # a turn starting this much before the previous one ends
@@ -86,14 +85,8 @@ def _vad_spans(samples: np.ndarray) -> list[tuple[float, float]]:
 
 def _manifest() -> list[tuple[str, str, str]]:
     """(file, language, source) of the realspeech recordings."""
-    rows = []
-    for line in (REALSPEECH / "manifest.tsv").read_text().splitlines()[1:]:
-        cols = line.split("\t")
-        if len(cols) >= 4:
-            name = cols[0]
-            source = name.split("_")[1]  # librispeech, librivox, fleurs
-            rows.append((name, cols[2], source))
-    return rows
+    # the source from the file's name: librispeech, librivox, fleurs
+    return [(name, row["language"], name.split("_")[1]) for name, row in realspeech_manifest().items()]
 
 
 @functools.cache

@@ -8,8 +8,6 @@ In-process (the real model and real audio, no HTTP): what is checked is the pipe
 
 from __future__ import annotations
 
-import csv
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +15,10 @@ import pytest
 
 from audio_service.schema import Segment, Transcript
 from bench.accuracy import Span, join, repeated, score
-from tests.audio_utils import DATA, JFK, JFK_TEXT, load_16k, write_wav
+from tests.audio_utils import DATA, JFK, JFK_TEXT, REALSPEECH, load_16k, realspeech_manifest, write_wav
 
 pytestmark = pytest.mark.slow
-REALSPEECH = DATA / "realspeech"
 PAUSE_S = 0.6
-
-
-@cache
-def _manifest() -> dict[str, dict[str, str]]:
-    with open(REALSPEECH / "manifest.tsv", newline="") as f:
-        return {row["file"]: row for row in csv.DictReader(f, delimiter="\t")}
 
 
 def _wer(reference: str, hypothesis: str, language: str) -> float:
@@ -36,7 +27,7 @@ def _wer(reference: str, hypothesis: str, language: str) -> float:
 
 def _joined(tmp: Path, name: str, files: list[str]) -> tuple[Path, str, list[tuple[float, float, str]]]:
     """Recordings joined with short pauses: the file, its reference and each clip's (start, end, language)."""
-    rows = [_manifest()[f] for f in files]
+    rows = [realspeech_manifest()[f] for f in files]
     audio, reference, spans = join([(load_16k(REALSPEECH / f), r["reference_text"], r["language"]) for f, r in zip(files, rows)], PAUSE_S)
     return write_wav(tmp / name, audio), reference, [(c.start, c.end, c.language) for c in spans]
 
@@ -73,7 +64,7 @@ def test_a_joined_reading_loses_no_phrase_at_window_joins(engine, tmp_path):
     """Several readers joined with 0.6 s pauses: windows are full and end mid-reading (the case where
     the batch pipeline lost "mutton pieces to be ladled out ..." and "built around it")."""
     service_run, engine_text = engine
-    files = [f for f in _manifest() if f.startswith("en_")]
+    files = [f for f in realspeech_manifest() if f.startswith("en_")]
     path, reference, _ = _joined(tmp_path, "reading.wav", files)
     got = service_run(path, timed_segments=True)
     assert _wer(reference, got.text, "en") <= _wer(reference, engine_text(path), "en") + 0.02, got.text
@@ -115,7 +106,7 @@ def test_code_switched_audio_keeps_each_language(engine, tmp_path):
         clip = max(clips, key=lambda c: min(seg.end, c[1]) - max(seg.start, c[0]))
         assert seg.language == clip[2], (seg.start, seg.end, seg.language, seg.text)
     german_text = " ".join(s.text for s in got.segments if s.language == "de")
-    german_reference = " ".join(_manifest()[f]["reference_text"] for f in german)
+    german_reference = " ".join(realspeech_manifest()[f]["reference_text"] for f in german)
     assert _wer(german_reference, german_text, "de") <= 0.25, german_text
     assert got.language == "de"  # the language with the most speech
 
@@ -124,7 +115,7 @@ def test_code_switched_audio_keeps_each_language(engine, tmp_path):
 def test_the_language_of_a_real_recording_is_detected(engine, name):
     service_run, _ = engine
     got = service_run(REALSPEECH / name)
-    assert got.language == _manifest()[name]["language"]
+    assert got.language == realspeech_manifest()[name]["language"]
 
 
 def test_a_stream_keeps_each_language_of_code_switched_speech(server, tmp_path):
@@ -142,7 +133,7 @@ def test_a_stream_keeps_each_language_of_code_switched_speech(server, tmp_path):
         clip = max(clips, key=lambda c: min(seg["end"], c[1]) - max(seg["start"], c[0]))
         assert seg["language"] == clip[2], seg
     german_text = " ".join(s["text"] for s in finals if s["language"] == "de")
-    assert _wer(_manifest()[german]["reference_text"], german_text, "de") <= 0.25, german_text
+    assert _wer(realspeech_manifest()[german]["reference_text"], german_text, "de") <= 0.25, german_text
 
 
 def test_the_batched_decoder_option_transcribes_real_speech(tmp_path):

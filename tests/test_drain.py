@@ -8,22 +8,20 @@ import threading
 import time
 
 import httpx
-import numpy as np
 import websockets
 
-from tests.audio_utils import JFK, JFK_TEXT, load_16k, normalize, wer, write_wav
+from tests.audio_utils import JFK, JFK_TEXT, english_reading, load_16k, normalize, wer, write_wav
 from tests.ops_utils import scrape, value, wait_for
 from tests.server import ServerProcess
 from tests.stream_client import expect_close, stream, url_for
 
 SR = 16000
-REPEATS = 9  # jfk (11 s) nine times with 2 s pauses: a 2-minute file
 
 
 def test_sigterm_drains_batch_and_streams_then_exits_0(tmp_path) -> None:
     jfk = load_16k(JFK)
-    pause = np.zeros(2 * SR, np.float32)
-    long_wav = write_wav(tmp_path / "two_minutes.wav", np.concatenate([jfk, pause] * REPEATS))
+    reading, reading_text = english_reading(pause_s=2.0)  # 85 s
+    long_wav = write_wav(tmp_path / "reading.wav", reading)
     srv = ServerProcess(log_path=tmp_path / "server.log", shutdown_grace_s=150).start()
     try:
         batch: dict = {}
@@ -33,7 +31,7 @@ def test_sigterm_drains_batch_and_streams_then_exits_0(tmp_path) -> None:
             with long_wav.open("rb") as f:
                 batch["r"] = httpx.post(
                     srv.base_url + "/v1/audio/transcriptions",
-                    files={"file": ("two_minutes.wav", f, "audio/wav")},
+                    files={"file": ("reading.wav", f, "audio/wav")},
                     data={"language": "en"},
                     timeout=300,
                 )
@@ -69,7 +67,7 @@ def test_sigterm_drains_batch_and_streams_then_exits_0(tmp_path) -> None:
     assert late_code == 1012 and late_errors[-1]["code"] == "server_shutting_down"
     r = batch["r"]
     assert r.status_code == 200, r.text
-    assert wer(" ".join([JFK_TEXT] * REPEATS), r.json()["text"]) <= 0.1
+    assert wer(reading_text, r.json()["text"]) <= 0.1
     reference = normalize(JFK_TEXT).split()
     for res in results:
         assert res.close_code == 1012, (res.close_code, res.errors)

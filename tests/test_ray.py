@@ -29,7 +29,7 @@ import pytest
 import websockets
 from openai import OpenAI
 
-from tests.audio_utils import JFK, JFK_TEXT, TWO_SPEAKERS, load_16k, wer, write_wav
+from tests.audio_utils import JFK, JFK_TEXT, TWO_SPEAKERS, english_reading, load_16k, wer, write_wav
 from tests.diarization_utils import der, reference_two_speakers, tiled, word_turns_annotation
 from tests.ops_utils import scrape_url, value, wait_for
 from tests.redis_server import RedisServer
@@ -132,10 +132,10 @@ def test_concurrent_batch_requests_use_both_replicas(cluster) -> None:
     assert sorted(served) == sorted(Counter(r.headers[HEADER] for r in responses).values()), served
 
 
-def jfk_file(tmp_path, copies: int = 8) -> Path:
-    """jfk ``copies`` times with 2 s pauses: 8 copies are 100 s of speech, 6 blocks of FANOUT_BLOCK_S."""
-    pause = np.zeros(2 * 16000, np.float32)
-    return write_wav(tmp_path / f"jfk_x{copies}.wav", np.concatenate([load_16k(JFK), pause] * copies))
+def reading_file(tmp_path) -> tuple[Path, str]:
+    """A 230 s file of real speech (12 blocks of FANOUT_BLOCK_S) and its reference text."""
+    audio, text = english_reading(pause_s=0.5, copies=3)
+    return write_wav(tmp_path / "reading.wav", audio), text
 
 
 def test_waiting_room_is_shared_by_the_replicas(cluster, tmp_path) -> None:
@@ -143,9 +143,9 @@ def test_waiting_room_is_shared_by_the_replicas(cluster, tmp_path) -> None:
     (seats shared by the deployment), the rest get 429. Counted per replica (QUEUE seats each) all 8 would
     have been admitted."""
     with ThreadPoolExecutor(9) as pool:
-        long = pool.submit(post_file, cluster, jfk_file(tmp_path, 16), "key-b")
+        long = pool.submit(post_file, cluster, reading_file(tmp_path)[0], "key-b")
         # its blocks are running on both replicas (a fixed sleep was once too long on a fast machine, once
-        # too short beside a CPU hog); 200 s of speech keeps them busy while the 8 arrive
+        # too short beside a CPU hog); 230 s of speech keeps them busy while the 8 arrive
         wait_for(lambda: receiver_and_worker(cluster), 120, "the file's blocks on both replicas")
         responses = list(pool.map(lambda _: transcribe(cluster, "key-b"), range(8)))
         assert len(block_workers(long.result())) == 2
@@ -184,14 +184,14 @@ def block_workers(response: httpx.Response) -> list[str]:
 
 
 def test_ten_minute_file_fans_out_over_both_replicas(cluster, single, tmp_path) -> None:
-    """A 10-minute file (jfk x48 with pauses) in 20 s blocks, on both replicas: the single process's words."""
-    pause = np.zeros(int(1.5 * 16000), np.float32)
-    long = write_wav(tmp_path / "ten_minutes.wav", np.concatenate([load_16k(JFK), pause] * 48))
+    """A 10-minute file (real speech, 8 copies of 82 s) in 20 s blocks, on both replicas: the single process's words."""
+    audio, text = english_reading(pause_s=1.5, copies=8)
+    long = write_wav(tmp_path / "ten_minutes.wav", audio)
     fanned, alone = post_file(cluster, long, "key-a"), post_file(single, long)
     assert len(block_workers(fanned)) == 2 and alone.status_code == 200, alone.text
     assert fanned.json()["duration"] >= 600
     assert wer(alone.json()["text"], fanned.json()["text"]) <= 0.02, f"{alone.json()['text']}\n---\n{fanned.json()['text']}"
-    assert wer(" ".join([JFK_TEXT] * 48), fanned.json()["text"]) <= 0.05
+    assert wer(text, fanned.json()["text"]) <= 0.05
 
 
 def test_ten_minute_diarized_file_keeps_its_speakers(cluster, single, tmp_path) -> None:
@@ -300,15 +300,16 @@ def wait_for_replacement(cluster, gone: set[str]) -> str:
 
 
 def test_block_of_a_killed_replica_is_done_elsewhere(cluster, tmp_path) -> None:
-    """A 200 s file fans out; the replica running one of its blocks (not the one that received the file) is
+    """A 230 s file fans out; the replica running one of its blocks (not the one that received the file) is
     killed mid-block: the block is sent again, the file's text is complete, Serve replaces the replica."""
     with ThreadPoolExecutor(1) as pool:
-        long = pool.submit(post_file, cluster, jfk_file(tmp_path, 16), "key-b")
+        wav, text = reading_file(tmp_path)
+        long = pool.submit(post_file, cluster, wav, "key-b")
         receiver, victim = wait_for(lambda: receiver_and_worker(cluster), 120, "a block running on another replica")
         os.kill(int(REPLICA_PID.search(victim).group(1)), signal.SIGKILL)
         response = long.result()
     assert receiver in block_workers(response)
-    assert wer(" ".join([JFK_TEXT] * 16), response.json()["text"]) <= 0.05, response.json()["text"]
+    assert wer(text, response.json()["text"]) <= 0.05, response.json()["text"]
     wait_for(lambda: "a block's replica was lost" in cluster.log.read_text(errors="replace"), 30, "the receiver's log line")
     wait_for_replacement(cluster, {receiver, victim})
 
@@ -335,11 +336,13 @@ def test_killed_replica_closes_its_streams_and_is_replaced(cluster, jfk, tmp_pat
                 await ws.close()
         raise AssertionError("no stream on one of the replicas")
 
+    wav, text = reading_file(tmp_path)
+
     async def go(pool: ThreadPoolExecutor):
         by_replica = await one_stream_per_replica()
         for ws in by_replica.values():
             await ws.send(b"\x00\x00" * 800)
-        long = pool.submit(post_file, cluster, jfk_file(tmp_path, 16), "key-b")
+        long = pool.submit(post_file, cluster, wav, "key-b")
         # the file's receiver, once its blocks run (one on the other replica): mid-file
         victim, _ = await asyncio.to_thread(wait_for, lambda: receiver_and_worker(cluster), 120, "the file's blocks")
         (survivor,) = set(by_replica) - {victim}
@@ -357,7 +360,7 @@ def test_killed_replica_closes_its_streams_and_is_replaced(cluster, jfk, tmp_pat
     assert code == 1014 and [e["code"] for e in errors] == ["replica_lost"], (code, errors)
     # the file whose replica died was served again elsewhere, in full
     assert long.status_code == 200 and long.headers[HEADER] != victim, long.text
-    assert wer(" ".join([JFK_TEXT] * 16), long.json()["text"]) <= 0.05
+    assert wer(text, long.json()["text"]) <= 0.05
     # new requests and streams are served (by the survivor or the replacement)
     assert transcribe(cluster).status_code == 200
     result = asyncio.run(stream(cluster.ws_url, jfk, pace=0, params={"language": "en"}, headers=auth("key-a")))
