@@ -151,9 +151,7 @@ def deployment_options(settings: Settings, cluster_gpus: float = 0.0) -> dict[st
     }
     if settings.ray_autoscaling:
         # Serve wants whole numbers of replicas; JSON numbers arrive as floats
-        options["autoscaling_config"] = {
-            k: int(v) if k.endswith("replicas") else v for k, v in settings.ray_autoscaling.items()
-        }
+        options["autoscaling_config"] = {k: int(v) if k.endswith("replicas") else v for k, v in settings.ray_autoscaling.items()}
     else:
         options["num_replicas"] = max(1, settings.replicas)
     return options

@@ -55,15 +55,24 @@ class Settings(BaseSettings):
     # --- models ---
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device; auto picks CUDA when present.")
     compute_type: str = Field("auto", description="CTranslate2 compute type; auto = int8 on CPU, float16 on CUDA.")
-    cpu_threads: int = Field(0, description="CPU threads per model call, CTranslate2 and torch alike (0 = all cores; a Ray Serve replica: its ray_num_cpus).")
+    cpu_threads: int = Field(
+        0,
+        description="CPU threads per model call, CTranslate2 and torch alike (0 = all cores; a Ray Serve replica: its ray_num_cpus).",
+    )
     blas_threads: int = Field(
-        1, ge=0, description="Threads of numpy's BLAS in the server process (0 = its default: one per core, busy-waiting after every call)."
+        1,
+        ge=0,
+        description="Threads of numpy's BLAS in the server process (0 = its default: one per core, busy-waiting after every call).",
     )
     stream_cpu_threads: int = Field(
-        1, ge=0, description="CPU threads per streaming model call, on a CPU (0 = cpu_threads); streams then share their own instance of each model."
+        1,
+        ge=0,
+        description="CPU threads per streaming model call, on a CPU (0 = cpu_threads); streams then share their own instance of each model.",
     )
     stream_workers: int = Field(
-        0, ge=0, description="Streaming model calls run at once (0 = cores / stream_cpu_threads on a CPU, a Ray replica counting ray_num_cpus as its cores; 1 on a GPU)."
+        0,
+        ge=0,
+        description="Streaming model calls run at once (0 = cores / stream_cpu_threads on a CPU, a Ray replica counting ray_num_cpus as its cores; 1 on a GPU).",
     )
     models: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_MODELS),
@@ -111,10 +120,14 @@ class Settings(BaseSettings):
     )
     upload_timeout_s: float = Field(900.0, description="The whole request body must arrive within this (s); later gets 408.")
     inference_workers: int = Field(1, description="Batch requests run at once (each in a worker thread).")
-    max_queued_requests: int = Field(16, description="Batch requests that may wait for a worker (in the whole deployment with a redis:// rate_limit_storage); more get 429.")
+    max_queued_requests: int = Field(
+        16,
+        description="Batch requests that may wait for a worker (in the whole deployment with a redis:// rate_limit_storage); more get 429.",
+    )
     retry_after_s: int = Field(5, description="Retry-After seconds sent with 429.")
     keys_file: Path | None = Field(
-        None, description="JSON keys file: named keys stored as SHA-256 hashes, with optional per-key limits (audio-service keys add)."
+        None,
+        description="JSON keys file: named keys stored as SHA-256 hashes, with optional per-key limits (audio-service keys add).",
     )
     requests_per_minute: int = Field(
         6000, description="HTTP requests per minute per key (all anonymous callers together on an open server); 0 = unlimited."
@@ -146,12 +159,16 @@ class Settings(BaseSettings):
         40.0, description="A batch of partial re-decodes stops growing at this much audio, so due final passes wait little."
     )
     stream_endpoint_silence_ms: int = Field(
-        500, description="Silence (ms) that ends a speech segment and makes it final; vad_kwargs.min_silence_duration_ms overrides."
+        500,
+        description="Silence (ms) that ends a speech segment and makes it final; vad_kwargs.min_silence_duration_ms overrides.",
     )
     stream_short_segment_s: float = Field(
-        2.0, description="Segments with less speech than this wait for stream_short_endpoint_s of silence (context helps Whisper)."
+        2.0,
+        description="Segments with less speech than this wait for stream_short_endpoint_s of silence (context helps Whisper).",
     )
-    stream_short_endpoint_s: float = Field(1.5, description="Endpoint silence (s) for short segments; see stream_short_segment_s.")
+    stream_short_endpoint_s: float = Field(
+        1.5, description="Endpoint silence (s) for short segments; see stream_short_segment_s."
+    )
     stream_vad_threshold: float = Field(0.5, description="Silero speech probability above which a window is speech.")
     stream_speech_pad_ms: int = Field(200, description="Audio kept before and after detected speech in a segment (ms).")
     stream_max_segment_s: float = Field(15.0, description="Longest segment; longer speech is cut at its quietest recent point.")
@@ -181,18 +198,23 @@ class Settings(BaseSettings):
         False, description="Encode every window as Whisper's full 30 s (slower); default: audio + 1 s padding."
     )
     stream_fixed_buckets: bool = Field(
-        False, description="Round every encoder input up to 5 s (the previous behaviour); default: 1 s steps when a model call has one window."
+        False,
+        description="Round every encoder input up to 5 s (the previous behaviour); default: 1 s steps when a model call has one window.",
     )
 
     # --- scale-out on Ray Serve (the ray extra; audio_service/ray_serve.py) ---
-    ray: CliImplicitFlag[bool] = Field(False, description="serve (--ray / --no-ray): run as a Ray Serve deployment of --replicas replicas instead of one process.")
+    ray: CliImplicitFlag[bool] = Field(
+        False,
+        description="serve (--ray / --no-ray): run as a Ray Serve deployment of --replicas replicas instead of one process.",
+    )
     ray_address: str | None = Field(
         None, description="Ray cluster to join (host:port or ray://...); unset = RAY_ADDRESS, else a local cluster is started."
     )
     replicas: int = Field(1, description="Ray: replicas of the service, each with its own models (ray_autoscaling overrides).")
     ray_num_cpus: float = Field(1.0, description="Ray: logical CPUs reserved per replica.")
     ray_num_gpus: float | None = Field(
-        None, description="Ray: GPUs per replica (0.5 = two share one); unset = 1 when device is not cpu and the cluster has GPUs."
+        None,
+        description="Ray: GPUs per replica (0.5 = two share one); unset = 1 when device is not cpu and the cluster has GPUs.",
     )
     ray_autoscaling: dict[str, float] | None = Field(
         None,

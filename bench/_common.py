@@ -66,8 +66,13 @@ def machine_info() -> dict:
             elif line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
     isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8") if f in flags]
-    info = {"cpu": model, "cores": os.cpu_count(), "isa": isa, "loadavg": [round(x, 2) for x in os.getloadavg()],
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S")}  # when the figures were taken (docs/benchmarks.md shows it)
+    info = {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "isa": isa,
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }  # when the figures were taken (docs/benchmarks.md shows it)
     # CTranslate2 picks its kernels by ISA; CT2_FORCE_CPU_ISA=AVX2 on an AVX-512 machine gives the
     # AVX2 class's int8 kernels (not its clock or caches): recorded so such figures are never mistaken
     if os.environ.get("CT2_FORCE_CPU_ISA"):
@@ -84,5 +89,15 @@ def peak_rss_mb(pid: int) -> float:
 
 
 __all__ = [
-    "JFK", "JFK_TEXT", "ROOT", "jfk_with_pauses", "machine_info", "median", "peak_rss_mb", "save", "timed", "wer", "write_audio",
+    "JFK",
+    "JFK_TEXT",
+    "ROOT",
+    "jfk_with_pauses",
+    "machine_info",
+    "median",
+    "peak_rss_mb",
+    "save",
+    "timed",
+    "wer",
+    "write_audio",
 ]

@@ -238,6 +238,7 @@ def language_match(segments: Sequence[Span], spans: Sequence[Span]) -> float | N
 def repeated(segments: Sequence[Span], min_overlap_s: float = 0.1) -> int:
     """Segments whose (normalised) text another segment says again over the same time: a repair path
     that emits a sentence twice."""
+
     def same(a: Span, b: Span) -> bool:
         overlap = min(a.end, b.end) - max(a.start, b.start)
         return overlap > min_overlap_s and a.text.strip().lower() == b.text.strip().lower() != ""
@@ -277,7 +278,9 @@ def summarise(rows: Sequence[FileRow], systems: Sequence[str]) -> dict:
         audio = sum(r.seconds for r, _ in got)
         out["time_per_audio_s"][s] = round(sum(x.time_s for _, x in got) / audio, 4) if audio else None
         checked = [(r, x) for r, x in got if r.language != MIXED and x.language is not None]
-        out["language_id_accuracy"][s] = round(sum(x.language == r.language for r, x in checked) / len(checked), 3) if checked else None
+        out["language_id_accuracy"][s] = (
+            round(sum(x.language == r.language for r, x in checked) / len(checked), 3) if checked else None
+        )
     out["time_ratio"] = _time_ratios(short)  # the recordings of the set, as a user sends them
     out["time_ratio_long"] = _time_ratios(groups["long"])  # the built files (code-switching re-decodes)
     out["service_worse"] = worse_files(rows)
@@ -306,7 +309,9 @@ def file_ratios(row: FileRow) -> dict[str, float]:
 def worse_files(rows: Sequence[FileRow], margin: float = WORSE_MARGIN) -> dict[str, list[str]]:
     """Per service/engine pair, the files where the service's WER exceeds the engine's by more than ``margin``."""
     return {
-        f"{svc}>{eng}": [r.file for r in rows if svc in r.systems and eng in r.systems and r.systems[svc].wer > r.systems[eng].wer + margin]
+        f"{svc}>{eng}": [
+            r.file for r in rows if svc in r.systems and eng in r.systems and r.systems[svc].wer > r.systems[eng].wer + margin
+        ]
         for svc in SERVICE_SYSTEMS
         for eng in ENGINE_SYSTEMS
     }
@@ -331,7 +336,10 @@ def print_summary(summary: dict, systems: Sequence[str]) -> None:
     print(f"{'lang-ID acc':<12}" + "".join(f"{_cell(summary['language_id_accuracy'][s]):>16}" for s in systems))
     for pair, ratio in summary["time_ratio"].items():
         long = summary.get("time_ratio_long", {}).get(pair)
-        print(f"time ratio {pair}: {ratio:.3f} over the set's recordings" + (f", {long:.3f} over the built long files" if long else ""))
+        print(
+            f"time ratio {pair}: {ratio:.3f} over the set's recordings"
+            + (f", {long:.3f} over the built long files" if long else "")
+        )
     for pair, files in summary["service_worse"].items():
         a, b = pair.split(">")
         if a in systems and b in systems:
@@ -343,7 +351,9 @@ def print_differences(rows: Sequence[FileRow], margin: float = WORSE_MARGIN) -> 
     found = False
     for r in rows:
         base = r.systems.get("engine_seq")
-        diffs = {s: r.systems[s] for s in SERVICE_SYSTEMS if base and s in r.systems and abs(r.systems[s].wer - base.wer) > margin}
+        diffs = {
+            s: r.systems[s] for s in SERVICE_SYSTEMS if base and s in r.systems and abs(r.systems[s].wer - base.wer) > margin
+        }
         if diffs:
             cells = ", ".join(f"{s} {x.wer:.3f} ({x.errors}/{x.ref_words})" for s, x in diffs.items())
             print(f"  {r.file} [{r.language}, {r.seconds:.1f} s]: engine_seq {base.wer:.3f} vs {cells}")
@@ -373,10 +383,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}")
     ap.add_argument("--files", type=int, help="only the first N files (after --match)")
     ap.add_argument("--match", help="only files whose name matches this glob, e.g. 'de_*'")
-    ap.add_argument("--stream-speed", type=float, default=3.0, help="streaming pace in x real time (1 = real time, 0 = as fast as possible)")
-    ap.add_argument("--long", action=argparse.BooleanOptionalAction, default=True, help="built long files (window joins, code-switching)")
-    ap.add_argument("--meetings", action=argparse.BooleanOptionalAction, default=True, help="diarization on ami_dev00 and two_speakers")
-    ap.add_argument("--out", type=Path, default=RESULTS / "accuracy.json", help="results JSON (default bench/results/accuracy.json)")
+    ap.add_argument(
+        "--stream-speed", type=float, default=3.0, help="streaming pace in x real time (1 = real time, 0 = as fast as possible)"
+    )
+    ap.add_argument(
+        "--long", action=argparse.BooleanOptionalAction, default=True, help="built long files (window joins, code-switching)"
+    )
+    ap.add_argument(
+        "--meetings", action=argparse.BooleanOptionalAction, default=True, help="diarization on ami_dev00 and two_speakers"
+    )
+    ap.add_argument(
+        "--out", type=Path, default=RESULTS / "accuracy.json", help="results JSON (default bench/results/accuracy.json)"
+    )
     args = ap.parse_args(argv)
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = set(args.systems) - set(SYSTEMS)

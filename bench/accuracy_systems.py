@@ -160,7 +160,16 @@ def cpwer(stm: Path, words: list[dict], session: str, language: str = "en") -> d
 
     reference = meeteval.io.STM.load(stm).to_seglst().map(norm)
     hypothesis = meeteval.io.SegLST(
-        [{"session_id": session, "speaker": w["speaker_id"], "words": w["word"], "start_time": w["start"], "end_time": w["end"]} for w in words]
+        [
+            {
+                "session_id": session,
+                "speaker": w["speaker_id"],
+                "words": w["word"],
+                "start_time": w["start"],
+                "end_time": w["end"],
+            }
+            for w in words
+        ]
     ).map(norm)
     r = meeteval.wer.cpwer(reference, hypothesis)[session]
     return {"cpwer": round(r.error_rate, 4), "errors": r.errors, "ref_words": r.length}
@@ -195,18 +204,24 @@ def meeting(srv: ServerProcess, wav: Path) -> dict:
         warnings.filterwarnings("ignore", message="'uem' was approximated")
         scores = der(reference, word_turns_annotation(words, reference.uri))
     out = {
-        "file": wav.name, "time_s": round(seconds, 3), "collar_s": COLLAR, "skip_overlap": False,
+        "file": wav.name,
+        "time_s": round(seconds, 3),
+        "collar_s": COLLAR,
+        "skip_overlap": False,
         **{k: round(v, 4) for k, v in scores.items()},
-        "speakers_found": len({w["speaker_id"] for w in words}), "speakers_reference": len(reference.labels()),
+        "speakers_found": len({w["speaker_id"] for w in words}),
+        "speakers_reference": len(reference.labels()),
         "cpwer": cpwer(wav.with_suffix(".stm"), words, wav.stem),
         "segments_repeated": repeated(
             [Span(s["start"], s["end"], s.get("language"), s["text"]) for s in body.get("segments", []) if s["text"].strip()]
         ),
     }
     cp = "" if out["cpwer"] else "  (cpWER needs a speaker-attributed reference, <name>.stm: skipped)"
-    print(f"[meeting {wav.name}] DER {out['der']:.3f} (confusion {out['confusion_s']:.2f} s, missed {out['missed_s']:.2f} s,"
-          f" false alarm {out['false_alarm_s']:.2f} s of {out['total_s']:.2f} s), speakers {out['speakers_found']}"
-          f" found / {out['speakers_reference']} reference, {out['segments_repeated']} segments repeated{cp}")
+    print(
+        f"[meeting {wav.name}] DER {out['der']:.3f} (confusion {out['confusion_s']:.2f} s, missed {out['missed_s']:.2f} s,"
+        f" false alarm {out['false_alarm_s']:.2f} s of {out['total_s']:.2f} s), speakers {out['speakers_found']}"
+        f" found / {out['speakers_reference']} reference, {out['segments_repeated']} segments repeated{cp}"
+    )
     return out
 
 
@@ -230,8 +245,15 @@ def run(args: argparse.Namespace) -> dict:
         for clip in clips:
             samples = load_16k(clip.path)
             outs = {s: fn(clip.path, samples) for s, fn in table.items()}
-            rows.append(FileRow(clip.name, clip.language, round(len(samples) / SR, 2), clip.long,
-                                {s: system_row(clip, o, s) for s, o in outs.items()}))
+            rows.append(
+                FileRow(
+                    clip.name,
+                    clip.language,
+                    round(len(samples) / SR, 2),
+                    clip.long,
+                    {s: system_row(clip, o, s) for s, o in outs.items()},
+                )
+            )
             print_row(rows[-1])
         wavs = [*MEETINGS, *built_meetings()] if args.meetings else []
         meetings = [meeting(srv, wav) for wav in wavs] if srv is not None else []
@@ -243,9 +265,15 @@ def run(args: argparse.Namespace) -> dict:
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": " ".join(["python bench/accuracy.py", *sys.argv[1:]]),  # a short run must not read as the full one
         "machine": machine_info(),
-        "model": f"{MODEL} (packaged)", "compute_type": COMPUTE_TYPE, "cpu_threads": os.cpu_count(),
-        "systems": systems, "stream_speed": args.stream_speed, "normaliser": "whisper-normalizer (English for en, basic otherwise)",
-        "files": rows_json(rows), "summary": summary, "meetings": meetings,
+        "model": f"{MODEL} (packaged)",
+        "compute_type": COMPUTE_TYPE,
+        "cpu_threads": os.cpu_count(),
+        "systems": systems,
+        "stream_speed": args.stream_speed,
+        "normaliser": "whisper-normalizer (English for en, basic otherwise)",
+        "files": rows_json(rows),
+        "summary": summary,
+        "meetings": meetings,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False))

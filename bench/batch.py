@@ -73,8 +73,10 @@ def main() -> None:
                 "service_wer": round(wer(ref, svc_text), 4),
                 "direct_wer": round(wer(ref, dir_text), 4),
             }
-            print(f"[overhead] {name}: service {median(svc_t):.2f}s / direct faster-whisper {median(dir_t):.2f}s"
-                  f" = {median(svc_t) / median(dir_t):.3f}")
+            print(
+                f"[overhead] {name}: service {median(svc_t):.2f}s / direct faster-whisper {median(dir_t):.2f}s"
+                f" = {median(svc_t) / median(dir_t):.3f}"
+            )
         results["service_vs_direct"] = overhead
 
         seq_t, bat_t = [], []
@@ -90,8 +92,10 @@ def main() -> None:
             "sequential_wer": round(wer(text60, seq_text), 4),
             "batched_wer": round(wer(text60, bat_text), 4),
         }
-        print(f"[batched] 60 s file: sequential {median(seq_t):.2f}s, batched {median(bat_t):.2f}s,"
-              f" speed-up {median(seq_t) / median(bat_t):.2f}x")
+        print(
+            f"[batched] 60 s file: sequential {median(seq_t):.2f}s, batched {median(bat_t):.2f}s,"
+            f" speed-up {median(seq_t) / median(bat_t):.2f}x"
+        )
 
         if not args.quick:
             rss_before = peak_rss_mb(srv.pid)

@@ -66,25 +66,68 @@ def markdown(data: dict) -> str:
     out.append("")
     per_file = [
         [
-            f["file"], f["language"], _f(f["seconds"], 1),
-            *(f"{_f(f['systems'][s]['wer'])} {f['systems'][s]['language'] or ''}".strip() if s in f["systems"] else "-" for s in systems),
+            f["file"],
+            f["language"],
+            _f(f["seconds"], 1),
+            *(
+                f"{_f(f['systems'][s]['wer'])} {f['systems'][s]['language'] or ''}".strip() if s in f["systems"] else "-"
+                for s in systems
+            ),
             ", ".join(f"{k} {_f(v, 2)}" for k, v in f["time_ratio"].items()),
-            ", ".join(f"{k} {_f(x['segment_language_match'], 2)}" for k, x in f["systems"].items() if x["segment_language_match"] is not None)
+            ", ".join(
+                f"{k} {_f(x['segment_language_match'], 2)}"
+                for k, x in f["systems"].items()
+                if x["segment_language_match"] is not None
+            )
             or "-",
             ", ".join(f"{k} {x['repeated']}" for k, x in f["systems"].items() if x.get("repeated") is not None) or "-",
         ]
         for f in data["files"]
     ]
-    out += _table(["file", "lang", "s", *(f"{s} WER, language" for s in systems), "time ratios", "segment-language match", "segments repeated"], per_file)
+    out += _table(
+        [
+            "file",
+            "lang",
+            "s",
+            *(f"{s} WER, language" for s in systems),
+            "time ratios",
+            "segment-language match",
+            "segments repeated",
+        ],
+        per_file,
+    )
     if data["meetings"]:
         collar = data["meetings"][0]["collar_s"]
-        out += ["", f"Meetings, batch endpoint with `diarize=true` (pyannote.metrics DER, collar {collar} s, overlap scored; "
-                "hypothesis = speaker turns read off the returned words):", ""]
+        out += [
+            "",
+            f"Meetings, batch endpoint with `diarize=true` (pyannote.metrics DER, collar {collar} s, overlap scored; "
+            "hypothesis = speaker turns read off the returned words):",
+            "",
+        ]
         out += _table(
-            ["file", "DER", "confusion s", "missed s", "false alarm s", "scored s", "speakers found / reference", "segments repeated", "cpWER"],
             [
-                [x["file"], _f(x["der"]), _f(x["confusion_s"], 2), _f(x["missed_s"], 2), _f(x["false_alarm_s"], 2), _f(x["total_s"], 2),
-                 f"{x['speakers_found']} / {x['speakers_reference']}", str(x.get("segments_repeated", "-")), _f(x["cpwer"]["cpwer"]) if x["cpwer"] else "no speaker-attributed reference"]
+                "file",
+                "DER",
+                "confusion s",
+                "missed s",
+                "false alarm s",
+                "scored s",
+                "speakers found / reference",
+                "segments repeated",
+                "cpWER",
+            ],
+            [
+                [
+                    x["file"],
+                    _f(x["der"]),
+                    _f(x["confusion_s"], 2),
+                    _f(x["missed_s"], 2),
+                    _f(x["false_alarm_s"], 2),
+                    _f(x["total_s"], 2),
+                    f"{x['speakers_found']} / {x['speakers_reference']}",
+                    str(x.get("segments_repeated", "-")),
+                    _f(x["cpwer"]["cpwer"]) if x["cpwer"] else "no speaker-attributed reference",
+                ]
                 for x in data["meetings"]
             ],
         )
@@ -111,7 +154,9 @@ def main() -> None:
     section = markdown(json.loads(args.src.read_text()))
     print(section)
     if not args.print:
-        document = args.docs.read_text() if args.docs.exists() else "# Benchmarks\n\nThe whole page: python scripts/benchmarks_page.py\n"
+        document = (
+            args.docs.read_text() if args.docs.exists() else "# Benchmarks\n\nThe whole page: python scripts/benchmarks_page.py\n"
+        )
         args.docs.write_text(replace_section(document, section))
         print(f"wrote {args.docs}")
 

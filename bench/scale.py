@@ -38,8 +38,9 @@ FANOUT_BLOCK_S = 120.0
 
 def post(srv: ServerProcess, path: Path) -> dict:
     with open(path, "rb") as f:
-        r = httpx.post(f"{srv.base_url}/v1/audio/transcriptions", files={"file": (path.name, f)},
-                       data={"language": "en"}, timeout=3600)
+        r = httpx.post(
+            f"{srv.base_url}/v1/audio/transcriptions", files={"file": (path.name, f)}, data={"language": "en"}, timeout=3600
+        )
     r.raise_for_status()
     return {"text": r.json()["text"], "workers": r.headers.get("x-audio-service-block-workers", "")}
 
@@ -47,8 +48,14 @@ def post(srv: ServerProcess, path: Path) -> dict:
 def start(log: Path, replicas: int | None) -> ServerProcess:
     """The single-process server (``replicas=None``) or ``serve --ray --replicas N``, all replicas up."""
     ray = {} if replicas is None else {"ray": "true", "replicas": replicas, "ray_fanout_block_s": FANOUT_BLOCK_S}
-    srv = ServerProcess(log_path=log, extra_env={"RAY_USAGE_STATS_ENABLED": "0"}, max_streams_per_key=1000,
-                        max_queued_requests=64, **THREADS, **ray)
+    srv = ServerProcess(
+        log_path=log,
+        extra_env={"RAY_USAGE_STATS_ENABLED": "0"},
+        max_streams_per_key=1000,
+        max_queued_requests=64,
+        **THREADS,
+        **ray,
+    )
     srv.start(timeout=600)
     deadline = time.monotonic() + 600
     while replicas and "serving audio-service" not in log.read_text(errors="replace"):
@@ -83,8 +90,11 @@ def stream_capacity(srv: ServerProcess, levels: list[int]) -> dict:
             break
     found = capacity(rows, lambda n: level(srv, audio, reference, n, 100))
     # the server's process is the Ray driver here, not the replicas: its CPU time says nothing
-    return {"capacity": found, "capped": found == max(levels),
-            "levels": [{k: v for k, v in rows[n].items() if k != "cpu_per_stream_audio_s"} for n in sorted(rows)]}
+    return {
+        "capacity": found,
+        "capped": found == max(levels),
+        "levels": [{k: v for k, v in rows[n].items() if k != "cpu_per_stream_audio_s"} for n in sorted(rows)],
+    }
 
 
 def measure(name: str, replicas: int | None, files: dict, args, work: Path) -> dict:
@@ -130,9 +140,14 @@ def main() -> None:
     }
     results = {
         "machine": {**machine_info(), "loadavg_before": [round(x, 2) for x in load_before]},
-        "quick": args.quick, "fanout_block_s": FANOUT_BLOCK_S,
-        "long_file_s": round(len(long_audio) / SR, 1), "concurrent_file_s": round(len(concurrent) / SR, 1),
-        "single_process": single, "ray_1_replica": one, "ray_2_replicas": two, "ratios": ratios,
+        "quick": args.quick,
+        "fanout_block_s": FANOUT_BLOCK_S,
+        "long_file_s": round(len(long_audio) / SR, 1),
+        "concurrent_file_s": round(len(concurrent) / SR, 1),
+        "single_process": single,
+        "ray_1_replica": one,
+        "ray_2_replicas": two,
+        "ratios": ratios,
         "wall_s": round(time.perf_counter() - t0, 1),
     }
     save("scale", results)

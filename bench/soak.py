@@ -132,7 +132,9 @@ class Soak:
         return r.status_code == 400 and "error" in r.json()
 
     async def _bad_param(self, client: httpx.AsyncClient) -> bool:
-        r = await client.post("/v1/audio/transcriptions", files={"file": ("j.flac", b"x", "audio/flac")}, data={"temperature": "hot"})
+        r = await client.post(
+            "/v1/audio/transcriptions", files={"file": ("j.flac", b"x", "audio/flac")}, data={"temperature": "hot"}
+        )
         return r.status_code == 400 and r.json()["error"]["param"] == "temperature"
 
     async def _unknown_model(self, client: httpx.AsyncClient) -> bool:
@@ -183,13 +185,29 @@ def report(soak: Soak, minutes: float) -> dict:
         "batch_requests": len(soak.batch_runs),
         "bad_requests": len(soak.bad_runs),
         "unexpected_errors": soak.errors,
-        "rss_mb": {"start": rss[0] if rss else None, "max": max(rss, default=None), "end": rss[-1] if rss else None,
-                   "slope_mb_per_hour_after_warmup": slope_per_hour(soak.samples, "rss_mb")},
-        "fds": {"start": soak.samples[0]["fds"] if soak.samples else None, "end": soak.samples[-1]["fds"] if soak.samples else None,
-                "slope_per_hour_after_warmup": slope_per_hour(soak.samples, "fds")},
-        "final_latency_s": {"first_p50": pct(first_final, 50), "first_p95": pct(first_final, 95),
-                            "last_p50": pct(last_final, 50), "last_p95": pct(last_final, 95)},
-        "lag_s": {"first_p50": pct(first_lag, 50), "first_p95": pct(first_lag, 95), "last_p50": pct(last_lag, 50), "last_p95": pct(last_lag, 95)},
+        "rss_mb": {
+            "start": rss[0] if rss else None,
+            "max": max(rss, default=None),
+            "end": rss[-1] if rss else None,
+            "slope_mb_per_hour_after_warmup": slope_per_hour(soak.samples, "rss_mb"),
+        },
+        "fds": {
+            "start": soak.samples[0]["fds"] if soak.samples else None,
+            "end": soak.samples[-1]["fds"] if soak.samples else None,
+            "slope_per_hour_after_warmup": slope_per_hour(soak.samples, "fds"),
+        },
+        "final_latency_s": {
+            "first_p50": pct(first_final, 50),
+            "first_p95": pct(first_final, 95),
+            "last_p50": pct(last_final, 50),
+            "last_p95": pct(last_final, 95),
+        },
+        "lag_s": {
+            "first_p50": pct(first_lag, 50),
+            "first_p95": pct(first_lag, 95),
+            "last_p50": pct(last_lag, 50),
+            "last_p95": pct(last_lag, 95),
+        },
         "samples": soak.samples,
     }
 

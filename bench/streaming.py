@@ -53,11 +53,21 @@ RESULTS = ROOT / "bench" / "results" / "streaming.json"
 # on the stream's model, at a fixed interval, also over silence; final passes only at the endpoint;
 # encoder inputs in 5 s steps; one model instance with a thread per core; numpy's BLAS on every
 # core), to report gains as ratios.
-PREVIOUS = {"stream_batching": True, "stream_partial_model": "", "stream_partial_policy": "fixed", "stream_early_final": False,
-            "stream_fixed_buckets": True, "stream_cpu_threads": 0, "blas_threads": 0}
+PREVIOUS = {
+    "stream_batching": True,
+    "stream_partial_model": "",
+    "stream_partial_policy": "fixed",
+    "stream_early_final": False,
+    "stream_fixed_buckets": True,
+    "stream_cpu_threads": 0,
+    "blas_threads": 0,
+}
 RUNS = {
-    "on": {"stream_batching": True}, "off": {"stream_batching": False},
-    "current": {}, "previous": PREVIOUS, "previous off": {**PREVIOUS, "stream_batching": False},
+    "on": {"stream_batching": True},
+    "off": {"stream_batching": False},
+    "current": {},
+    "previous": PREVIOUS,
+    "previous off": {**PREVIOUS, "stream_batching": False},
 }
 ESPEAK_TEXTS = [
     "The weather service expects heavy rain along the northern coast tomorrow morning, with strong winds in the afternoon.",
@@ -150,25 +160,32 @@ def level(srv: ServerProcess, audio: np.ndarray, reference: str, n: int, frame_m
         assert not r.final_changed, r.final_changed
     row = {
         "streams": n,
-        "partial_p50": pct(partial, 50), "partial_p95": pct(partial, 95),
-        "final_p50": pct(final, 50), "final_p95": pct(final, 95),
-        "lag_p50": pct(lag, 50), "lag_p95": pct(lag, 95),
+        "partial_p50": pct(partial, 50),
+        "partial_p95": pct(partial, 95),
+        "final_p50": pct(final, 50),
+        "final_p95": pct(final, 95),
+        "lag_p50": pct(lag, 50),
+        "lag_p95": pct(lag, 95),
         "wer": round(float(np.mean(wers)), 4),
         "errors": sum(len(r.errors) for r in results),
         # server CPU seconds per second of audio per stream: falls with N when batching pays off
         "cpu_per_stream_audio_s": round(cpu_s / (n * len(audio) / SR), 3),
     }
-    print(f"    N={n}: partial p50/p95 {row['partial_p50']}/{row['partial_p95']} s, final p50/p95 "
-          f"{row['final_p50']}/{row['final_p95']} s, lag p50/p95 {row['lag_p50']}/{row['lag_p95']} s, WER {row['wer']}, "
-          f"server CPU {row['cpu_per_stream_audio_s']} s per stream-audio-s",
-          flush=True)
+    print(
+        f"    N={n}: partial p50/p95 {row['partial_p50']}/{row['partial_p95']} s, final p50/p95 "
+        f"{row['final_p50']}/{row['final_p95']} s, lag p50/p95 {row['lag_p50']}/{row['lag_p95']} s, WER {row['wer']}, "
+        f"server CPU {row['cpu_per_stream_audio_s']} s per stream-audio-s",
+        flush=True,
+    )
     return row
 
 
 def capacity(rows: dict[int, dict], probe) -> int:
     """Largest N with p95 final latency <= 3 s; probes the levels between tested ones."""
+
     def ok(row):
         return row["final_p95"] is not None and row["final_p95"] <= CAPACITY_P95_FINAL_S and not row["errors"]
+
     passing = [n for n, row in rows.items() if ok(row)]
     best = max(passing, default=0)
     failing = [n for n, row in rows.items() if not ok(row) and n > best]
@@ -183,17 +200,22 @@ def capacity(rows: dict[int, dict], probe) -> int:
     return best
 
 
-def run_server(name: str, levels: list[int], extra: list[int], audio, reference, frame_ms: int, log: Path,
-               stop_early: bool) -> dict:
+def run_server(
+    name: str, levels: list[int], extra: list[int], audio, reference, frame_ms: int, log: Path, stop_early: bool
+) -> dict:
     """Measure ``levels`` (all of them unless ``stop_early``), then ``extra`` levels while p95 final <= 3 s."""
     print(f"  run {name!r} (settings {RUNS[name]}):", flush=True)
+
     def fails(row):
         return (row["final_p95"] or 99) > CAPACITY_P95_FINAL_S or row["errors"]
+
     # the per-key stream limit (default 10, one "key" on an open server) must not cap the capacity probe
     with ServerProcess(log_path=log, max_streams_per_key=1000, **RUNS[name]) as srv:
         rows: dict[int, dict] = {}
+
         def probe(n):
             return level(srv, audio, reference, n, frame_ms)
+
         for n in levels:
             rows[n] = probe(n)
             if stop_early and fails(rows[n]):
@@ -211,9 +233,15 @@ def run_server(name: str, levels: list[int], extra: list[int], audio, reference,
     bound = "" if any(fails(r) for r in rows.values()) else " (the most tested: a lower bound)"
     print(f"    capacity (p95 final <= {CAPACITY_P95_FINAL_S} s): {cap} streams{bound}", flush=True)
     one = rows.get(1, {}).get("cpu_per_stream_audio_s")
-    return {"settings": RUNS[name], "levels": [rows[n] for n in sorted(rows)], "capacity": cap,
-            "capacity_is_lower_bound": bool(bound), "cpu_per_stream_s_at_1": one, "engine": engine[-1] if engine else None,
-            "streams_per_core": round(1 / one, 2) if one else None}
+    return {
+        "settings": RUNS[name],
+        "levels": [rows[n] for n in sorted(rows)],
+        "capacity": cap,
+        "capacity_is_lower_bound": bool(bound),
+        "cpu_per_stream_s_at_1": one,
+        "engine": engine[-1] if engine else None,
+        "streams_per_core": round(1 / one, 2) if one else None,
+    }
 
 
 def long_file_wer(audio: np.ndarray, reference: str, workdir: Path, pace: float, settings: dict, log: Path) -> dict:
@@ -223,18 +251,28 @@ def long_file_wer(audio: np.ndarray, reference: str, workdir: Path, pace: float,
         r = asyncio.run(stream(srv.ws_url, audio, frame_ms=100, pace=pace, params={"language": "en"}, timeout_s=900))
         stream_s = time.perf_counter() - t0
         with open(path, "rb") as f:
-            resp = httpx.post(f"{srv.base_url}/v1/audio/transcriptions", files={"file": ("long.wav", f, "audio/wav")},
-                              data={"language": "en", "response_format": "json"}, timeout=600)
+            resp = httpx.post(
+                f"{srv.base_url}/v1/audio/transcriptions",
+                files={"file": ("long.wav", f, "audio/wav")},
+                data={"language": "en", "response_format": "json"},
+                timeout=600,
+            )
         resp.raise_for_status()
     s_wer, b_wer = wer(reference, r.text), wer(reference, resp.json()["text"])
     out = {
-        "duration_s": round(len(audio) / SR, 1), "pace": pace, "stream_wall_s": round(stream_s, 1),
-        "streaming_wer": round(s_wer, 4), "batch_wer": round(b_wer, 4),
+        "duration_s": round(len(audio) / SR, 1),
+        "pace": pace,
+        "stream_wall_s": round(stream_s, 1),
+        "streaming_wer": round(s_wer, 4),
+        "batch_wer": round(b_wer, 4),
         "ratio": round(s_wer / b_wer, 3) if b_wer > 0 else (1.0 if s_wer == 0 else None),
         "final_changed": len(r.final_changed),
     }
-    print(f"  {out['duration_s']} s file (pace {pace or 'max'}): streaming WER {out['streaming_wer']}, "
-          f"batch WER {out['batch_wer']}, ratio {out['ratio']}", flush=True)
+    print(
+        f"  {out['duration_s']} s file (pace {pace or 'max'}): streaming WER {out['streaming_wer']}, "
+        f"batch WER {out['batch_wer']}, ratio {out['ratio']}",
+        flush=True,
+    )
     return out
 
 
@@ -260,10 +298,14 @@ def main() -> None:
         work = Path(tmp)
         audio, reference = jfk_repeated(1 if args.quick else 3, 1.0)
         levels = [int(n) for n in args.levels.split(",")] if args.levels else [1, 2, 4] if args.quick else [1, 2, 4, 8]
-        print(f"concurrent real-time streams of jfk x{1 if args.quick else 3} (1 s pauses), {args.frame_ms} ms frames", flush=True)
+        print(
+            f"concurrent real-time streams of jfk x{1 if args.quick else 3} (1 s pauses), {args.frame_ms} ms frames", flush=True
+        )
         extra = [] if args.quick or args.levels else [12, 16, 24]
-        res = {name: run_server(name, levels, extra, audio, reference, args.frame_ms, work / f"{i}.log", stop_early=i > 0)
-               for i, name in enumerate(runs)}
+        res = {
+            name: run_server(name, levels, extra, audio, reference, args.frame_ms, work / f"{i}.log", stop_early=i > 0)
+            for i, name in enumerate(runs)
+        }
         longf = {}
         if not args.no_long:
             long_audio, long_ref = _first_minute(work) if args.quick else long_file(work)
@@ -272,8 +314,12 @@ def main() -> None:
     load_after = os.getloadavg()
     results = {
         "machine": {**machine_info(), "loadavg_before": load_before, "loadavg_after": load_after},
-        "quick": args.quick, "frame_ms": args.frame_ms, "audio": f"jfk x{1 if args.quick else 3} with 1 s pauses",
-        "runs": res, "long_file": longf, "wall_s": round(time.perf_counter() - t_start, 1),
+        "quick": args.quick,
+        "frame_ms": args.frame_ms,
+        "audio": f"jfk x{1 if args.quick else 3} with 1 s pauses",
+        "runs": res,
+        "long_file": longf,
+        "wall_s": round(time.perf_counter() - t_start, 1),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

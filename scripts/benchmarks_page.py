@@ -51,8 +51,13 @@ def _date(name: str, data: dict) -> str:
     if date:
         return str(date)
     try:
-        out = subprocess.run(["git", "log", "-1", "--format=%cs", "--", f"bench/results/{name}.json"], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout.strip()
+        out = subprocess.run(
+            ["git", "log", "-1", "--format=%cs", "--", f"bench/results/{name}.json"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         out = ""
     return f"{out} (results file committed)" if out else "date not recorded"
@@ -79,23 +84,43 @@ def _where(name: str, data: dict) -> str:
 def batch(d: dict) -> list[str]:
     sv, bs, ten = d["service_vs_direct"], d["batched_vs_sequential_60s"], d["ten_minute_file"]
     rows = [
-        [f"service end-to-end / direct faster-whisper, {k.replace('_', ' ')} (median of {d['runs']})",
-         f"{_f(v['service_s'])} s / {_f(v['direct_s'])} s = **{_f(v['ratio'], 3)}** (WER {_f(v['service_wer'], 3)} / {_f(v['direct_wer'], 3)})"]
+        [
+            f"service end-to-end / direct faster-whisper, {k.replace('_', ' ')} (median of {d['runs']})",
+            f"{_f(v['service_s'])} s / {_f(v['direct_s'])} s = **{_f(v['ratio'], 3)}** (WER {_f(v['service_wer'], 3)} / {_f(v['direct_wer'], 3)})",
+        ]
         for k, v in sv.items()
     ]
-    rows.append(["batched decoding speed-up over sequential, 60 s file",
-                 f"{_f(bs['sequential_s'])} s vs {_f(bs['batched_s'])} s: **{_f(bs['speedup'])}x** (WER {_f(bs['sequential_wer'], 3)} / {_f(bs['batched_wer'], 3)})"])
-    rows.append(["10-minute file (jfk x40 with 4 s pauses): wall time, real-time factor, WER",
-                 f"{_f(ten['wall_s'], 1)} s for {ten['audio_s']:g} s of audio ({_f(ten['real_time_factor'], 3)} x real time), WER {_f(ten['wer'], 3)}"])
-    rows.append(["server peak RSS (VmHWM) before / after the 10-minute file",
-                 f"{ten['server_peak_rss_mb_before']:.0f} MB / {ten['server_peak_rss_mb_after']:.0f} MB (files are decoded in 10-minute blocks: it does not grow with file length)"])
+    rows.append(
+        [
+            "batched decoding speed-up over sequential, 60 s file",
+            f"{_f(bs['sequential_s'])} s vs {_f(bs['batched_s'])} s: **{_f(bs['speedup'])}x** (WER {_f(bs['sequential_wer'], 3)} / {_f(bs['batched_wer'], 3)})",
+        ]
+    )
+    rows.append(
+        [
+            "10-minute file (jfk x40 with 4 s pauses): wall time, real-time factor, WER",
+            f"{_f(ten['wall_s'], 1)} s for {ten['audio_s']:g} s of audio ({_f(ten['real_time_factor'], 3)} x real time), WER {_f(ten['wer'], 3)}",
+        ]
+    )
+    rows.append(
+        [
+            "server peak RSS (VmHWM) before / after the 10-minute file",
+            f"{ten['server_peak_rss_mb_before']:.0f} MB / {ten['server_peak_rss_mb_after']:.0f} MB (files are decoded in 10-minute blocks: it does not grow with file length)",
+        ]
+    )
     return ["## Batch", "", "`python bench/batch.py`. " + _where("batch", d), "", *_table(["measure", "figure"], rows)]
 
 
 def _levels(levels: list[dict], with_cpu: bool) -> list[list[str]]:
     return [
-        [str(x["streams"]), f"{_f(x['partial_p50'])} / {_f(x['partial_p95'])}", f"{_f(x['final_p50'])} / {_f(x['final_p95'])}",
-         f"{_f(x['lag_p50'])} / {_f(x['lag_p95'])}", _f(x["wer"], 3), *([_f(x.get("cpu_per_stream_audio_s"), 3)] if with_cpu else [])]
+        [
+            str(x["streams"]),
+            f"{_f(x['partial_p50'])} / {_f(x['partial_p95'])}",
+            f"{_f(x['final_p50'])} / {_f(x['final_p95'])}",
+            f"{_f(x['lag_p50'])} / {_f(x['lag_p95'])}",
+            _f(x["wer"], 3),
+            *([_f(x.get("cpu_per_stream_audio_s"), 3)] if with_cpu else []),
+        ]
         for x in levels
     ]
 
@@ -104,25 +129,36 @@ LEVEL_HEADER = ["streams", "partial latency p50 / p95 (s)", "final latency p50 /
 
 
 def streaming(name: str, d: dict, title: str) -> list[str]:
-    out = [title, "", f"`python bench/streaming.py` ({d['audio']}, {d['frame_ms']} ms frames, real-time pace, N concurrent streams). "
-           + _where(name, d), "",
-           "Latency is measured from the arrival of the audio at a segment's end; lag = seconds of audio sent minus the end of the"
-           " newest transcribed segment, at each server message. Capacity: the most concurrent real-time streams with p95 final"
-           " latency <= 3 s.", ""]
+    out = [
+        title,
+        "",
+        f"`python bench/streaming.py` ({d['audio']}, {d['frame_ms']} ms frames, real-time pace, N concurrent streams). "
+        + _where(name, d),
+        "",
+        "Latency is measured from the arrival of the audio at a segment's end; lag = seconds of audio sent minus the end of the"
+        " newest transcribed segment, at each server message. Capacity: the most concurrent real-time streams with p95 final"
+        " latency <= 3 s.",
+        "",
+    ]
     for run, r in d["runs"].items():
         if run.startswith("previous"):
             continue  # earlier defaults, kept in the JSON for comparison: see CHANGELOG.md
         label = "the defaults" if not r["settings"] else ", ".join(f"`{k}={json.dumps(v)}`" for k, v in r["settings"].items())
         cap = f"{'at least ' if r['capacity_is_lower_bound'] else ''}{r['capacity']}"
-        out += [f"Run `{run}` ({label}): capacity **{cap}** streams, server CPU per audio second with one stream"
-                f" {_f(r['cpu_per_stream_s_at_1'], 3)}.", ""]
+        out += [
+            f"Run `{run}` ({label}): capacity **{cap}** streams, server CPU per audio second with one stream"
+            f" {_f(r['cpu_per_stream_s_at_1'], 3)}.",
+            "",
+        ]
         out += _table([*LEVEL_HEADER, "CPU-s per audio-s"], _levels(r["levels"], True)) + [""]
     for run, lf in (d.get("long_file") or {}).items():
         if run.startswith("previous"):
             continue
-        out.append(f"A {lf['duration_s']:g} s file (jfk at three gains and espeak-ng sentences with pauses) streamed at {lf['pace']:g}x"
-                   f" real time (run `{run}`): WER **{_f(lf['streaming_wer'], 3)}**; the batch endpoint on the same file:"
-                   f" WER {_f(lf['batch_wer'], 3)}.")
+        out.append(
+            f"A {lf['duration_s']:g} s file (jfk at three gains and espeak-ng sentences with pauses) streamed at {lf['pace']:g}x"
+            f" real time (run `{run}`): WER **{_f(lf['streaming_wer'], 3)}**; the batch endpoint on the same file:"
+            f" WER {_f(lf['batch_wer'], 3)}."
+        )
         out.append("")
     return out[:-1] if out[-1] == "" else out
 
@@ -130,20 +166,41 @@ def streaming(name: str, d: dict, title: str) -> list[str]:
 def scale(d: dict) -> list[str]:
     one, two, r = d["ray_1_replica"], d["ray_2_replicas"], d["ratios"]
     rows = [
-        [f"one {d['long_file_s'] / 60:g}-minute file (blocks of about {d['fanout_block_s']:g} s; WER {_f(one['long_file']['wer'], 3)})",
-         f"{_f(one['long_file']['wall_s'], 1)} s", f"{_f(two['long_file']['wall_s'], 1)} s", f"**{_f(r['long_file_latency_1_over_2'])}x faster**"],
-        [f"batch throughput, concurrent {d['concurrent_file_s']:g} s requests (audio s/s)",
-         _f(one["throughput_audio_s_per_s"], 1), _f(two["throughput_audio_s_per_s"], 1), f"**{_f(r['throughput_2_over_1'])}**"],
-        ["streaming capacity (real-time jfk streams, p95 final <= 3 s)", str(one["streams"]["capacity"]), str(two["streams"]["capacity"]),
-         f"**{_f(r['stream_capacity_2_over_1'])}**"],
-        ["jfk latency through Ray Serve (1 replica) / single process", f"{_f(one['jfk_latency_s'], 3)} s / {_f(d['single_process']['jfk_latency_s'], 3)} s",
-         "", f"**{_f(r['jfk_latency_ray_over_single'], 3)}**"],
+        [
+            f"one {d['long_file_s'] / 60:g}-minute file (blocks of about {d['fanout_block_s']:g} s; WER {_f(one['long_file']['wer'], 3)})",
+            f"{_f(one['long_file']['wall_s'], 1)} s",
+            f"{_f(two['long_file']['wall_s'], 1)} s",
+            f"**{_f(r['long_file_latency_1_over_2'])}x faster**",
+        ],
+        [
+            f"batch throughput, concurrent {d['concurrent_file_s']:g} s requests (audio s/s)",
+            _f(one["throughput_audio_s_per_s"], 1),
+            _f(two["throughput_audio_s_per_s"], 1),
+            f"**{_f(r['throughput_2_over_1'])}**",
+        ],
+        [
+            "streaming capacity (real-time jfk streams, p95 final <= 3 s)",
+            str(one["streams"]["capacity"]),
+            str(two["streams"]["capacity"]),
+            f"**{_f(r['stream_capacity_2_over_1'])}**",
+        ],
+        [
+            "jfk latency through Ray Serve (1 replica) / single process",
+            f"{_f(one['jfk_latency_s'], 3)} s / {_f(d['single_process']['jfk_latency_s'], 3)} s",
+            "",
+            f"**{_f(r['jfk_latency_ray_over_single'], 3)}**",
+        ],
     ]
-    return ["## Scale out (Ray Serve)", "",
-            f"`python bench/scale.py{' --quick' if d['quick'] else ''}` (not in `make bench`; {d['wall_s']:.0f} s wall), one inference thread per"
-            " replica (`cpu_threads=1`, `inference_workers=1`). " + _where("scale", d)
-            + " Why the ratios stay below 2 on two cores: [Scale out](scale-out.md#scale-figures).", "",
-            *_table(["measure", "1 replica", "2 replicas", "ratio"], rows)]
+    return [
+        "## Scale out (Ray Serve)",
+        "",
+        f"`python bench/scale.py{' --quick' if d['quick'] else ''}` (not in `make bench`; {d['wall_s']:.0f} s wall), one inference thread per"
+        " replica (`cpu_threads=1`, `inference_workers=1`). "
+        + _where("scale", d)
+        + " Why the ratios stay below 2 on two cores: [Scale out](scale-out.md#scale-figures).",
+        "",
+        *_table(["measure", "1 replica", "2 replicas", "ratio"], rows),
+    ]
 
 
 def diarization(d: dict) -> list[str]:
@@ -151,52 +208,128 @@ def diarization(d: dict) -> list[str]:
     for name, x in d.items():
         if not isinstance(x, dict) or "batch" not in x:
             continue
-        rows.append([f"{name} ({x['duration_s']:.0f} s)", str(len(x["speakers_found"])), _f(x["batch"]["der"], 3),
-                     _f(x["batch_scored_on_segments"]["der"], 3), _f(x["streaming_endpoint"]["der"], 3), _f(x["diarizer_turns"]["der"], 3),
-                     f"{_f(x['diarize_added_s_per_min'])} s beside {_f(x['transcribe_s_per_min'])} s"])
-    return ["## Diarization", "",
-            f"`python bench/diarization.py` (pyannote.metrics DER, collar {d['collar']} s, overlap scored). " + _where("diarization", d)
-            + " More figures, per recording: [Diarization and alignment](diarization-alignment.md#figures).", "",
-            *_table(["file", "speakers found", "batch DER (words' turns)", "batch DER (segments)", "streaming DER", "diarizer turns DER",
-                     "diarization time per audio minute"], rows)]
+        rows.append(
+            [
+                f"{name} ({x['duration_s']:.0f} s)",
+                str(len(x["speakers_found"])),
+                _f(x["batch"]["der"], 3),
+                _f(x["batch_scored_on_segments"]["der"], 3),
+                _f(x["streaming_endpoint"]["der"], 3),
+                _f(x["diarizer_turns"]["der"], 3),
+                f"{_f(x['diarize_added_s_per_min'])} s beside {_f(x['transcribe_s_per_min'])} s",
+            ]
+        )
+    return [
+        "## Diarization",
+        "",
+        f"`python bench/diarization.py` (pyannote.metrics DER, collar {d['collar']} s, overlap scored). "
+        + _where("diarization", d)
+        + " More figures, per recording: [Diarization and alignment](diarization-alignment.md#figures).",
+        "",
+        *_table(
+            [
+                "file",
+                "speakers found",
+                "batch DER (words' turns)",
+                "batch DER (segments)",
+                "streaming DER",
+                "diarizer turns DER",
+                "diarization time per audio minute",
+            ],
+            rows,
+        ),
+    ]
 
 
 def alignment(d: dict) -> list[str]:
-    rows = [[k.replace("_", " "), f"{x['words']} of {x['of']}", f"{_f(x['median_ms'], 1)} ms", f"{_f(x['p90_ms'], 1)} ms", f"{_f(x['max_ms'], 1)} ms"]
-            for k, x in d.items() if isinstance(x, dict)]
-    return ["## Word timing", "",
-            f"`python bench/alignment.py`: word onset error on {d['audio_s']:g} s of espeak-ng words with known onsets, aligner"
-            f" `{d['aligner']}`. " + _where("alignment", d), "",
-            *_table(["path", "words matched", "median", "p90", "max"], rows)]
+    rows = [
+        [
+            k.replace("_", " "),
+            f"{x['words']} of {x['of']}",
+            f"{_f(x['median_ms'], 1)} ms",
+            f"{_f(x['p90_ms'], 1)} ms",
+            f"{_f(x['max_ms'], 1)} ms",
+        ]
+        for k, x in d.items()
+        if isinstance(x, dict)
+    ]
+    return [
+        "## Word timing",
+        "",
+        f"`python bench/alignment.py`: word onset error on {d['audio_s']:g} s of espeak-ng words with known onsets, aligner"
+        f" `{d['aligner']}`. " + _where("alignment", d),
+        "",
+        *_table(["path", "words matched", "median", "p90", "max"], rows),
+    ]
 
 
 def diarization_load(d: dict) -> list[str]:
-    return ["## Live streams beside a long upload", "",
-            f"`python bench/diarization_load.py --rounds {d['rounds']}`: two real-time `diarize=true` streams of two_speakers.wav, alone"
-            " and then beside an 8-minute `diarize=true` upload. " + _where("diarization_load", d), "",
-            *_table(["measure", "alone", "beside the upload", "ratio"], [
-                ["final latency median", f"{_f(d['final_latency_median_alone_s'])} s", f"{_f(d['final_latency_median_beside_upload_s'])} s", f"**{_f(d['ratio'], 3)}**"],
-                ["final latency p95", f"{_f(d['final_latency_p95_alone_s'])} s", f"{_f(d['final_latency_p95_beside_upload_s'])} s", ""],
-            ]),
-            "", f"The upload outlasted the streams in {sum(d['upload_outlasted_streams'])} of {len(d['upload_outlasted_streams'])} rounds."]
+    return [
+        "## Live streams beside a long upload",
+        "",
+        f"`python bench/diarization_load.py --rounds {d['rounds']}`: two real-time `diarize=true` streams of two_speakers.wav, alone"
+        " and then beside an 8-minute `diarize=true` upload. " + _where("diarization_load", d),
+        "",
+        *_table(
+            ["measure", "alone", "beside the upload", "ratio"],
+            [
+                [
+                    "final latency median",
+                    f"{_f(d['final_latency_median_alone_s'])} s",
+                    f"{_f(d['final_latency_median_beside_upload_s'])} s",
+                    f"**{_f(d['ratio'], 3)}**",
+                ],
+                [
+                    "final latency p95",
+                    f"{_f(d['final_latency_p95_alone_s'])} s",
+                    f"{_f(d['final_latency_p95_beside_upload_s'])} s",
+                    "",
+                ],
+            ],
+        ),
+        "",
+        f"The upload outlasted the streams in {sum(d['upload_outlasted_streams'])} of {len(d['upload_outlasted_streams'])} rounds.",
+    ]
 
 
 def soak(d: dict) -> list[str]:
     rss, fds, fl, lag = d["rss_mb"], d["fds"], d["final_latency_s"], d["lag_s"]
     rows = [
-        ["server RSS: start / end / max", f"{rss['start']:.0f} / {rss['end']:.0f} / {rss['max']:.0f} MB; slope after warm-up **{rss['slope_mb_per_hour_after_warmup']:+.0f} MB per hour**"],
-        ["open file descriptors", f"{fds['start']} at start, {fds['end']} at the end; slope after warm-up {fds['slope_per_hour_after_warmup']} per hour"],
-        ["streaming final latency p50 / p95, first vs last 5 min", f"{_f(fl['first_p50'])} / {_f(fl['first_p95'])} s vs {_f(fl['last_p50'])} / {_f(fl['last_p95'])} s"],
-        ["streaming lag p50 / p95, first vs last 5 min", f"{_f(lag['first_p50'])} / {_f(lag['first_p95'])} s vs {_f(lag['last_p50'])} / {_f(lag['last_p95'])} s"],
-        ["load", f"{d['streams_finished']} streams finished, {d['batch_requests']} batch requests, {d['bad_requests']} bad requests"],
-        ["unexpected errors", str(len(d["unexpected_errors"])) + (f" ({'; '.join(d['unexpected_errors'])})" if d["unexpected_errors"] else "")],
+        [
+            "server RSS: start / end / max",
+            f"{rss['start']:.0f} / {rss['end']:.0f} / {rss['max']:.0f} MB; slope after warm-up **{rss['slope_mb_per_hour_after_warmup']:+.0f} MB per hour**",
+        ],
+        [
+            "open file descriptors",
+            f"{fds['start']} at start, {fds['end']} at the end; slope after warm-up {fds['slope_per_hour_after_warmup']} per hour",
+        ],
+        [
+            "streaming final latency p50 / p95, first vs last 5 min",
+            f"{_f(fl['first_p50'])} / {_f(fl['first_p95'])} s vs {_f(fl['last_p50'])} / {_f(fl['last_p95'])} s",
+        ],
+        [
+            "streaming lag p50 / p95, first vs last 5 min",
+            f"{_f(lag['first_p50'])} / {_f(lag['first_p95'])} s vs {_f(lag['last_p50'])} / {_f(lag['last_p95'])} s",
+        ],
+        [
+            "load",
+            f"{d['streams_finished']} streams finished, {d['batch_requests']} batch requests, {d['bad_requests']} bad requests",
+        ],
+        [
+            "unexpected errors",
+            str(len(d["unexpected_errors"])) + (f" ({'; '.join(d['unexpected_errors'])})" if d["unexpected_errors"] else ""),
+        ],
     ]
-    out = ["## Soak", "",
-           f"`python bench/soak.py` ({d['minutes']:g} minutes; not part of the suite): real-time jfk streams that come and go, a jfk"
-           " upload every 20 s, a diarized two_speakers upload every 90 s, a bad request every 5 s (empty, undecodable, bad"
-           " parameter, unknown model, odd-length frame, vanishing client). RSS is flat when its slope after the warm-up is"
-           " about 1% of RSS per hour or less. " + _where("soak", d), "",
-           *_table(["measure", "figure"], rows)]
+    out = [
+        "## Soak",
+        "",
+        f"`python bench/soak.py` ({d['minutes']:g} minutes; not part of the suite): real-time jfk streams that come and go, a jfk"
+        " upload every 20 s, a diarized two_speakers upload every 90 s, a bad request every 5 s (empty, undecodable, bad"
+        " parameter, unknown model, odd-length frame, vanishing client). RSS is flat when its slope after the warm-up is"
+        " about 1% of RSS per hour or less. " + _where("soak", d),
+        "",
+        *_table(["measure", "figure"], rows),
+    ]
     if d.get("note"):
         out += ["", f"Note recorded with the run: {d['note']}."]
     return out

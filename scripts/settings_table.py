@@ -1,7 +1,7 @@
 """The configuration table of docs/configuration.md, from the Settings model (one source of truth).
 
-    python scripts/settings_table.py            # prints the table
-    python scripts/settings_table.py --write    # replaces the table between the markers in docs/configuration.md
+python scripts/settings_table.py            # prints the table
+python scripts/settings_table.py --write    # replaces the table between the markers in docs/configuration.md
 """
 
 from __future__ import annotations

@@ -18,7 +18,10 @@ def add_key(keys_file: Path, name: str, *limits: str) -> str:
     """``audio-service keys add NAME``: the key printed once (its hash goes to the file)."""
     out = subprocess.run(
         [sys.executable, "-m", "audio_service", "keys", "add", name, "--keys-file", str(keys_file), *limits],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return out.stdout.strip()
 
@@ -31,9 +34,7 @@ def scrape(srv: ServerProcess) -> dict[tuple[str, frozenset], float]:
 def scrape_url(url: str) -> dict[tuple[str, frozenset], float]:
     """Every sample of the metrics page at ``url``, by name and labels."""
     text = httpx.get(url, timeout=10).text
-    return {
-        (s.name, frozenset(s.labels.items())): s.value for fam in text_string_to_metric_families(text) for s in fam.samples
-    }
+    return {(s.name, frozenset(s.labels.items())): s.value for fam in text_string_to_metric_families(text) for s in fam.samples}
 
 
 def value(samples: dict, name: str, **labels: str) -> float:

@@ -75,6 +75,7 @@ def trickle_until_answer(sock: socket.socket, data: bytes, interval_s: float, li
 
 # --- WebSocket (RFC 6455), client side --------------------------------------------------------------
 
+
 def ws_handshake(sock: socket.socket, path: str) -> None:
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(

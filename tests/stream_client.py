@@ -110,7 +110,9 @@ async def stream(
                 sent = min(len(samples), i + frame) / SR
                 result.sent_audio.append((time.perf_counter() - result.t0, sent))
                 if next_trace is not None and sent >= next_trace:
-                    await ws.send(json.dumps({"event_id": f"e{sent:.2f}", "object": "stt.input.trace", "trace_id": f"t{sent:.2f}"}))
+                    await ws.send(
+                        json.dumps({"event_id": f"e{sent:.2f}", "object": "stt.input.trace", "trace_id": f"t{sent:.2f}"})
+                    )
                     next_trace += trace_every_s
                 while pending_cps and sent >= pending_cps[0]:
                     await ws.send(json.dumps({"checkpoint_id": f"cp{pending_cps.pop(0)}"}))

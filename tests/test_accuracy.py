@@ -28,7 +28,9 @@ def _wer(reference: str, hypothesis: str, language: str) -> float:
 def _joined(tmp: Path, name: str, files: list[str]) -> tuple[Path, str, list[tuple[float, float, str]]]:
     """Recordings joined with short pauses: the file, its reference and each clip's (start, end, language)."""
     rows = [realspeech_manifest()[f] for f in files]
-    audio, reference, spans = join([(load_16k(REALSPEECH / f), r["reference_text"], r["language"]) for f, r in zip(files, rows)], PAUSE_S)
+    audio, reference, spans = join(
+        [(load_16k(REALSPEECH / f), r["reference_text"], r["language"]) for f, r in zip(files, rows)], PAUSE_S
+    )
     return write_wav(tmp / name, audio), reference, [(c.start, c.end, c.language) for c in spans]
 
 

@@ -33,13 +33,17 @@ from bench.accuracy import (
 def test_manifest_columns_and_paths(tmp_path: Path) -> None:
     # a quote inside a reference must not be read as CSV quoting
     (tmp_path / "m.tsv").write_text(
-        "file\tseconds\tlanguage\treference_text\n"
-        "en_a.wav\t1.5\ten\tHe said \"hi\" twice\n"
-        "de_b.wav\t\tde\tGuten Tag\n",
+        'file\tseconds\tlanguage\treference_text\nen_a.wav\t1.5\ten\tHe said "hi" twice\nde_b.wav\t\tde\tGuten Tag\n',
         encoding="utf-8",
     )
     a, b = read_manifest(tmp_path / "m.tsv")
-    assert (a.name, a.path, a.language, a.reference, a.seconds) == ("en_a", tmp_path / "en_a.wav", "en", 'He said "hi" twice', 1.5)
+    assert (a.name, a.path, a.language, a.reference, a.seconds) == (
+        "en_a",
+        tmp_path / "en_a.wav",
+        "en",
+        'He said "hi" twice',
+        1.5,
+    )
     assert (b.language, b.seconds) == ("de", None)
 
 
@@ -124,7 +128,13 @@ def test_code_switch_spans_and_segment_language() -> None:
 
 def test_cli_systems() -> None:
     args = parse_args(["--systems", "batch, engine_seq", "--files", "2", "--no-long"])
-    assert (args.systems, args.files, args.long, args.meetings, args.stream_speed) == (["batch", "engine_seq"], 2, False, True, 3.0)
+    assert (args.systems, args.files, args.long, args.meetings, args.stream_speed) == (
+        ["batch", "engine_seq"],
+        2,
+        False,
+        True,
+        3.0,
+    )
     with pytest.raises(SystemExit):
         parse_args(["--systems", "batch,whisperx"])
 

@@ -51,8 +51,22 @@ def test_openai_sdk_verbose_json_word_and_segment(sdk: OpenAI) -> None:
     assert all(0.0 <= w.start <= w.end <= result.duration + 0.01 for w in result.words)
     assert result.segments and all(s.start <= s.end for s in result.segments)
     seg = result.segments[0].model_dump()
-    for key in ("id", "seek", "start", "end", "audio_start", "audio_end", "text", "language", "tokens", "words",
-                "temperature", "avg_logprob", "compression_ratio", "no_speech_prob"):
+    for key in (
+        "id",
+        "seek",
+        "start",
+        "end",
+        "audio_start",
+        "audio_end",
+        "text",
+        "language",
+        "tokens",
+        "words",
+        "temperature",
+        "avg_logprob",
+        "compression_ratio",
+        "no_speech_prob",
+    ):
         assert key in seg, key
     assert seg["words"][0].keys() >= {"word", "start", "end", "language", "probability"}
 
@@ -103,7 +117,9 @@ def test_translation_of_german_yields_english(server, sdk: OpenAI, tmp_path) -> 
     """
     wav = espeak(GERMAN, tmp_path / "de.wav", voice="de")
     with open(wav, "rb") as f:
-        result = sdk.audio.translations.create(model="whisper-1", file=f, response_format="verbose_json", extra_body={"language": "de"})
+        result = sdk.audio.translations.create(
+            model="whisper-1", file=f, response_format="verbose_json", extra_body={"language": "de"}
+        )
     assert result.task == "translate" and result.language == "en"
     engine = _engine_text(wav, "translate")
     if engine.strip():  # int8 results vary with the CPU (and its load): the engine may itself say nothing
@@ -125,8 +141,11 @@ def test_silence_padding_invents_nothing(server, tmp_path) -> None:
     speech = load_16k(JFK)
     pad = np.zeros(20 * 16000, np.float32)
     wav = write_wav(tmp_path / "padded.wav", np.concatenate([pad, speech, pad]))
-    r = post(server, file=("padded.wav", wav.read_bytes(), "audio/wav"),
-             data={"response_format": "verbose_json", "timestamp_granularities": "word,segment"})
+    r = post(
+        server,
+        file=("padded.wav", wav.read_bytes(), "audio/wav"),
+        data={"response_format": "verbose_json", "timestamp_granularities": "word,segment"},
+    )
     body = r.json()
     assert r.status_code == 200
     assert 50.5 < body["duration"] < 51.5
@@ -146,9 +165,19 @@ def test_preprocessing_modes_transcribe(server) -> None:
 
 
 def test_temperature_fallback_and_prompt_and_skip_vad(server) -> None:
-    r = post(server, file=jfk_file(), data={"temperature": "0.0,0.2,0.4", "prompt": "President Kennedy's inaugural address.",
-                                             "skip_vad": "true", "vad_model": "silero", "alignment_model": "tdnn_ffn",
-                                             "diarization_model": "pyannote", "max_clip_len": "20"})
+    r = post(
+        server,
+        file=jfk_file(),
+        data={
+            "temperature": "0.0,0.2,0.4",
+            "prompt": "President Kennedy's inaugural address.",
+            "skip_vad": "true",
+            "vad_model": "silero",
+            "alignment_model": "tdnn_ffn",
+            "diarization_model": "pyannote",
+            "max_clip_len": "20",
+        },
+    )
     assert r.status_code == 200, r.text
     assert wer(JFK_TEXT, r.json()["text"]) <= 0.10
     assert r.headers["x-audio-service-model"] == "whisper-base"

@@ -46,21 +46,53 @@ BAD_REQUESTS = [
     # (id, file, form data, status, param, code)
     ("missing-file", None, {"model": "whisper-1"}, 400, "file", "missing_file"),
     ("empty-file", ("a.wav", b"", "audio/wav"), {}, 400, "file", "invalid_audio"),
-    ("undecodable", ("a.mp3", bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8)), "audio/mpeg"), {}, 400, "file", "invalid_audio"),
+    (
+        "undecodable",
+        ("a.mp3", bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8)), "audio/mpeg"),
+        {},
+        400,
+        "file",
+        "invalid_audio",
+    ),
     ("not-audio", ("notes.txt", b"these are meeting notes, not audio\n" * 200, "text/plain"), {}, 400, "file", "invalid_audio"),
     ("unknown-model", "jfk", {"model": "whisper-99"}, 404, "model", "model_not_found"),
     ("bad-format", "jfk", {"response_format": "xml"}, 400, "response_format", None),
     ("bad-temperature", "jfk", {"temperature": "hot"}, 400, "temperature", None),
     ("temperature-range", "jfk", {"temperature": "0.0,1.5"}, 400, "temperature", None),
     ("bad-language", "jfk", {"language": "klingon"}, 400, "language", None),
-    ("bad-granularity", "jfk", {"response_format": "verbose_json", "timestamp_granularities[]": "char"}, 400, "timestamp_granularities", None),
+    (
+        "bad-granularity",
+        "jfk",
+        {"response_format": "verbose_json", "timestamp_granularities[]": "char"},
+        400,
+        "timestamp_granularities",
+        None,
+    ),
     ("word-needs-verbose", "jfk", {"timestamp_granularities": "word"}, 400, "timestamp_granularities", None),
     ("diarize-needs-verbose", "jfk", {"diarize": "true"}, 400, "diarize", None),
     ("speakers-need-diarize", "jfk", {"min_speakers": "2"}, 400, "min_speakers", None),
-    ("min-over-max", "jfk", {"diarize": "true", "response_format": "verbose_json", "timestamp_granularities": "word",
-                             "min_speakers": "3", "max_speakers": "2"}, 400, "min_speakers", None),
-    ("non-numeric-speakers", "jfk", {"diarize": "true", "response_format": "verbose_json", "timestamp_granularities": "word",
-                                     "max_speakers": "many"}, 400, "max_speakers", None),
+    (
+        "min-over-max",
+        "jfk",
+        {
+            "diarize": "true",
+            "response_format": "verbose_json",
+            "timestamp_granularities": "word",
+            "min_speakers": "3",
+            "max_speakers": "2",
+        },
+        400,
+        "min_speakers",
+        None,
+    ),
+    (
+        "non-numeric-speakers",
+        "jfk",
+        {"diarize": "true", "response_format": "verbose_json", "timestamp_granularities": "word", "max_speakers": "many"},
+        400,
+        "max_speakers",
+        None,
+    ),
     ("bad-preprocessing", "jfk", {"preprocessing": "louder"}, 400, "preprocessing", None),
     ("bad-clip-len", "jfk", {"max_clip_len": "120"}, 400, "max_clip_len", None),
     # found by the HTTP fuzzer: 1e-300 split the speech into endless pieces until the kernel killed the server
@@ -109,8 +141,14 @@ def strict_server(tmp_path_factory):
     from tests.server import ServerProcess
 
     log = tmp_path_factory.mktemp("strict") / "server.log"
-    with ServerProcess(log_path=log, api_keys=["secret-1", "secret-2"], max_upload_bytes=2_000_000,
-                       inference_workers=1, max_queued_requests=0, retry_after_s=7) as srv:
+    with ServerProcess(
+        log_path=log,
+        api_keys=["secret-1", "secret-2"],
+        max_upload_bytes=2_000_000,
+        inference_workers=1,
+        max_queued_requests=0,
+        retry_after_s=7,
+    ) as srv:
         yield srv
 
 

@@ -28,8 +28,9 @@ def test_async_client_progress(server) -> None:
 
     async def run():
         async with AsyncClient(server.base_url) as client:
-            return await client.transcribe(JFK, language="en", response_format="text",
-                                           on_transcription_progress=lambda pos, _t: seen.append(pos))
+            return await client.transcribe(
+                JFK, language="en", response_format="text", on_transcription_progress=lambda pos, _t: seen.append(pos)
+            )
 
     text = asyncio.run(run())
     assert isinstance(text, str) and wer(JFK_TEXT, text) <= 0.1 and seen and seen[-1] > 10
@@ -38,6 +39,9 @@ def test_async_client_progress(server) -> None:
 def test_cli_transcribe_with_progress_bars(server) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "audio_service_client.cli", "--url", server.base_url, "transcribe", str(JFK), "--language", "en"],
-        capture_output=True, text=True, timeout=300, check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     assert wer(JFK_TEXT, proc.stdout) <= 0.1

@@ -18,11 +18,35 @@ import websockets
 from tests.audio_utils import JFK, JFK_TEXT, TWO_SPEAKERS, load_16k, normalize, wer
 
 EXPECTED_API = {
-    "APIConnectionError", "APIStatusError", "AlignParams", "AsyncClient", "AsyncTranscriptionStream",
-    "AudioServiceError", "AuthenticationError", "BadRequestError", "Checkpoint", "Client", "InternalServerError",
-    "NotFoundError", "PayloadTooLargeError", "RateLimitError", "Segment", "StreamError", "StreamSegment",
-    "StreamTranscript", "StreamUpdate", "StreamWord", "TraceProbe", "TranscribeParams", "Transcription",
-    "TranscriptionStream", "TranslateParams", "Word", "__version__", "decode_file", "to_pcm16",
+    "APIConnectionError",
+    "APIStatusError",
+    "AlignParams",
+    "AsyncClient",
+    "AsyncTranscriptionStream",
+    "AudioServiceError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Checkpoint",
+    "Client",
+    "InternalServerError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "RateLimitError",
+    "Segment",
+    "StreamError",
+    "StreamSegment",
+    "StreamTranscript",
+    "StreamUpdate",
+    "StreamWord",
+    "TraceProbe",
+    "TranscribeParams",
+    "Transcription",
+    "TranscriptionStream",
+    "TranslateParams",
+    "Word",
+    "__version__",
+    "decode_file",
+    "to_pcm16",
 }
 
 
@@ -45,8 +69,13 @@ def client(server):
 
 def test_transcribe_verbose_json_typed(client):
     sent: list[tuple[int, int | None]] = []
-    t = client.transcribe(JFK, response_format="verbose_json", timestamp_granularities=["word", "segment"],
-                          language="en", on_progress=lambda n, total: sent.append((n, total)))
+    t = client.transcribe(
+        JFK,
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+        language="en",
+        on_progress=lambda n, total: sent.append((n, total)),
+    )
     assert isinstance(t, asc.Transcription)
     assert wer(JFK_TEXT, t.text) <= 0.1
     assert t.language == "en" and t.task == "transcribe" and 10.5 < t.duration < 11.5
@@ -84,8 +113,9 @@ def test_async_client_batch(server):
 
 
 def test_error_raises_with_server_message(client, server):
-    raw = httpx.post(f"{server.base_url}/v1/audio/transcriptions", files={"file": JFK.read_bytes()},
-                     data={"language": "xx"}).json()["error"]
+    raw = httpx.post(
+        f"{server.base_url}/v1/audio/transcriptions", files={"file": JFK.read_bytes()}, data={"language": "xx"}
+    ).json()["error"]
     with pytest.raises(asc.BadRequestError) as info:
         client.transcribe(JFK, language="xx")
     e = info.value
@@ -107,6 +137,7 @@ async def _stream_by_hand(ws_url: str, pcm: np.ndarray) -> dict[int, dict]:
     """The protocol written out with plain ``websockets``: 100 ms frames, final checkpoint, merge by id."""
     state: dict[int, dict] = {}
     async with websockets.connect(f"{ws_url}/v1/audio/transcriptions/streaming?language=en", max_size=None) as ws:
+
         async def send():
             data = pcm.astype("<i2").tobytes()
             for i in range(0, len(data), 3200):
@@ -172,7 +203,10 @@ def test_stream_numpy_array_at_another_rate(client):
 def test_cli_transcribe_srt(server):
     out = subprocess.run(
         [sys.executable, "-m", "audio_service_client.cli", "--url", server.base_url, "transcribe", str(JFK), "--format", "srt"],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
     subs = list(srt.parse(out))
     assert subs and wer(JFK_TEXT, " ".join(s.content for s in subs)) <= 0.1
@@ -181,7 +215,9 @@ def test_cli_transcribe_srt(server):
 def test_cli_error_exit_code(server):
     proc = subprocess.run(
         [sys.executable, "-m", "audio_service_client.cli", "--url", server.base_url, "transcribe", str(JFK), "--language", "xx"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1 and "unsupported language" in proc.stderr
 
@@ -205,9 +241,22 @@ def test_api_key_paths(make_server):
 
 def test_cli_stream_plain(server):
     out = subprocess.run(
-        [sys.executable, "-m", "audio_service_client.cli", "--url", server.base_url, "stream", str(JFK), "--speed", "0",
-         "--plain"],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            sys.executable,
+            "-m",
+            "audio_service_client.cli",
+            "--url",
+            server.base_url,
+            "stream",
+            str(JFK),
+            "--speed",
+            "0",
+            "--plain",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
     assert wer(JFK_TEXT, " ".join(out.split())) <= 0.12
 
@@ -242,9 +291,21 @@ def dialogue(tmp_path_factory) -> Path:
 
 def test_cli_transcribe_diarize_prints_speaker_turns(server, dialogue):
     out = subprocess.run(
-        [sys.executable, "-m", "audio_service_client.cli", "--url", server.base_url, "transcribe", str(dialogue),
-         "--diarize", "--no-progress"],
-        capture_output=True, text=True, timeout=300, check=True,
+        [
+            sys.executable,
+            "-m",
+            "audio_service_client.cli",
+            "--url",
+            server.base_url,
+            "transcribe",
+            str(dialogue),
+            "--diarize",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     ).stdout
     turns = [line for line in out.splitlines() if line.startswith("[")]
     speakers = {line.split("] ", 1)[1].split(":", 1)[0] for line in turns}

@@ -48,11 +48,23 @@ def _chromium(mic: Path, downloads: Path):
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required", "--window-size=1100,1000",
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-audio-capture={mic}", f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=1100,1000",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={mic}",
+        f"--user-data-dir={profile}",
+    ):
         opts.add_argument(flag)
     driver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
@@ -86,14 +98,20 @@ def _screenshot(driver, name: str, docs_of: tuple[str, ...] = ()) -> None:
     if docs_of:
         rects = driver.execute_script(
             "return arguments[0].map(id => { const r = document.getElementById(id).getBoundingClientRect();"
-            " return [r.left + scrollX, r.top + scrollY, r.right + scrollX, r.bottom + scrollY]; })", list(docs_of))
+            " return [r.left + scrollX, r.top + scrollY, r.right + scrollX, r.bottom + scrollY]; })",
+            list(docs_of),
+        )
         x0, y0 = min(r[0] for r in rects) - 16, min(r[1] for r in rects) - 16
         x1, y1 = max(r[2] for r in rects) + 16, max(r[3] for r in rects) + 16
-        _capture(driver, ROOT / "docs" / name, {"x": max(0, x0), "y": max(0, y0), "width": x1 - max(0, x0), "height": y1 - max(0, y0)})
+        _capture(
+            driver, ROOT / "docs" / name, {"x": max(0, x0), "y": max(0, y0), "width": x1 - max(0, x0), "height": y1 - max(0, y0)}
+        )
 
 
 def _capture(driver, path: Path, clip: dict) -> None:
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": {**clip, "scale": 1}})
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": {**clip, "scale": 1}}
+    )
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
@@ -155,7 +173,8 @@ def test_file_view_two_speakers_timeline_playback_srt(server, browser, downloads
     browser.find_element(By.ID, "file").send_keys(str(TWO_SPEAKERS))
     browser.find_element(By.ID, "upload").click()
     WebDriverWait(browser, 2 * WAIT_S, poll_frequency=0.5).until(
-        lambda d: d.find_element(By.ID, "file-result").is_displayed() or d.find_element(By.ID, "file-error").is_displayed())
+        lambda d: d.find_element(By.ID, "file-result").is_displayed() or d.find_element(By.ID, "file-error").is_displayed()
+    )
     assert not browser.find_element(By.ID, "file-error").is_displayed(), browser.find_element(By.ID, "file-error").text
     lanes = browser.find_elements(By.CSS_SELECTOR, "#timeline .lane")
     bars = browser.find_elements(By.CSS_SELECTOR, "#timeline .bar")
@@ -169,7 +188,9 @@ def test_file_view_two_speakers_timeline_playback_srt(server, browser, downloads
     bar = bars[len(bars) // 2]
     start, end = float(bar.get_attribute("data-start")), float(bar.get_attribute("data-end"))
     bar.click()
-    _wait(browser, lambda d: d.execute_script("const p = document.getElementById('player'); return !p.paused && p.currentTime > 0"))
+    _wait(
+        browser, lambda d: d.execute_script("const p = document.getElementById('player'); return !p.paused && p.currentTime > 0")
+    )
     at = browser.execute_script("return document.getElementById('player').currentTime")
     assert start - 0.1 <= at <= end + 1.0, (start, end, at)
     _screenshot(browser, "demo-file.png", docs_of=("batch",))
@@ -179,8 +200,12 @@ def test_file_view_two_speakers_timeline_playback_srt(server, browser, downloads
     srt_path = downloads / "two_speakers.srt"
     _wait(browser, lambda d: srt_path.exists() and srt_path.stat().st_size > 0)
     with TWO_SPEAKERS.open("rb") as f:
-        direct = httpx.post(f"{server.base_url}/v1/audio/transcriptions", files={"file": f},
-                            data={"response_format": "srt", "language": "en"}, timeout=300)
+        direct = httpx.post(
+            f"{server.base_url}/v1/audio/transcriptions",
+            files={"file": f},
+            data={"response_format": "srt", "language": "en"},
+            timeout=300,
+        )
     assert direct.status_code == 200
     assert srt_path.read_text() == direct.text and "-->" in direct.text
 
@@ -189,8 +214,12 @@ def test_file_view_two_speakers_timeline_playback_srt(server, browser, downloads
     silence = tmp_path / "silence.wav"
     subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(silence), "trim", "0", "0.1"], check=True)
     with silence.open("rb") as f:
-        probe = httpx.post(f"{server.base_url}/v1/audio/transcriptions", files={"file": f},
-                           data={"stream": "true", "response_format": "verbose_json"}, timeout=120)
+        probe = httpx.post(
+            f"{server.base_url}/v1/audio/transcriptions",
+            files={"file": f},
+            data={"stream": "true", "response_format": "verbose_json"},
+            timeout=120,
+        )
     events = [json.loads(line[5:]) for line in probe.text.splitlines() if line.startswith("data:")]
     done = [e for e in events if e.get("type") == "transcript.text.done"]
     sse_with_segments = probe.headers.get("content-type", "").startswith("text/event-stream") and "segments" in done[-1]

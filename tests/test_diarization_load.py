@@ -63,8 +63,10 @@ def test_long_diarized_upload_does_not_stall_diarized_streams(server, tmp_path):
     streams_done.set()
     uploader.join()
     assert status and set(status) == {200}, status
-    print(f"final latency median alone {statistics.median(alone):.2f}s, beside {len(status)} uploads "
-          f"{statistics.median(beside):.2f}s")
+    print(
+        f"final latency median alone {statistics.median(alone):.2f}s, beside {len(status)} uploads "
+        f"{statistics.median(beside):.2f}s"
+    )
     # Median over both streams' final segments; a floor keeps a very fast baseline from making noise
     # decisive. Measured 1.43x under load (8-minute upload). The bound is 2x because the upload also
     # takes CPU from the streams: beside a CPU hog on 2 cores that contention alone went past 1.5x.

@@ -36,7 +36,9 @@ text_frames = st.one_of(
     json_values.map(json.dumps),
     json_values.map(lambda v: json.dumps({"checkpoint_id": v})),
     st.text(max_size=30).map(lambda v: json.dumps({"checkpoint_id": v})),
-    st.tuples(json_values, json_values).map(lambda v: json.dumps({"object": "stt.input.trace", "trace_id": v[0], "event_id": v[1]})),
+    st.tuples(json_values, json_values).map(
+        lambda v: json.dumps({"object": "stt.input.trace", "trace_id": v[0], "event_id": v[1]})
+    ),
     st.text(max_size=20).map(lambda t: json.dumps({"object": t, "checkpoint_id": "x"})),
     st.integers(200, 70_000).map(lambda n: json.dumps({"object": "stt.input.trace", "trace_id": "x" * n})),  # huge strings
 )

@@ -81,8 +81,13 @@ def test_dashboard_is_valid_and_queries_documented_metrics():
         grid = p["gridPos"]
         assert grid["x"] + grid["w"] <= 24, p["title"]
     # no two panels overlap on the 24-column grid
-    cells = [(x, y) for p in dashboard["panels"] for g in [p["gridPos"]]
-             for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])]
+    cells = [
+        (x, y)
+        for p in dashboard["panels"]
+        for g in [p["gridPos"]]
+        for x in range(g["x"], g["x"] + g["w"])
+        for y in range(g["y"], g["y"] + g["h"])
+    ]
     assert len(cells) == len(set(cells))
 
     documented = _documented_metrics()
@@ -93,9 +98,18 @@ def test_dashboard_is_valid_and_queries_documented_metrics():
         if name.endswith("_bucket"):
             assert documented[family] == "histogram", name
     # the panels: requests and errors, audio s/s, RTF, queue, streams, latency and lag, quotas
-    for needed in ("requests_total", "errors_total", "audio_seconds_total", "realtime_factor_bucket", "queue_depth",
-                   "active_streams", "stream_partial_latency_seconds_bucket", "stream_final_latency_seconds_bucket",
-                   "stream_lag_seconds_bucket", "quota_rejections_total"):
+    for needed in (
+        "requests_total",
+        "errors_total",
+        "audio_seconds_total",
+        "realtime_factor_bucket",
+        "queue_depth",
+        "active_streams",
+        "stream_partial_latency_seconds_bucket",
+        "stream_final_latency_seconds_bucket",
+        "stream_lag_seconds_bucket",
+        "quota_rejections_total",
+    ):
         assert f"audio_service_{needed}" in used, needed
 
 
@@ -162,5 +176,7 @@ def test_compose_cli_accepts_the_file():
     cmd = _compose_command() + ["--profile", "monitoring"]
     proc = subprocess.run([*cmd, "config", "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    services = subprocess.run([*cmd, "config", "--services"], cwd=ROOT, capture_output=True, text=True, timeout=120).stdout.split()
+    services = subprocess.run(
+        [*cmd, "config", "--services"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    ).stdout.split()
     assert {"audio-service", "audio-service-cpu", "prometheus", "grafana"} <= set(services)

@@ -70,8 +70,15 @@ def test_metrics_after_one_request_and_one_stream(srv, keys, jfk) -> None:
     result = asyncio.run(stream(srv.ws_url, jfk, pace=3, headers=auth(keys["alice"]), params={"language": "en"}))
     assert result.checkpoints == ["final"] and wer(JFK_TEXT, result.text) <= 0.15
     # the stream is counted when the server has finished with it (just after the client saw its end)
-    after = wait_for(lambda: (m := scrape(srv)) and value(m, "audio_service_streams_total", model="whisper-base")
-                     > value(before, "audio_service_streams_total", model="whisper-base") and m, what="the stream to end")
+    after = wait_for(
+        lambda: (
+            (m := scrape(srv))
+            and value(m, "audio_service_streams_total", model="whisper-base")
+            > value(before, "audio_service_streams_total", model="whisper-base")
+            and m
+        ),
+        what="the stream to end",
+    )
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
@@ -162,9 +169,11 @@ def test_audio_quota_batch(srv, keys) -> None:
     before = scrape(srv)
     _assert_quota_sequence(srv, srv, keys["small"], keys["alice"])
     after = scrape(srv)
-    assert value(after, "audio_service_quota_rejections_total", key="small", limit="audio_seconds") - value(
-        before, "audio_service_quota_rejections_total", key="small", limit="audio_seconds"
-    ) == 1
+    assert (
+        value(after, "audio_service_quota_rejections_total", key="small", limit="audio_seconds")
+        - value(before, "audio_service_quota_rejections_total", key="small", limit="audio_seconds")
+        == 1
+    )
 
 
 def test_stream_over_audio_quota_is_flushed_then_closed(srv, keys, jfk) -> None:

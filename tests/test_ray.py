@@ -114,8 +114,13 @@ def served_per_replica(cluster) -> list[float]:
     """Successful transcriptions counted by each replica's own metrics port."""
     pages = [scrape_url(f"http://127.0.0.1:{cluster.metrics_port + k}/metrics") for k in range(2)]
     return [
-        sum(v for (name, labels), v in page.items() if name == "audio_service_requests_total"
-            and ("route", "/v1/audio/transcriptions") in labels and ("status", "200") in labels)
+        sum(
+            v
+            for (name, labels), v in page.items()
+            if name == "audio_service_requests_total"
+            and ("route", "/v1/audio/transcriptions") in labels
+            and ("status", "200") in labels
+        )
         for page in pages
     ]
 
@@ -283,7 +288,9 @@ def receiver_and_worker(cluster) -> tuple[str, str] | None:
     """(the replica serving a batch request, another one running a block of it) once there are both,
     read off their metrics ports."""
     pages = metrics_pages(cluster)
-    serving = [replica_of(p) for p in pages if value(p, "audio_service_batch_requests_in_progress", route="/v1/audio/transcriptions")]
+    serving = [
+        replica_of(p) for p in pages if value(p, "audio_service_batch_requests_in_progress", route="/v1/audio/transcriptions")
+    ]
     working = [replica_of(p) for p in pages if value(p, "audio_service_fanout_blocks_in_progress")]
     if len(serving) != 1 or not set(working) - set(serving):
         return None

@@ -59,7 +59,11 @@ def test_rayservice_manifest_structure() -> None:
         assert container["image"].endswith(":ray")  # the Dockerfile built with EXTRAS=ray
         env = {e["name"]: e["value"] for e in container["env"]}
         assert env["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] == CALLBACK  # streams of a dead replica close with 1014
-    gpu_groups = [g for g in cluster["workerGroupSpecs"] if "nvidia.com/gpu" in g["template"]["spec"]["containers"][0]["resources"]["limits"]]
+    gpu_groups = [
+        g
+        for g in cluster["workerGroupSpecs"]
+        if "nvidia.com/gpu" in g["template"]["spec"]["containers"][0]["resources"]["limits"]
+    ]
     assert gpu_groups and all(g["minReplicas"] <= g["replicas"] <= g["maxReplicas"] for g in gpu_groups)
 
 
@@ -87,6 +91,9 @@ def test_replica_threads_follow_its_cpu_reservation() -> None:
     from audio_service.settings import Settings
 
     assert replica_threads(Settings(device="cpu", ray_num_cpus=1)) == {"cpu_threads": 1, "stream_workers": 1}
-    assert replica_threads(Settings(device="cpu", ray_num_cpus=4, stream_cpu_threads=2)) == {"cpu_threads": 4, "stream_workers": 2}
+    assert replica_threads(Settings(device="cpu", ray_num_cpus=4, stream_cpu_threads=2)) == {
+        "cpu_threads": 4,
+        "stream_workers": 2,
+    }
     assert replica_threads(Settings(device="cpu", ray_num_cpus=0.5)) == {"cpu_threads": 1, "stream_workers": 1}
     assert replica_threads(Settings(device="cpu", cpu_threads=3, stream_workers=2)) == {}

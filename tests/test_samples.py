@@ -38,15 +38,18 @@ def test_every_sample_has_readme_and_is_tested():
 
 def test_python_stream_file(server):
     # the sample's default is real time; 8x keeps the suite quick (pace is tested in the streaming tests)
-    out = run([sys.executable, str(SAMPLES / "python_stream_file" / "stream_file.py"), str(JFK), "--speed", "8",
-               "--language", "en"], server)
+    out = run(
+        [sys.executable, str(SAMPLES / "python_stream_file" / "stream_file.py"), str(JFK), "--speed", "8", "--language", "en"],
+        server,
+    )
     assert "[final  ]" in out
     assert wer(JFK_TEXT, transcript_line(out)) <= 0.12
 
 
 def test_python_mic_in_file_mode(server):
-    out = run([sys.executable, str(SAMPLES / "python_mic" / "mic.py"), "--file", str(JFK), "--speed", "8",
-               "--language", "en"], server)
+    out = run(
+        [sys.executable, str(SAMPLES / "python_mic" / "mic.py"), "--file", str(JFK), "--speed", "8", "--language", "en"], server
+    )
     assert any(line.startswith("> ") for line in out.splitlines())
     assert wer(JFK_TEXT, transcript_line(out)) <= 0.12
 

@@ -61,9 +61,7 @@ def check_segments(r) -> None:
 
 
 def test_jfk_real_time_50ms_frames(srv, jfk):
-    r = run(
-        stream(srv.ws_url, jfk, frame_ms=50, pace=1.0, headers=AUTH, trace_every_s=2.0, checkpoints_at=(5.0,))
-    )
+    r = run(stream(srv.ws_url, jfk, frame_ms=50, pace=1.0, headers=AUTH, trace_every_s=2.0, checkpoints_at=(5.0,)))
     assert wer(JFK_TEXT, r.text) <= 0.12, r.text
     check_segments(r)
     assert r.checkpoints == ["cp5.0", "final"]
@@ -96,8 +94,12 @@ def test_api_key_in_query_and_missing_key(srv, jfk):
 
 @pytest.mark.parametrize(
     "query, param",
-    [({"text_timeout_seconds": "0.5"}, "text_timeout_seconds"), ({"language": "xx"}, "language"),
-     ({"vad_kwargs": "{\"threshold\": 2}"}, "vad_kwargs"), ({"model": "nope"}, "model")],
+    [
+        ({"text_timeout_seconds": "0.5"}, "text_timeout_seconds"),
+        ({"language": "xx"}, "language"),
+        ({"vad_kwargs": '{"threshold": 2}'}, "vad_kwargs"),
+        ({"model": "nope"}, "model"),
+    ],
 )
 def test_bad_query_parameters(srv, query, param):
     async def go():
@@ -141,8 +143,13 @@ async def _bad_session(srv, jfk, kind: str):
 
 @pytest.mark.parametrize(
     "kind, code, error_code",
-    [("odd_length", 1007, "invalid_frame"), ("oversized", 1009, "frame_too_large"), ("non_json", 1007, "invalid_frame"),
-     ("unknown_type", 1003, "unknown_message_type"), ("audio_after_final", 1008, "stream_finished")],
+    [
+        ("odd_length", 1007, "invalid_frame"),
+        ("oversized", 1009, "frame_too_large"),
+        ("non_json", 1007, "invalid_frame"),
+        ("unknown_type", 1003, "unknown_message_type"),
+        ("audio_after_final", 1008, "stream_finished"),
+    ],
 )
 def test_bad_input_then_healthy_session(srv, jfk, kind, code, error_code):
     errors, close_code = run(_bad_session(srv, jfk, kind))
@@ -301,6 +308,13 @@ def test_skip_vad_and_vad_kwargs(srv, jfk):
     """Without VAD the stream is one segment per max length / checkpoint; a long endpoint merges pauses."""
     r = run(stream(srv.ws_url, jfk, pace=0, headers=AUTH, params={"language": "en", "skip_vad": "true"}))
     assert wer(JFK_TEXT, r.text) <= 0.12 and len(r.segments) == 1
-    r = run(stream(srv.ws_url, jfk, pace=0, headers=AUTH,
-                   params={"language": "en", "vad_kwargs": json.dumps({"min_silence_duration_ms": 3000})}))
+    r = run(
+        stream(
+            srv.ws_url,
+            jfk,
+            pace=0,
+            headers=AUTH,
+            params={"language": "en", "vad_kwargs": json.dumps({"min_silence_duration_ms": 3000})},
+        )
+    )
     assert wer(JFK_TEXT, r.text) <= 0.12 and len(r.segments) == 1

@@ -57,8 +57,9 @@ TINY_EN = SimpleNamespace(spec=SimpleNamespace(id="tiny.en"), multilingual=False
 
 
 def session(language: str | None) -> StreamSession:
-    return StreamSession(StreamOptions(skip_vad=True, language=language), BASE, SessionConfig(max_segment_s=5.0),
-                         lambda m: None, draft=TINY_EN)
+    return StreamSession(
+        StreamOptions(skip_vad=True, language=language), BASE, SessionConfig(max_segment_s=5.0), lambda m: None, draft=TINY_EN
+    )
 
 
 def test_an_english_only_draft_decodes_partials_of_english_streams_only():

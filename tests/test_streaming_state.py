@@ -51,6 +51,7 @@ def windows(seconds: float) -> int:
 
 # --- endpointing ------------------------------------------------------------------------------------
 
+
 def test_speech_then_silence_closes_one_padded_segment():
     ep = Endpointer(VadParams(), SessionConfig())
     speech_at = windows(1.0) * WINDOW
@@ -149,6 +150,7 @@ def test_final_checkpoint_does_not_wait_for_audio_after_it():
 
 # --- cuts -------------------------------------------------------------------------------------------
 
+
 def test_words_go_to_the_side_of_the_cut_their_midpoint_is_on():
     cut = 2 * SR
     before = Segment(start=0, end=cut, clip_end=True)
@@ -173,6 +175,7 @@ def test_clip_clamps_the_first_word_to_the_cut_and_leaves_uncut_segments_alone()
 
 
 # --- stabilisation ----------------------------------------------------------------------------------
+
 
 def test_local_agreement_locks_the_agreed_words_but_never_all():
     seg = Segment(start=0)
@@ -202,6 +205,7 @@ def test_partial_is_due_after_the_interval_or_when_a_marker_waits():
 
 # --- ids, finality, context -------------------------------------------------------------------------
 
+
 def test_ids_are_given_on_first_text_and_kept_when_final():
     t = Transcript(None, word_timestamps=True, context_chars=12)
     silent, first, second = Segment(start=0, end=SR), Segment(start=SR), Segment(start=3 * SR)
@@ -229,11 +233,14 @@ def test_a_final_segment_splits_where_the_speaker_changes():
     t.partial(seg, result((" hi", 0.1, 0.3)))
     views = t.final(seg, result((" hi", 0.1, 0.3), (" there", 0.4, 0.6), (" yes", 1.0, 1.2)), ["A", "A", "B"])
     assert [(v.id, v.text, v.speaker_id, v.is_final, v.words) for v in views] == [
-        (0, " hi there", "A", True, ()), (1, " yes", "B", True, ())]
+        (0, " hi there", "A", True, ()),
+        (1, " yes", "B", True, ()),
+    ]
     assert seg.view == views[0] and t.next_id == 2
 
 
 # --- the session joining the parts (skip_vad: no VAD model) -----------------------------------------
+
 
 class Model:
     """The session only hands its model to the engine; this stands in for it."""
@@ -241,8 +248,9 @@ class Model:
 
 def make_session(**options):
     out = []
-    s = StreamSession(StreamOptions(skip_vad=True, **{"language": "en", **options}), Model(), SessionConfig(max_segment_s=5.0),
-                      out.append)
+    s = StreamSession(
+        StreamOptions(skip_vad=True, **{"language": "en", **options}), Model(), SessionConfig(max_segment_s=5.0), out.append
+    )
     return s, out
 
 
@@ -347,4 +355,3 @@ def test_session_context_and_language_reach_the_next_request():
     assert isinstance(out[-1], RuntimeError)
     s.close()
     assert s.next_job(final=False) is None
-

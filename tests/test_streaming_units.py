@@ -30,9 +30,17 @@ def test_parse_options_defaults_and_values():
     o = parse_options({}, VadParams(), 5.0)
     assert o.language is None and o.text_timeout_s == 5.0 and o.vad.min_silence_duration_ms == 500
     o = parse_options(
-        {"language": "DE", "temperature": "0.2", "text_timeout_seconds": "2.5", "skip_vad": "true",
-         "vad_kwargs": '{"min_silence_duration_ms": 800}', "unknown": "ignored", "timestamp_granularities": "segment"},
-        VadParams(), 5.0,
+        {
+            "language": "DE",
+            "temperature": "0.2",
+            "text_timeout_seconds": "2.5",
+            "skip_vad": "true",
+            "vad_kwargs": '{"min_silence_duration_ms": 800}',
+            "unknown": "ignored",
+            "timestamp_granularities": "segment",
+        },
+        VadParams(),
+        5.0,
     )
     assert (o.language, o.temperature, o.text_timeout_s, o.skip_vad) == ("de", 0.2, 2.5, True)
     assert o.vad.min_silence_duration_ms == 800 and o.word_timestamps is False
@@ -40,9 +48,14 @@ def test_parse_options_defaults_and_values():
 
 @pytest.mark.parametrize(
     "query, param",
-    [({"text_timeout_seconds": "30"}, "text_timeout_seconds"), ({"temperature": "hot"}, "temperature"),
-     ({"response_format": "srt"}, "response_format"), ({"skip_vad": "maybe"}, "skip_vad"),
-     ({"vad_kwargs": "[1]"}, "vad_kwargs"), ({"vad_kwargs": '{"bogus": 1}'}, "vad_kwargs")],
+    [
+        ({"text_timeout_seconds": "30"}, "text_timeout_seconds"),
+        ({"temperature": "hot"}, "temperature"),
+        ({"response_format": "srt"}, "response_format"),
+        ({"skip_vad": "maybe"}, "skip_vad"),
+        ({"vad_kwargs": "[1]"}, "vad_kwargs"),
+        ({"vad_kwargs": '{"bogus": 1}'}, "vad_kwargs"),
+    ],
 )
 def test_parse_options_rejects_bad_values(query, param):
     with pytest.raises(InvalidRequestError) as info:
@@ -54,8 +67,11 @@ def test_client_messages_and_close_codes():
     assert parse_client_text('{"checkpoint_id": "final"}') == Checkpoint("final")
     assert parse_client_text('{"checkpoint_id": "final"}').is_final
     assert parse_client_text(json.dumps({"event_id": 1, "object": "stt.input.trace", "trace_id": "t"})) == Trace("t", 1)
-    for text, exc, code in (("nope", InvalidFrameError, 1007), ("[1]", InvalidFrameError, 1007),
-                            ('{"type": "x"}', UnknownMessageError, 1003)):
+    for text, exc, code in (
+        ("nope", InvalidFrameError, 1007),
+        ("[1]", InvalidFrameError, 1007),
+        ('{"type": "x"}', UnknownMessageError, 1003),
+    ):
         with pytest.raises(exc) as info:
             parse_client_text(text)
         assert close_code_for(info.value) == code
@@ -106,8 +122,9 @@ def test_engine_in_process_with_speaker_tracker():
             done.set()
 
     tracker = OneSpeakerPerLoudness()
-    session = StreamSession(parse_options({"language": "en", "diarize": "true"}, VadParams(), 5.0), model,
-                            SessionConfig(), emit, tracker)
+    session = StreamSession(
+        parse_options({"language": "en", "diarize": "true"}, VadParams(), 5.0), model, SessionConfig(), emit, tracker
+    )
     engine.add(session)
     audio = load_16k(JFK)
     for i in range(0, len(audio), 1600):

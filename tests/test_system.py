@@ -20,8 +20,12 @@ def test_health_ready_and_models(server) -> None:
 
 
 def test_response_names_the_model_that_ran(server) -> None:
-    r = httpx.post(f"{server.base_url}/v1/audio/transcriptions", files={"file": JFK.open("rb")},
-                   data={"model": "whisper-tiny.en", "response_format": "text"}, timeout=120)
+    r = httpx.post(
+        f"{server.base_url}/v1/audio/transcriptions",
+        files={"file": JFK.open("rb")},
+        data={"model": "whisper-tiny.en", "response_format": "text"},
+        timeout=120,
+    )
     assert r.status_code == 200 and "country" in r.text.lower()
     assert r.headers["x-audio-service-model"] == "whisper-tiny.en"
 
@@ -30,5 +34,7 @@ def test_operator_aliases_point_anywhere(make_server) -> None:
     srv = make_server(aliases={"whisper-v3": "whisper-tiny.en", "fast": "whisper-tiny.en"}, preload_models=["whisper-tiny.en"])
     r = httpx.post(f"{srv.base_url}/v1/audio/transcriptions", files={"file": JFK.open("rb")}, data={"model": "fast"}, timeout=120)
     assert r.status_code == 200 and r.headers["x-audio-service-model"] == "whisper-tiny.en"
-    r = httpx.post(f"{srv.base_url}/v1/audio/transcriptions", files={"file": JFK.open("rb")}, data={"model": "whisper-1"}, timeout=120)
+    r = httpx.post(
+        f"{srv.base_url}/v1/audio/transcriptions", files={"file": JFK.open("rb")}, data={"model": "whisper-1"}, timeout=120
+    )
     assert r.status_code == 404  # whisper-1 is not an alias on this server

@@ -26,8 +26,16 @@ def test_cli_help_lists_every_setting(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     out = capsys.readouterr().out
-    for flag in ("--device", "--compute-type", "--models", "--api-keys", "--max-upload-bytes", "--url-fetch-allowlist",
-                 "--inference-workers", "--max-streams-per-key"):
+    for flag in (
+        "--device",
+        "--compute-type",
+        "--models",
+        "--api-keys",
+        "--max-upload-bytes",
+        "--url-fetch-allowlist",
+        "--inference-workers",
+        "--max-streams-per-key",
+    ):
         assert flag in out
 
 
@@ -59,8 +67,17 @@ def _words(spec: list[tuple[str, float, float]]) -> tuple[Word, ...]:
 
 
 def test_resegment_cuts_at_sentences_and_pauses() -> None:
-    words = _words([(" Hello", 0.0, 0.4), (" there.", 0.4, 0.8), (" How", 0.9, 1.1), (" are", 1.1, 1.3),
-                    (" you", 1.3, 1.5), (" doing", 3.0, 3.4), (" today?", 3.4, 3.9)])
+    words = _words(
+        [
+            (" Hello", 0.0, 0.4),
+            (" there.", 0.4, 0.8),
+            (" How", 0.9, 1.1),
+            (" are", 1.1, 1.3),
+            (" you", 1.3, 1.5),
+            (" doing", 3.0, 3.4),
+            (" today?", 3.4, 3.9),
+        ]
+    )
     seg = Segment(id=0, start=0.0, end=3.9, text="".join(w.word for w in words), words=words, avg_logprob=-0.2)
     out = resegment((seg,))
     assert [s.text for s in out] == [" Hello there.", " How are you", " doing today?"]
@@ -119,8 +136,11 @@ def test_speech_blocks_cut_in_pauses_and_join_on_the_file_clock() -> None:
 
     def find_speech(audio: Audio) -> list[SpeechSpan]:  # the file's speech, on this block's clock
         base = offsets[-1] if offsets else 0.0
-        return [SpeechSpan(max(0.0, a - base), min(audio.duration, b - base)) for a, b in speech
-                if b > base and a < base + audio.duration]
+        return [
+            SpeechSpan(max(0.0, a - base), min(audio.duration, b - base))
+            for a, b in speech
+            if b > base and a < base + audio.duration
+        ]
 
     blocks = []
     for block in speech_blocks(raw, lambda a: find_speech(a)):
@@ -130,8 +150,10 @@ def test_speech_blocks_cut_in_pauses_and_join_on_the_file_clock() -> None:
     assert blocks[0].audio.duration == pytest.approx(1.0)  # cut in the 0-2 s pause: speech runs over the 10 s mark
     assert all(s.end <= b.audio.duration for b in blocks for s in b.spans)
 
-    parts = [(b.offset, Transcript("transcribe", "en", b.audio.duration, (Segment(0, 0.5, 1.0, " x", (Word(0.5, 1.0, " x"),)),)))
-             for b in blocks]
+    parts = [
+        (b.offset, Transcript("transcribe", "en", b.audio.duration, (Segment(0, 0.5, 1.0, " x", (Word(0.5, 1.0, " x"),)),)))
+        for b in blocks
+    ]
     joined = join(parts, 25.0)
     assert [s.id for s in joined.segments] == list(range(len(blocks)))
     assert [s.start for s in joined.segments] == [pytest.approx(b.offset + 0.5) for b in blocks]
@@ -189,6 +211,7 @@ def test_fanned_out_blocks_survive_a_lost_lane(monkeypatch) -> None:
                 raise fanout.LaneLost("replica died")
             done.append((name, index))
             return fanout.BlockResult(Transcript("transcribe", "en", 0.01, ()), f"{name}:{index}")
+
         return send
 
     results = asyncio.run(fanout.transcribe_blocks(blocks, [lane("here", 0), lane("remote", 1)], "m", AsrOptions(), None, False))

@@ -102,6 +102,7 @@ def test_loops_needs_a_short_phrase_said_again_not_just_good_compression():
 
 # --- the decoding rules both paths share (models/decoding.py, models/silero.py) -------------------
 
+
 class _Model:
     """Only what the language rule reads of a loaded model."""
 
@@ -136,8 +137,11 @@ def test_error_body_is_one_shape_for_http_and_websocket():
     from audio_service.streaming.protocol import error_message
 
     exc = InvalidRequestError("bad", param="language")
-    assert error_message(exc) == exc.body() == {
-        "error": {"message": "bad", "type": "invalid_request_error", "param": "language", "code": "invalid_value"}}
+    assert (
+        error_message(exc)
+        == exc.body()
+        == {"error": {"message": "bad", "type": "invalid_request_error", "param": "language", "code": "invalid_value"}}
+    )
 
 
 def test_batch_and_stream_vad_parameters_are_one_type():

@@ -11,4 +11,3 @@ def key_from_authorization(value: str | None) -> str | None:
     if value.lower().startswith("bearer "):
         value = value[7:].strip()
     return value or None
-

@@ -43,7 +43,9 @@ async def _handle(request: Request, services: Services, task: Task) -> Response:
         await ops.check_audio(request, who)
         if stream:
             streamed = True  # the event stream owns the form from here on
-            return await stream_transcription(request, services, form, job, who, params.response_format, params.timestamp_granularities)
+            return await stream_transcription(
+                request, services, form, job, who, params.response_format, params.timestamp_granularities
+            )
         t0 = time.perf_counter()
         async with audio_source(form, services) as source:
             transcript = await services.batch.run(source, job)

@@ -16,9 +16,7 @@ log = logging.getLogger(__name__)
 
 def error_response(exc: ServiceError) -> JSONResponse:
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, OverloadedError) else None
-    return JSONResponse(
-        exc.body(), status_code=exc.status_code, headers=headers
-    )
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -70,7 +70,10 @@ class TranscriptionParams(BaseModel):
                     "diarize", "diarize=true requires response_format=verbose_json and timestamp_granularities to include word"
                 )
         elif self.min_speakers is not None or self.max_speakers is not None:
-            raise _combo("min_speakers" if self.min_speakers is not None else "max_speakers", "min_speakers/max_speakers require diarize=true")
+            raise _combo(
+                "min_speakers" if self.min_speakers is not None else "max_speakers",
+                "min_speakers/max_speakers require diarize=true",
+            )
         if self.min_speakers is not None and self.max_speakers is not None and self.min_speakers > self.max_speakers:
             raise _combo("min_speakers", "min_speakers must not exceed max_speakers")
         return self
@@ -107,8 +110,19 @@ def _combo(param: str, message: str) -> _ComboError:
 
 
 TRANSLATION_FIELDS = frozenset(
-    {"model", "vad_model", "alignment_model", "language", "prompt", "temperature", "response_format",
-     "timestamp_granularities", "preprocessing", "skip_vad", "max_clip_len"}
+    {
+        "model",
+        "vad_model",
+        "alignment_model",
+        "language",
+        "prompt",
+        "temperature",
+        "response_format",
+        "timestamp_granularities",
+        "preprocessing",
+        "skip_vad",
+        "max_clip_len",
+    }
 )
 
 

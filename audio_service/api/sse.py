@@ -89,7 +89,12 @@ async def stream_transcription(
             await ops_of(services).batch_done(request, who, job.model or "", transcript.duration, time.perf_counter() - t0)
             timed = render(transcript, "verbose_json", granularities).body if response_format == "verbose_json" else {}
             yield _event(
-                {**timed, "type": "transcript.text.done", "text": transcript.text, "audio_position_s": round(transcript.duration, 3)}
+                {
+                    **timed,
+                    "type": "transcript.text.done",
+                    "text": transcript.text,
+                    "audio_position_s": round(transcript.duration, 3),
+                }
             )
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

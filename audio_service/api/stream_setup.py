@@ -60,7 +60,9 @@ def session_config(s: Settings) -> SessionConfig:
 def default_vad(s: Settings) -> VadParams:
     """The VAD parameters a stream gets unless it sends ``vad_kwargs``."""
     return VadParams(
-        threshold=s.stream_vad_threshold, min_silence_duration_ms=s.stream_endpoint_silence_ms, speech_pad_ms=s.stream_speech_pad_ms
+        threshold=s.stream_vad_threshold,
+        min_silence_duration_ms=s.stream_endpoint_silence_ms,
+        speech_pad_ms=s.stream_speech_pad_ms,
     )
 
 

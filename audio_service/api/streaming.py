@@ -75,7 +75,9 @@ async def transcribe_stream(ws: WebSocket) -> None:
         options = parse_options(ws.query_params, default_vad(s), s.stream_text_timeout_s)
         factory = services.extra.get("speaker_tracker_factory")
         if options.diarize and factory is None:
-            raise UnsupportedFeatureError("diarize=true: this server has no streaming speaker tracker installed.", param="diarize")
+            raise UnsupportedFeatureError(
+                "diarize=true: this server has no streaming speaker tracker installed.", param="diarize"
+            )
         model = await asyncio.to_thread(services.registry.get, options.model, stream=True)
         draft = await asyncio.to_thread(partial_model, services, model)
         await ops.quotas.check_audio(who)
@@ -135,8 +137,12 @@ async def _receive_loop(
             if not recv.done():
                 recv.cancel()  # safe: an unread frame stays unread (not accepted, so nothing is lost)
                 if stop.done():
-                    return await _flush(engine, session, monitor, monitor.ops.drain.error(), CLOSE_SERVICE_RESTART, s.shutdown_grace_s)
-                err = InvalidRequestError(f"No frame for {s.stream_idle_timeout_s:.0f} s: closing the idle stream.", code="idle_timeout")
+                    return await _flush(
+                        engine, session, monitor, monitor.ops.drain.error(), CLOSE_SERVICE_RESTART, s.shutdown_grace_s
+                    )
+                err = InvalidRequestError(
+                    f"No frame for {s.stream_idle_timeout_s:.0f} s: closing the idle stream.", code="idle_timeout"
+                )
                 return _Close(err, CLOSE_NORMAL)
             close = await _handle_frame(recv, engine, session, s, monitor)
             if close is not False:
@@ -146,7 +152,9 @@ async def _receive_loop(
     return None
 
 
-async def _flush(engine: StreamingEngine, session: StreamSession, monitor: StreamMonitor, err: ServiceError, code: int, timeout: float) -> _Close:
+async def _flush(
+    engine: StreamingEngine, session: StreamSession, monitor: StreamMonitor, err: ServiceError, code: int, timeout: float
+) -> _Close:
     """Transcribe all accepted audio and send its segments final, then close with ``code``."""
     await engine.mark(session, monitor.flush_checkpoint())
     with contextlib.suppress(asyncio.TimeoutError):
@@ -154,7 +162,9 @@ async def _flush(engine: StreamingEngine, session: StreamSession, monitor: Strea
     return _Close(err, code)
 
 
-async def _handle_frame(recv: asyncio.Future, engine: StreamingEngine, session: StreamSession, s: Settings, monitor: StreamMonitor):
+async def _handle_frame(
+    recv: asyncio.Future, engine: StreamingEngine, session: StreamSession, s: Settings, monitor: StreamMonitor
+):
     """One received message: False to go on, None when the client left, or how to close."""
     try:
         msg = recv.result()

@@ -146,11 +146,15 @@ async def fetch_to_tempfile(
     except asyncio.TimeoutError:
         out.close()
         raise InvalidRequestError(
-            f"Fetching the audio URL took longer than {timeout_s:g} s (url_fetch_timeout_s).", param="file", code="url_fetch_timeout"
+            f"Fetching the audio URL took longer than {timeout_s:g} s (url_fetch_timeout_s).",
+            param="file",
+            code="url_fetch_timeout",
         ) from None
     except (httpcore.TimeoutException, httpcore.ProtocolError, httpcore.NetworkError, httpcore.UnsupportedProtocol) as exc:
         out.close()
-        raise InvalidRequestError(f"Fetching the audio URL failed: {exc or type(exc).__name__}", param="file", code="url_fetch_failed") from exc
+        raise InvalidRequestError(
+            f"Fetching the audio URL failed: {exc or type(exc).__name__}", param="file", code="url_fetch_failed"
+        ) from exc
     except BaseException:
         out.close()
         raise

@@ -81,7 +81,11 @@ def transcribe(
     language = decode_language(model, opts.language, opts.task)
     # the sequential decoder reads the speech joined as faster-whisper joins it; batched windows keep
     # pack()'s short gaps, as the batched pipeline always has (word timings do not smear across joins)
-    packed = pack(audio, spans, opts.max_window_s, gap_s=0.0) if opts.decoder == "sequential" else pack(audio, spans, opts.max_window_s)
+    packed = (
+        pack(audio, spans, opts.max_window_s, gap_s=0.0)
+        if opts.decoder == "sequential"
+        else pack(audio, spans, opts.max_window_s)
+    )
     if not packed.windows:
         return Transcript(opts.task, "en" if opts.task == "translate" else (language or "en"), audio.duration, ())
     clock = TimeMap(packed.pieces)
@@ -174,7 +178,9 @@ def _collect(segments: Iterable, report: Callable[[object], None] | None) -> lis
     return out
 
 
-def _batched(model: LoadedModel, audio: Audio, windows: list[tuple[float, float]], language: str | None, opts: AsrOptions, report=None):
+def _batched(
+    model: LoadedModel, audio: Audio, windows: list[tuple[float, float]], language: str | None, opts: AsrOptions, report=None
+):
     from faster_whisper import BatchedInferencePipeline
 
     segments, info = BatchedInferencePipeline(model.whisper).transcribe(
@@ -228,7 +234,11 @@ def _decode_language_runs(model: LoadedModel, packed: Packed, opts: AsrOptions, 
     log.info("code-switched audio: %s", ", ".join(f"{r.language} {r.start:.1f}-{r.end:.1f}s" for r in runs))
     out = []
     for r in runs:
-        kept = [] if r.language != first.language else [s for s in first.segments if r.start <= _window(s)[0] and _window(s)[1] <= r.end]
+        kept = (
+            []
+            if r.language != first.language
+            else [s for s in first.segments if r.start <= _window(s)[0] and _window(s)[1] <= r.end]
+        )
         resume = max((float(s.end) for s in kept), default=r.start)
         raw = _sequential(model, packed.audio, [resume, r.end], r.language, opts)[0] if r.end - resume > 0.2 else []
         out.append(_Run(r.start, r.end, r.language, kept + raw))

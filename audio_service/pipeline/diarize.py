@@ -42,7 +42,9 @@ SEGMENTATION_THRESHOLD = 0.5  # onset of a local speaker in the segmentation mod
 SEGMENTATION_STEP = 0.2  # window hop as a fraction of the 5 s window
 CLUSTER_METHOD = "centroid"
 CLUSTER_THRESHOLD = 0.4  # first pass, deliberately fine (speaker_count.py merges same voices)
-MIN_CLUSTER_SIZE = 4  # 5 folded a reader's few windows into another's cluster (a 5-reader meeting: 4); 3 split build_real_voices (5 of 4)
+MIN_CLUSTER_SIZE = (
+    4  # 5 folded a reader's few windows into another's cluster (a 5-reader meeting: 4); 3 split build_real_voices (5 of 4)
+)
 UNBOUNDED_SPEAKERS = 20
 
 

@@ -107,7 +107,9 @@ class SpeakerTracker:
             if current in mapping:
                 continue
             own = [
-                piece[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)] for (a, b), f in zip(words, found_per_word, strict=True) if f == current
+                piece[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)]
+                for (a, b), f in zip(words, found_per_word, strict=True)
+                if f == current
             ]
             if unclaimed:
                 mapping[current] = self._closest_voice(np.concatenate(own), unclaimed)

@@ -53,10 +53,13 @@ class EngineStats:
     def summary(self, sessions: int) -> str:
         """One log line."""
         kinds = ", ".join(
-            f"{k}: {self.calls_by_kind[k]} calls, {v:.1f} s, {self.cpu_by_kind[k]:.1f} CPU-s" for k, v in sorted(self.busy_by_kind.items())
+            f"{k}: {self.calls_by_kind[k]} calls, {v:.1f} s, {self.cpu_by_kind[k]:.1f} CPU-s"
+            for k, v in sorted(self.busy_by_kind.items())
         )
-        return (f"streaming engine: {sessions} sessions, {self.calls} model calls, {self.jobs} jobs "
-                f"(batch sizes {dict(sorted(self.batch_sizes.items()))}), {self.busy_s:.1f} s busy ({kinds})")
+        return (
+            f"streaming engine: {sessions} sessions, {self.calls} model calls, {self.jobs} jobs "
+            f"(batch sizes {dict(sorted(self.batch_sizes.items()))}), {self.busy_s:.1f} s busy ({kinds})"
+        )
 
 
 class StreamingEngine:
@@ -89,7 +92,9 @@ class StreamingEngine:
         # One VAD thread: Silero is tiny, and one thread keeps every stream's frames in order.
         self._vad_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-vad")
         # Speaker tracking shares the decode thread's tier: below the event loop and VAD, above batch work.
-        self._tracker_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-speakers", initializer=lower_thread_priority)
+        self._tracker_pool = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="stream-speakers", initializer=lower_thread_priority
+        )
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -202,8 +207,7 @@ class StreamingEngine:
         self.stats.jobs += len(jobs)
         self.stats.busy_s += elapsed
         kind = jobs[0].kind
-        for table, value in ((self.stats.busy_by_kind, elapsed), (self.stats.cpu_by_kind, cpu_s),
-                             (self.stats.calls_by_kind, 1)):
+        for table, value in ((self.stats.busy_by_kind, elapsed), (self.stats.cpu_by_kind, cpu_s), (self.stats.calls_by_kind, 1)):
             table[kind] = table.get(kind, 0) + value
         self.stats.batch_sizes[len(jobs)] = self.stats.batch_sizes.get(len(jobs), 0) + 1
         for j in jobs:  # a batched call's time, shared equally (for the per-stream real-time factor)

@@ -92,6 +92,7 @@ def error_message(exc: ServiceError) -> dict[str, Any]:
 
 # --- query parameters --------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class StreamOptions:
     """One stream's validated options."""
@@ -133,7 +134,11 @@ def parse_options(query: Mapping[str, str], default_vad: VadParams, default_text
         raise InvalidRequestError(
             f"response_format: streaming supports 'verbose_json' (or 'json'), not {fmt!r}", param="response_format"
         )
-    grans = [g.strip() for g in (q.get("timestamp_granularities") or q.get("timestamp_granularities[]") or "segment,word").split(",") if g.strip()]
+    grans = [
+        g.strip()
+        for g in (q.get("timestamp_granularities") or q.get("timestamp_granularities[]") or "segment,word").split(",")
+        if g.strip()
+    ]
     if any(g not in ("word", "segment") for g in grans):
         raise InvalidRequestError("timestamp_granularities: each must be 'word' or 'segment'", param="timestamp_granularities")
     text_timeout = _float(q, "text_timeout_seconds", default_text_timeout_s, MIN_TEXT_TIMEOUT_S, MAX_TEXT_TIMEOUT_S)
@@ -198,9 +203,15 @@ def _vad_params(raw: str | None, default: VadParams) -> VadParams:
         except (TypeError, ValueError):
             raise InvalidRequestError(f"vad_kwargs: {key} must be a number", param="vad_kwargs") from None
     params = VadParams(**{**default.__dict__, **values})
-    if not 0.0 < params.threshold < 1.0 or (params.neg_threshold is not None and not 0.0 < params.neg_threshold <= params.threshold):
+    if not 0.0 < params.threshold < 1.0 or (
+        params.neg_threshold is not None and not 0.0 < params.neg_threshold <= params.threshold
+    ):
         raise InvalidRequestError("vad_kwargs: thresholds must lie in (0, 1), neg_threshold <= threshold", param="vad_kwargs")
-    if not 100 <= params.min_silence_duration_ms <= 29000 or not 0 <= params.speech_pad_ms <= 2000 or params.min_speech_duration_ms < 0:
+    if (
+        not 100 <= params.min_silence_duration_ms <= 29000
+        or not 0 <= params.speech_pad_ms <= 2000
+        or params.min_speech_duration_ms < 0
+    ):
         raise InvalidRequestError(
             "vad_kwargs: min_silence_duration_ms 100-29000, speech_pad_ms 0-2000, min_speech_duration_ms >= 0", param="vad_kwargs"
         )
@@ -208,6 +219,7 @@ def _vad_params(raw: str | None, default: VadParams) -> VadParams:
 
 
 # --- client messages ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -229,9 +241,7 @@ def parse_audio_frame(data: bytes, max_bytes: int) -> np.ndarray:
     if len(data) > max_bytes:
         raise FrameTooLargeError(f"Binary frame of {len(data)} bytes exceeds the maximum of {max_bytes} bytes.", param="audio")
     if len(data) % 2:
-        raise InvalidFrameError(
-            f"Binary frame of {len(data)} bytes is not a whole number of 16-bit PCM samples.", param="audio"
-        )
+        raise InvalidFrameError(f"Binary frame of {len(data)} bytes is not a whole number of 16-bit PCM samples.", param="audio")
     return pcm16_to_float(data)
 
 
@@ -256,7 +266,7 @@ def parse_client_text(text: str) -> Checkpoint | Trace:
         _check_id_size(cid, "checkpoint_id")
         return Checkpoint(cid)
     raise UnknownMessageError(
-        "Unknown message: expected {\"checkpoint_id\": ...} or {\"object\": \"stt.input.trace\", \"trace_id\": ...}.",
+        'Unknown message: expected {"checkpoint_id": ...} or {"object": "stt.input.trace", "trace_id": ...}.',
         param="message",
     )
 
@@ -267,6 +277,7 @@ def _check_id_size(value: Any, name: str) -> None:
 
 
 # --- server messages ---------------------------------------------------------------------------
+
 
 def checkpoint_message(checkpoint_id: Any) -> dict[str, Any]:
     return {"checkpoint_id": checkpoint_id}

@@ -106,4 +106,6 @@ class Transcript:
         start = words[0].start if words else seg.start / SAMPLE_RATE
         end = words[-1].end if words else (seg.end or seg.decoded_end) / SAMPLE_RATE
         assert seg.id is not None
-        return SegmentView(seg.id, result.text, start, end, final, words if self.word_timestamps else (), speaker, result.language)
+        return SegmentView(
+            seg.id, result.text, start, end, final, words if self.word_timestamps else (), speaker, result.language
+        )

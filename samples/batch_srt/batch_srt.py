@@ -1,6 +1,6 @@
 """Write ``.srt`` subtitles for every audio/video file in a folder, with the batch endpoint.
 
-    python samples/batch_srt/batch_srt.py FOLDER [--out DIR] [--language en] [--workers 2]
+python samples/batch_srt/batch_srt.py FOLDER [--out DIR] [--language en] [--workers 2]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Live microphone transcription with audio-service (sounddevice), or a file played as if it were a mic.
 
-    python samples/python_mic/mic.py                 # speak; Ctrl-C ends the stream
-    python samples/python_mic/mic.py --file a.flac   # no microphone: the file, paced like a live input
+python samples/python_mic/mic.py                 # speak; Ctrl-C ends the stream
+python samples/python_mic/mic.py --file a.flac   # no microphone: the file, paced like a live input
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Stream an audio file to audio-service at real-time pace and print the live transcript.
 
-    python samples/python_stream_file/stream_file.py ../shared/data/jfk.flac [--speed 1] [--url URL]
+python samples/python_stream_file/stream_file.py ../shared/data/jfk.flac [--speed 1] [--url URL]
 """
 
 from __future__ import annotations

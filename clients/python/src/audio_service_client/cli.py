@@ -156,8 +156,9 @@ def _stream(client: Client, args: argparse.Namespace, console: Console) -> int:
         signal.signal(signal.SIGINT, lambda *_: (stop.set(), signal.signal(signal.SIGINT, signal.default_int_handler)))
     else:
         source = args.file
-    stream = client.stream(source, language=args.language, model=args.model, speed=args.speed or None,
-                           diarize=args.diarize or None)
+    stream = client.stream(
+        source, language=args.language, model=args.model, speed=args.speed or None, diarize=args.diarize or None
+    )
     if args.plain or not console.is_terminal:
         printed: set[int] = set()
         for update in stream:

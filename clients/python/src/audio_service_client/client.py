@@ -31,14 +31,31 @@ class _Base:
         # browsers must put the key in the query; Python can use the header (kept out of logs and proxies)
         self._key_in_query = key_in_query
 
-    def _stream_args(self, language: str | None, prompt: str | None, temperature: float | None, model: str | None,
-                     timestamp_granularities: Sequence[str] | None, skip_vad: bool | None, vad_kwargs: dict | None,
-                     text_timeout_seconds: float | None, diarize: bool | None,
-                     extra: dict[str, Any] | None) -> tuple[str, dict[str, str]]:
+    def _stream_args(
+        self,
+        language: str | None,
+        prompt: str | None,
+        temperature: float | None,
+        model: str | None,
+        timestamp_granularities: Sequence[str] | None,
+        skip_vad: bool | None,
+        vad_kwargs: dict | None,
+        text_timeout_seconds: float | None,
+        diarize: bool | None,
+        extra: dict[str, Any] | None,
+    ) -> tuple[str, dict[str, str]]:
         params = rq.query_params(
-            response_format="verbose_json", language=language, prompt=prompt, temperature=temperature, model=model,
-            timestamp_granularities=timestamp_granularities, skip_vad=skip_vad, vad_kwargs=vad_kwargs,
-            text_timeout_seconds=text_timeout_seconds, diarize=diarize, **(extra or {}),
+            response_format="verbose_json",
+            language=language,
+            prompt=prompt,
+            temperature=temperature,
+            model=model,
+            timestamp_granularities=timestamp_granularities,
+            skip_vad=skip_vad,
+            vad_kwargs=vad_kwargs,
+            text_timeout_seconds=text_timeout_seconds,
+            diarize=diarize,
+            **(extra or {}),
         )
         url = rq.ws_url(self.base_url, params, self.api_key, self._key_in_query)
         headers = {} if self._key_in_query else rq.auth_headers(self.api_key)
@@ -49,8 +66,15 @@ class Client(_Base):
     """Synchronous client. ``base_url`` defaults to ``$AUDIO_SERVICE_URL`` or http://127.0.0.1:8000,
     ``api_key`` to ``$AUDIO_SERVICE_API_KEY``. Use as a context manager or call :meth:`close`."""
 
-    def __init__(self, base_url: str | None = None, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
-                 key_in_query: bool = False, http_client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        key_in_query: bool = False,
+        http_client: httpx.Client | None = None,
+    ) -> None:
         super().__init__(base_url, api_key, key_in_query)
         self._http = http_client or httpx.Client(
             base_url=self.base_url, headers=rq.auth_headers(self.api_key), timeout=httpx.Timeout(timeout, connect=10.0)
@@ -153,16 +177,33 @@ class Client(_Base):
         stream ends with the ``final`` checkpoint, so every segment of ``.transcript`` is final then.
         """
         check_source(source)
-        url, headers = self._stream_args(language, prompt, temperature, model, timestamp_granularities, skip_vad,
-                                         vad_kwargs, text_timeout_seconds, diarize, extra)
+        url, headers = self._stream_args(
+            language,
+            prompt,
+            temperature,
+            model,
+            timestamp_granularities,
+            skip_vad,
+            vad_kwargs,
+            text_timeout_seconds,
+            diarize,
+            extra,
+        )
         return TranscriptionStream(StreamConfig(url, headers, frame_ms, sample_rate, speed, open_timeout, final_timeout), source)
 
 
 class AsyncClient(_Base):
     """Asynchronous client with the same methods as :class:`Client` (``await``-ed; ``stream`` is ``async for``)."""
 
-    def __init__(self, base_url: str | None = None, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
-                 key_in_query: bool = False, http_client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        key_in_query: bool = False,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
         super().__init__(base_url, api_key, key_in_query)
         self._http = http_client or httpx.AsyncClient(
             base_url=self.base_url, headers=rq.auth_headers(self.api_key), timeout=httpx.Timeout(timeout, connect=10.0)
@@ -229,16 +270,41 @@ class AsyncClient(_Base):
         except httpx.TransportError:
             return False
 
-    def stream(self, source: StreamSource, *, language: str | None = None, prompt: str | None = None,
-               temperature: float | None = None, model: str | None = None,
-               timestamp_granularities: Sequence[str] | None = None, skip_vad: bool | None = None,
-               vad_kwargs: dict[str, Any] | None = None, text_timeout_seconds: float | None = None,
-               diarize: bool | None = None, extra: dict[str, Any] | None = None, sample_rate: int = 16000, frame_ms: int = 100,
-               speed: float | None = None, open_timeout: float = 10.0, final_timeout: float = 120.0,
-               ) -> AsyncTranscriptionStream:
+    def stream(
+        self,
+        source: StreamSource,
+        *,
+        language: str | None = None,
+        prompt: str | None = None,
+        temperature: float | None = None,
+        model: str | None = None,
+        timestamp_granularities: Sequence[str] | None = None,
+        skip_vad: bool | None = None,
+        vad_kwargs: dict[str, Any] | None = None,
+        text_timeout_seconds: float | None = None,
+        diarize: bool | None = None,
+        extra: dict[str, Any] | None = None,
+        sample_rate: int = 16000,
+        frame_ms: int = 100,
+        speed: float | None = None,
+        open_timeout: float = 10.0,
+        final_timeout: float = 120.0,
+    ) -> AsyncTranscriptionStream:
         """Async :meth:`Client.stream`: ``async for update in client.stream(...)``; ``source`` may also be an
         async iterator of chunks."""
         check_source(source)
-        url, headers = self._stream_args(language, prompt, temperature, model, timestamp_granularities, skip_vad,
-                                         vad_kwargs, text_timeout_seconds, diarize, extra)
-        return AsyncTranscriptionStream(StreamConfig(url, headers, frame_ms, sample_rate, speed, open_timeout, final_timeout), source)
+        url, headers = self._stream_args(
+            language,
+            prompt,
+            temperature,
+            model,
+            timestamp_granularities,
+            skip_vad,
+            vad_kwargs,
+            text_timeout_seconds,
+            diarize,
+            extra,
+        )
+        return AsyncTranscriptionStream(
+            StreamConfig(url, headers, frame_ms, sample_rate, speed, open_timeout, final_timeout), source
+        )

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from audio_service_client.audio import SAMPLE_RATE
 
 
-def microphone_chunks(stop: threading.Event, frame_ms: int = 100, device: int | str | None = None,
-                      max_seconds: float | None = None) -> Iterator[bytes]:
+def microphone_chunks(
+    stop: threading.Event, frame_ms: int = 100, device: int | str | None = None, max_seconds: float | None = None
+) -> Iterator[bytes]:
     """Yield PCM16LE frames from the default (or given) input device until ``stop`` is set.
 
     PortAudio resamples to 16 kHz for us, so frames go to the server as they are.
@@ -26,8 +27,9 @@ def microphone_chunks(stop: threading.Event, frame_ms: int = 100, device: int | 
         frames.put(bytes(indata))
 
     sent = 0.0
-    with sd.RawInputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16", blocksize=blocksize, device=device,
-                           callback=on_audio):
+    with sd.RawInputStream(
+        samplerate=SAMPLE_RATE, channels=1, dtype="int16", blocksize=blocksize, device=device, callback=on_audio
+    ):
         while not stop.is_set() and (max_seconds is None or sent < max_seconds):
             try:
                 chunk = frames.get(timeout=0.2)

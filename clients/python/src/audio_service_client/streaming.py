@@ -110,7 +110,9 @@ class _Merger:
     def failure(self, close_code: int | None, reason: str = "") -> StreamError:
         err = self.error or {}
         message = err.get("message") or reason or f"stream closed with code {close_code}"
-        return StreamError(message, close_code=close_code, type=err.get("type"), param=err.get("param"), code=err.get("code"), body=self.error)
+        return StreamError(
+            message, close_code=close_code, type=err.get("type"), param=err.get("param"), code=err.get("code"), body=self.error
+        )
 
 
 def _handshake_error(exc: Exception) -> Exception:
@@ -259,7 +261,9 @@ class AsyncTranscriptionStream:
         from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
         try:
-            ws = await connect(self._cfg.url, additional_headers=self._cfg.headers, open_timeout=self._cfg.open_timeout, max_size=None)
+            ws = await connect(
+                self._cfg.url, additional_headers=self._cfg.headers, open_timeout=self._cfg.open_timeout, max_size=None
+            )
         except InvalidHandshake as exc:
             raise _handshake_error(exc) from exc
         except OSError as exc:
