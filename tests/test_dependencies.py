@@ -49,17 +49,6 @@ def test_dependencies_match_imports(args: list[str]) -> None:
     assert "No dependency issues found" in proc.stdout + proc.stderr
 
 
-MAX_MODULE_LINES = 300
-
-
-def test_no_module_over_300_lines() -> None:
-    """A module that grows past this is split by concern (the developers' guide), so none may land here."""
-    sizes = {p.relative_to(ROOT).as_posix(): len(p.read_text().splitlines()) for p in (ROOT / "audio_service").rglob("*.py")}
-    assert len(sizes) > 40, "the package was found"
-    too_long = {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES}
-    assert not too_long, f"split these modules (at most {MAX_MODULE_LINES} lines): {too_long}"
-
-
 def test_one_sample_rate_constant() -> None:
     """The service's rate is ``schema.SAMPLE_RATE``; a literal 16000 elsewhere would drift from it."""
     literal = re.compile(r"\b16_?000\b")
