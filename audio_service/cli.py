@@ -22,7 +22,9 @@ from audio_service.settings import Settings
 def _settings_flags(parser: argparse.ArgumentParser | None = None) -> CliSettingsSource[Settings]:
     """pydantic-settings' own CLI source: one flag per Settings field, named, typed and documented by it
     (on ``parser``, or on a parser of its own when only used to read already parsed arguments)."""
-    source = CliSettingsSource(Settings, root_parser=parser, cli_kebab_case=True, cli_show_env_vars=True, cli_hide_none_type=True)
+    source: CliSettingsSource[Settings] = CliSettingsSource(
+        Settings, root_parser=parser, cli_kebab_case=True, cli_show_env_vars=True, cli_hide_none_type=True
+    )
     if parser is not None:
         _show_default_values(parser)
     return source

@@ -29,7 +29,7 @@ import math
 import os
 import signal
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from ray import serve
@@ -38,6 +38,13 @@ from starlette.middleware import Middleware
 from audio_service.api.identity import replica_name
 from audio_service.api.replica_loss import ReplicaLossMiddleware
 from audio_service.settings import Settings
+
+if TYPE_CHECKING:
+    from ray.serve.handle import DeploymentHandle
+
+    from audio_service.api.metrics import Metrics
+    from audio_service.pipeline.batch import BatchService
+    from audio_service.pipeline.fanout import BlockResult, BlockTask
 
 log = logging.getLogger(__name__)
 APP_NAME = "audio-service"
@@ -58,7 +65,8 @@ class AudioServiceReplica:
             update["metrics_port"] = settings.metrics_port + _local_rank(context)
         self._settings = settings.model_copy(update=update)
         self._blocks = BlocksOnReplicas(context.app_name, context.deployment, settings)
-        self._batch = self._metrics = None
+        self._batch: BatchService | None = None  # both set by __serve_build_asgi_app__
+        self._metrics: Metrics | None = None
 
     async def __serve_build_asgi_app__(self):
         """Build the app and load the preloaded models first: Serve routes nothing to a replica before, and
@@ -72,10 +80,11 @@ class AudioServiceReplica:
             await asyncio.to_thread(app.state.services.registry.get, model, stream=True)
         return app
 
-    async def transcribe_block(self, task):
-        """One block of a long file that a replica (maybe this one) fans out: a ``BlockResult``."""
+    async def transcribe_block(self, task: BlockTask) -> BlockResult:
+        """One block of a long file that a replica (maybe this one) fans out."""
         from audio_service.pipeline.fanout import BlockResult
 
+        assert self._batch is not None and self._metrics is not None  # Serve routes nothing before the app is built
         with self._metrics.fanout_blocks.track_inprogress():
             return BlockResult(await self._batch.transcribe_block(task), self._settings.replica_name)
 
@@ -94,7 +103,7 @@ class BlocksOnReplicas:
     def __init__(self, app_name: str, deployment: str, settings: Settings) -> None:
         self._names = (deployment, app_name)
         self._settings = settings
-        self._handle = None  # made on first use: the application is still being deployed in __init__
+        self._handle: DeploymentHandle | None = None  # made on first use: the application is still being deployed in __init__
 
     @property
     def lanes(self) -> int:
@@ -106,7 +115,7 @@ class BlocksOnReplicas:
             world = int(auto.get("min_replicas", 1)) if auto else self._settings.replicas
         return max(0, int(world) - 1)
 
-    async def __call__(self, task):
+    async def __call__(self, task: BlockTask) -> BlockResult:
         from audio_service.pipeline.fanout import LaneLost
 
         if self._handle is None:
@@ -159,7 +168,8 @@ def deployment_options(settings: Settings, cluster_gpus: float = 0.0) -> dict[st
 
 def build_application(settings: Settings, cluster_gpus: float = 0.0):
     """The Serve application (bound deployment) for ``settings``."""
-    deployment = serve.deployment(AudioServiceReplica).options(**deployment_options(settings, cluster_gpus))
+    # Ray annotates serve.deployment() as returning the decorator, but given a class it returns the Deployment
+    deployment = serve.deployment(AudioServiceReplica).options(**deployment_options(settings, cluster_gpus))  # type: ignore[attr-defined]
     return deployment.bind(settings)
 
 

@@ -44,10 +44,13 @@ def load_16k(path: Path) -> np.ndarray:
     return decode_audio(str(path)).samples
 
 
+def float_to_pcm16(samples: np.ndarray) -> bytes:
+    """float32 samples -> little-endian PCM16 bytes (clipped): what a streaming client sends."""
+    return (np.clip(samples, -1.0, 1.0 - 1 / 32768) * 32768).astype("<i2").tobytes()
+
+
 def write_wav(path: Path, samples: np.ndarray, sr: int = 16000) -> Path:
     import wave
-
-    from audio_service.audio.decode import float_to_pcm16
 
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import websockets
 
-from audio_service.audio.decode import float_to_pcm16
+from tests.audio_utils import float_to_pcm16
 
 PATH = "/v1/audio/transcriptions/streaming"
 SR = 16000

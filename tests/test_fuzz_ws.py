@@ -16,8 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audio_service.audio.decode import float_to_pcm16
-from tests.audio_utils import JFK, JFK_TEXT, TWO_SPEAKERS, load_16k, wer
+from tests.audio_utils import JFK, JFK_TEXT, TWO_SPEAKERS, float_to_pcm16, load_16k, wer
 from tests.raw_client import close_code, connect, read_until_closed, ws_frame, ws_frames, ws_handshake
 from tests.stream_client import stream
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, BinaryIO
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -52,7 +52,7 @@ async def audio_source(form: FormData, services: Services):
         if url is None:
             yield upload.file
             return
-    fetched: BinaryIO = await fetch_to_tempfile(
+    fetched = await fetch_to_tempfile(
         url, max_bytes=settings.max_upload_bytes, timeout_s=settings.url_fetch_timeout_s, allowlist=settings.url_fetch_allowlist
     )
     try:

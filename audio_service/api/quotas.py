@@ -150,13 +150,10 @@ class Quotas:
             what, reset = f"{state.limit_requests} requests per minute", state.reset_requests_s
         else:
             what, reset = f"{state.limit_audio_s:g} audio seconds per minute", state.reset_audio_s
-        err = QuotaExceededError(
+        return QuotaExceededError(
             f"Rate limit reached for this API key: {what}. Retry in {format_duration(reset)}.{extra}",
             retry_after_s=max(1, math.ceil(reset)),
         )
-        err.limit = limit  # type: ignore[attr-defined]
-        err.quota_headers = state.headers()  # type: ignore[attr-defined]
-        return err
 
     @staticmethod
     async def _safe(coro, fallback):

@@ -26,7 +26,7 @@ from audio_service.api.deps import Services
 from audio_service.api.multipart import audio_source
 from audio_service.api.ops import ops_of
 from audio_service.errors import ServiceError
-from audio_service.formatting.render import render
+from audio_service.formatting.render import verbose_json
 from audio_service.keys import KeyIdentity
 from audio_service.pipeline.batch import BatchJob, Progress
 from audio_service.streaming.protocol import error_message
@@ -62,8 +62,8 @@ async def stream_transcription(
         t0 = time.perf_counter()
         task = asyncio.ensure_future(services.batch.run(source, job, lambda p: loop.call_soon_threadsafe(reports.put_nowait, p)))
         await asyncio.sleep(0)  # the task runs up to its worker: a full queue refuses it now, as a 429
-        if task.done() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
+        if task.done() and (refused := task.exception()) is not None:
+            raise refused
     except BaseException:
         await stack.aclose()
         raise
@@ -87,7 +87,7 @@ async def stream_transcription(
                 yield _event({**error_message(err), "request_id": request.state.request_id}, "error")
                 return
             await ops_of(services).batch_done(request, who, job.model or "", transcript.duration, time.perf_counter() - t0)
-            timed = render(transcript, "verbose_json", granularities).body if response_format == "verbose_json" else {}
+            timed = verbose_json(transcript, granularities) if response_format == "verbose_json" else {}
             yield _event(
                 {
                     **timed,

@@ -11,7 +11,6 @@ from audio_service.settings import Settings
 from audio_service.streaming.protocol import TooManyStreamsError
 
 KEY_PREFIX = "audio_service:streams:"
-StreamLease = Lease
 
 
 def _too_many(limit: int) -> TooManyStreamsError:
@@ -24,14 +23,14 @@ class StreamLimiter:
     def __init__(self, counter: Leases | None = None) -> None:
         self.counter = counter or Leases(KEY_PREFIX)
 
-    async def acquire(self, key: str | None, limit: int) -> StreamLease:
+    async def acquire(self, key: str | None, limit: int) -> Lease:
         """Count a stream of ``key``; :class:`TooManyStreamsError` when ``limit`` streams are open."""
         lease = await self.counter.acquire(str(key), limit)
         if lease is None:
             raise _too_many(limit)
         return lease
 
-    async def release(self, lease: StreamLease) -> None:
+    async def release(self, lease: Lease) -> None:
         """Give the stream's slot back."""
         await self.counter.release(lease)
 

@@ -88,7 +88,7 @@ async def transcribe_stream(ws: WebSocket) -> None:
         return
     monitor.opened(model.spec.id)
     try:
-        await _serve(ws, engine, options, (model, draft), factory() if options.diarize else None, s, monitor)
+        await _serve(ws, engine, options, (model, draft), factory() if options.diarize and factory else None, s, monitor)
     finally:
         await limiter.release(lease)
         monitor.finished()

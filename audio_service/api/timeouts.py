@@ -61,7 +61,7 @@ def header_timeout_protocol(timeout_s: float) -> type[HttpToolsProtocol]:
             self.transport.write(_timeout_response(f"The request headers did not arrive within {timeout_s:g} s."))
             self.transport.close()
 
-        def connection_made(self, transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn declares it
             super().connection_made(transport)
             self._arm()
 
@@ -134,8 +134,8 @@ def stuck_reader_ws_protocol() -> type:
 
     base: type = AutoWebSocketsProtocol  # type: ignore[assignment]
 
-    class StuckReaderProtocol(base):  # type: ignore[misc, valid-type]
-        async def send(self, message) -> None:  # type: ignore[override]
+    class StuckReaderProtocol(base):
+        async def send(self, message) -> None:
             writable = getattr(self, "writable", None)
             stuck = isinstance(writable, asyncio.Event) and not writable.is_set()
             if message["type"] == "websocket.close" and stuck and getattr(self, "handshake_complete", False):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import BinaryIO
 
 import av
@@ -40,14 +40,9 @@ def pcm16_to_float(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
 
 
-def float_to_pcm16(samples: np.ndarray) -> bytes:
-    """float32 samples -> little-endian PCM16 bytes (clipped)."""
-    return (np.clip(samples, -1.0, 1.0 - 1 / 32768) * 32768).astype("<i2").tobytes()
-
-
 def iter_audio_blocks(
     source: str | os.PathLike[str] | BinaryIO, block_s: float, sample_rate: int = SAMPLE_RATE
-) -> Iterator[Audio]:
+) -> Generator[Audio, None, None]:
     """Decode ``source`` incrementally, yielding consecutive blocks of about ``block_s`` seconds.
 
     Memory stays bounded by one block however long the file is. Raises :class:`AudioDecodeError`

@@ -44,6 +44,7 @@ def segmentation_model():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = Model.from_pretrained(str(whisperx_segmentation_path()))
+        assert model is not None  # None only for a checkpoint not found on the Hub; a local path raises instead
         model.eval()
         return model
 

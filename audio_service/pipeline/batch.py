@@ -27,7 +27,7 @@ from audio_service.pipeline import asr
 from audio_service.pipeline.align import AlignerRegistry
 from audio_service.pipeline.blocks import Block, join, speech_blocks
 from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds
-from audio_service.pipeline.fanout import BlockResult, BlockTask, BlockTranscriber, transcribe_blocks
+from audio_service.pipeline.fanout import BlockResult, BlockTask, BlockTranscriber, Lane, transcribe_blocks
 from audio_service.pipeline.queue import WorkQueue
 from audio_service.pipeline.speakers import assign_speakers
 from audio_service.pipeline.vad import BATCH_VAD, ENGINE_VAD, VAD_MODELS, get_vad
@@ -67,7 +67,7 @@ class Progress:
     position_s: float  # seconds of the file transcribed so far, on the file's clock
 
 
-ProgressCallback = Callable[[Progress], None]
+ProgressCallback = Callable[[Progress], object]  # its return value is ignored
 
 
 class BatchService:
@@ -129,7 +129,7 @@ class BatchService:
             blocks = await self._queue.work(self._split, source, job, ticket=ticket)
             opts, aligner = self._asr_options(job), self._aligner(job)
             detect = opts.language is None and job.task == "transcribe"
-            lanes = [self.transcribe_here, *[transcriber] * (transcriber.lanes if len(blocks) > 1 else 0)]
+            lanes: list[Lane] = [self.transcribe_here, *[transcriber] * (transcriber.lanes if len(blocks) > 1 else 0)]
             results = await transcribe_blocks(blocks, lanes, job.model or "", opts, aligner, detect)
             parts = [(b.offset, r.transcript) for b, r in zip(blocks, results, strict=True)]
             audio = Audio(np.concatenate([b.audio.samples for b in blocks])) if job.diarize else None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from audio_service.schema import Audio, SpeechSpan, Transcript
+from audio_service.schema import Audio, Segment, SpeechSpan, Transcript
 
 MIN_PAUSE_S = 0.3  # a cut needs at least this much silence around it
 
@@ -57,7 +57,7 @@ def _cut_point(spans: list[SpeechSpan], duration: float) -> float:
 
 def join(parts: list[tuple[float, Transcript]], duration: float) -> Transcript:
     """One transcript from block transcripts and their offsets; segment ids renumbered."""
-    segments = []
+    segments: list[Segment] = []
     for offset, part in parts:
         for seg in part.segments:
             words = tuple(replace(w, start=w.start + offset, end=w.end + offset) for w in seg.words)

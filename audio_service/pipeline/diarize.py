@@ -33,6 +33,8 @@ from audio_service.pipeline.speaker_count import merge_same_voices
 from audio_service.schema import SAMPLE_RATE, Audio, SpeakerTurn
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pyannote.audio import Pipeline
+
     from audio_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -190,7 +192,7 @@ class CommunityDiarizer:
     def __init__(self, source: str, token: str | None) -> None:
         self._source = source
         self._token = token
-        self._pipeline = None
+        self._pipeline: Pipeline | None = None
         self._lock = threading.Lock()
 
     def _get_pipeline(self):

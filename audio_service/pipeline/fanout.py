@@ -60,7 +60,9 @@ class BlockResult:
 class BlockTranscriber(Protocol):
     """Transcribes one block, wherever it runs (the deployment's replicas under Ray Serve)."""
 
-    lanes: int  # blocks to keep in flight through it at once (0: the receiver does them all)
+    @property
+    def lanes(self) -> int:
+        """Blocks to keep in flight through it at once (0: the receiver does them all)."""
 
     async def __call__(self, task: BlockTask) -> BlockResult: ...
 

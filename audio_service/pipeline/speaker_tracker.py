@@ -80,22 +80,26 @@ class SpeakerTracker:
 
         from audio_service.pipeline.speakers import speaker_for
 
-        parts, spans, t = [], [], 0.0
-        for samples, label in [*self._history, (piece, None)]:
-            spans.append((t, t + len(samples) / SAMPLE_RATE, label))
+        # the past speakers' stretches (labelled spans), then the piece from ``base``, each followed by a gap
+        parts: list[np.ndarray] = []
+        spans: list[tuple[float, float, str]] = []
+        base = 0.0
+        for samples, label in self._history:
+            spans.append((base, base + len(samples) / SAMPLE_RATE, label))
             parts += [samples, self._gap]
-            t += (len(samples) + len(self._gap)) / SAMPLE_RATE
+            base += (len(samples) + len(self._gap)) / SAMPLE_RATE
+        parts += [piece, self._gap]
         turns = self._diarizer(Audio(np.concatenate(parts)), SpeakerBounds(max_speakers=self._max_speakers))
-        base = spans[-1][0]
-        found_per_word = [speaker_for(base + a, base + b, turns) for a, b in words]
-        if any(f is None for f in found_per_word):
+        heard = [speaker_for(base + a, base + b, turns) for a, b in words]
+        found_per_word = [f for f in heard if f is not None]
+        if len(found_per_word) < len(heard):
             return None
         # Diarizer labels map one-to-one onto the session labels they share most past audio with.
         turns = [t for t in turns if not t.background]
         found = sorted({t.speaker for t in turns})
-        known = sorted({label for _, _, label in spans[:-1]})
+        known = sorted({label for _, _, label in spans})
         overlap = np.zeros((len(found), len(known)))
-        for s0, s1, label in spans[:-1]:
+        for s0, s1, label in spans:
             for turn in turns:
                 overlap[found.index(turn.speaker), known.index(label)] += max(0.0, min(s1, turn.end) - max(s0, turn.start))
         rows, cols = linear_sum_assignment(overlap, maximize=True)

@@ -42,10 +42,9 @@ def clip(seg: Segment, result: DecodeResult, speakers: list[str] | None) -> tupl
     words = [result.words[i] for i in keep]
     if words and seg.clip_start:  # the alignment stretches edge words across the cut: clamp them
         words[0] = replace(words[0], start=max(words[0].start, min(seg.start / SAMPLE_RATE, words[0].end)))
-    words = tuple(words)
     text = "".join(w.word for w in words).strip()
     kept_speakers = [speakers[i] for i in keep] if speakers is not None and len(speakers) == len(result.words) else speakers
-    return replace(result, text=text, words=words), kept_speakers
+    return replace(result, text=text, words=tuple(words)), kept_speakers
 
 
 def repeated_lead(before: tuple[str, ...], words: list[str]) -> int:

@@ -73,7 +73,6 @@ class StreamingEngine:
         partial_batch_audio_s: float = 40.0,
         workers: int = 1,
     ) -> None:
-        self.batching = batching
         self.workers = max(1, workers)
         self.max_batch = max(1, max_batch) if batching else 1
         # A partial batch stops growing at this much audio, so a final pass that becomes due
@@ -207,8 +206,9 @@ class StreamingEngine:
         self.stats.jobs += len(jobs)
         self.stats.busy_s += elapsed
         kind = jobs[0].kind
-        for table, value in ((self.stats.busy_by_kind, elapsed), (self.stats.cpu_by_kind, cpu_s), (self.stats.calls_by_kind, 1)):
-            table[kind] = table.get(kind, 0) + value
+        self.stats.busy_by_kind[kind] = self.stats.busy_by_kind.get(kind, 0.0) + elapsed
+        self.stats.cpu_by_kind[kind] = self.stats.cpu_by_kind.get(kind, 0.0) + cpu_s
+        self.stats.calls_by_kind[kind] = self.stats.calls_by_kind.get(kind, 0) + 1
         self.stats.batch_sizes[len(jobs)] = self.stats.batch_sizes.get(len(jobs), 0) + 1
         for j in jobs:  # a batched call's time, shared equally (for the per-stream real-time factor)
             self._decode_s[j.session] = self._decode_s.get(j.session, 0.0) + elapsed / len(jobs)

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audio_service.streaming.patches import SegmentView
+
+if TYPE_CHECKING:
+    from audio_service.streaming.decoder import DecodeResult
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class Segment:
     probs: list[tuple[int, float]] = field(default_factory=list)
     # an early final pass (see Endpointer.early_end): the end it decoded to, and its result once done
     early_end: int | None = None
-    early_result: object = None
+    early_result: DecodeResult | None = None
 
     @property
     def decode_from(self) -> int:

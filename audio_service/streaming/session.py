@@ -54,7 +54,7 @@ class StreamSession:
         options: StreamOptions,
         model: Any,
         config: SessionConfig,
-        emit: Callable[[Any], None],
+        emit: Callable[[Any], object],  # its return value is ignored
         tracker: SpeakerTracker | None = None,
         draft: Any = None,
     ) -> None:
@@ -156,8 +156,8 @@ class StreamSession:
         """
         if not self.config.early_final or self._ep.pending or self._tracker is not None or self.interval_scale() > 1.0:
             return None
-        end = self._ep.early_end(self._buf.end)
-        return end if end is not None and end != self._ep.open.early_end else None
+        end, seg = self._ep.early_end(self._buf.end), self._ep.open  # end is None without an open segment
+        return end if end is not None and seg is not None and end != seg.early_end else None
 
     def model_for(self, final: bool) -> Any:
         """The shared model a job of this kind runs on."""
@@ -174,10 +174,16 @@ class StreamSession:
             early = final and not self._ep.pending
             if final:  # the oldest closed segment, or early: the open one, over the audio it will close with
                 seg = self._ep.open if early else self._ep.pending[0]
+                assert seg is not None  # has_work(): an early pass has an open segment
                 if early:
-                    seg.early_end, seg.early_result = self._early_due(), None
-                end = seg.early_end if early else min(seg.audio_end or seg.end or seg.start, self._buf.end)
-                beam, max_tokens, prefix = self.config.final_beam_size, 0, ()
+                    early_end = self._early_due()
+                    assert early_end is not None  # has_work(): it is due
+                    seg.early_end, seg.early_result = early_end, None
+                    end = early_end
+                else:
+                    end = min(seg.audio_end or seg.end or seg.start, self._buf.end)
+                beam, max_tokens = self.config.final_beam_size, 0
+                prefix: tuple[int, ...] = ()
             else:
                 seg = self._ep.open
                 assert seg is not None
