@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 HOST ?= 0.0.0.0
 PORT ?= 8000
 
-.PHONY: install serve test bench docs
+.PHONY: install serve test bench docs check
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh $(wildcard clients/python/pyproject.toml clients/node/package.json)
 	VENV=$(VENV) bash scripts/install.sh
@@ -15,6 +15,18 @@ serve: install
 
 test: install
 	$(PY) -m pytest -q -rs --durations=15
+
+# Static checks, seconds when warm (docs/development.md#checks)
+check: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/deptry audio_service
+	$(VENV)/bin/deptry tests bench scripts --exclude __pycache__ --ignore DEP002,DEP004
+	$(VENV)/bin/vulture
+	$(VENV)/bin/hadolint --no-color Dockerfile
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 
 docs: install
 	$(VENV)/bin/mkdocs build --strict --site-dir site
