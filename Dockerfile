@@ -1,16 +1,17 @@
-# audio-service image.
+# audio-service image, with every optional feature (EXTRAS=all: diarization, MMS alignment, Ray Serve).
 #   GPU (default): docker build -t audio-service .
 #   CPU only:      docker build -t audio-service:cpu --build-arg BASE_IMAGE=python:3.11-slim-bookworm .
-#   Ray image:     docker build -t audio-service:ray --build-arg EXTRAS=ray .   (KubeRay: deploy/kuberay/)
+#   Core only:     docker build -t audio-service:core --build-arg EXTRAS= .   (transcription: no torch, no diarization)
+#   KubeRay (deploy/kuberay/) runs the default image: it has the ray extra.
 # Run:             docker run --gpus all -p 8000:8000 -v audio-models:/var/cache/audio-service audio-service
 #
-# The GPU base carries the CUDA 12 runtime and cuDNN 9 that CTranslate2 (faster-whisper) and torch need.
+# The GPU base carries the CUDA 12 runtime and cuDNN 9 that CTranslate2 (faster-whisper) and torch (diarization) need.
 ARG BASE_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 FROM ${BASE_IMAGE}
 
 ARG DEBIAN_FRONTEND=noninteractive
-# optional features to install, e.g. "ray" (Ray Serve scale-out) or "all"
-ARG EXTRAS=""
+# optional features to install: "all", a list such as "diarization,ray", or "" for the transcription core
+ARG EXTRAS="all"
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \

@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 HOST ?= 0.0.0.0
 PORT ?= 8000
 
-.PHONY: install serve test bench docs check
+.PHONY: install serve test bench docs check lower-bounds
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh $(wildcard clients/python/pyproject.toml clients/node/package.json)
 	VENV=$(VENV) bash scripts/install.sh
@@ -37,3 +37,7 @@ bench: install
 	$(PY) bench/diarization.py
 	$(PY) bench/alignment.py
 	$(PY) bench/accuracy.py
+
+# the core's lowest allowed dependency versions install and work (scripts/check_lower_bounds.sh)
+lower-bounds:
+	bash scripts/check_lower_bounds.sh

@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
 
     if command == "prepare-models":
+        from audio_service.extras import install_hint, installed
         from audio_service.models.packaged import prepare_segmentation_checkpoint
         from audio_service.models.registry import ModelRegistry
 
@@ -80,10 +81,18 @@ def main(argv: list[str] | None = None) -> int:
         for name in settings.preload_models:
             model = registry.get(name)
             print(f"{name}: ready ({model.device}, {model.compute_type})")
-        print(f"pyannote segmentation: ready ({prepare_segmentation_checkpoint(settings.model_cache_dir)})")
+        if installed("diarization"):
+            print(f"pyannote segmentation: ready ({prepare_segmentation_checkpoint(settings.model_cache_dir)})")
+        else:  # only diarization and the pyannote VAD use it, and they cannot run without their extra
+            print(f"pyannote segmentation: skipped (the diarization extra is not installed: {install_hint('diarization')})")
         return 0
 
     if settings.ray:
+        from audio_service.extras import install_hint, installed
+
+        if not installed("ray"):
+            print(f"error: --ray needs the ray extra: {install_hint('ray')}", file=sys.stderr)
+            return 2
         from audio_service.ray_serve import serve_forever  # Ray (the ray extra) loads only here
 
         return serve_forever(settings)

@@ -86,3 +86,9 @@ class ModelUnavailableError(ServiceError):
     status_code = 503
     error_type = "server_error"
     default_code = "model_unavailable"
+
+
+class FeatureNotInstalledError(UnsupportedError):
+    """A request needs an optional feature whose packages (a pip extra) this installation lacks."""
+
+    default_code = "feature_not_installed"

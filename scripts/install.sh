@@ -27,8 +27,9 @@ fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip
-# The service with every optional feature (Ray Serve scale-out) and its dev extra (test tools,
-# import-linter and deptry for the structure checks): the suite tests the optional features too.
+# The service with every optional feature ([all]: diarization and the pyannote VAD, MMS alignment, Ray Serve
+# scale-out) and its dev extra (test tools, import-linter and deptry for the structure checks): the suite
+# tests the optional features too. `pip install .` alone is the transcription core, without torch.
 "$VENV/bin/pip" install -q -e ".[all,dev]"
 [ -d clients/python ] && "$VENV/bin/pip" install -q -e clients/python
 if [ -f clients/node/package.json ] && command -v npm >/dev/null; then

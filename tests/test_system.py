@@ -8,7 +8,8 @@ from tests.audio_utils import JFK
 
 
 def test_health_ready_and_models(server) -> None:
-    assert httpx.get(f"{server.base_url}/health").json() == {"status": "ok"}
+    features = {"diarization": True, "pyannote_vad": True, "mms_alignment": True, "ray": True}  # the suite runs on [all]
+    assert httpx.get(f"{server.base_url}/health").json() == {"status": "ok", "features": features}
     ready = httpx.get(f"{server.base_url}/ready").json()
     assert ready["status"] == "ready" and "whisper-base" in ready["models"]
     cards = {c["id"]: c for c in httpx.get(f"{server.base_url}/v1/models").json()["data"]}

@@ -25,6 +25,7 @@ from audio_service.api.ops import ops_of
 from audio_service.api.stream_ops import StreamMonitor
 from audio_service.api.stream_setup import default_vad, partial_model, session_config, streaming_services
 from audio_service.errors import InvalidRequestError, OverloadedError, ServiceError
+from audio_service.extras import require
 from audio_service.schema import SAMPLE_RATE
 from audio_service.settings import Settings
 from audio_service.streaming.engine import StreamingEngine
@@ -78,6 +79,8 @@ async def transcribe_stream(ws: WebSocket) -> None:
             raise UnsupportedFeatureError(
                 "diarize=true: this server has no streaming speaker tracker installed.", param="diarize"
             )
+        if options.diarize:
+            require("diarization", param="diarize")  # closes with 1003, naming the extra
         model = await asyncio.to_thread(services.registry.get, options.model, stream=True)
         draft = await asyncio.to_thread(partial_model, services, model)
         await ops.quotas.check_audio(who)

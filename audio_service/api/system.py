@@ -9,14 +9,15 @@ from fastapi.responses import JSONResponse
 
 from audio_service.api.deps import Services, get_services, require_api_key
 from audio_service.api.errors import error_body
+from audio_service.extras import installed_features
 
 router = APIRouter(tags=["system"])
 _CREATED = int(time.time())
 
 
-@router.get("/health", summary="Liveness: answers while the server runs")
+@router.get("/health", summary="Liveness: answers while the server runs; lists the optional features installed")
 async def health() -> dict:
-    return {"status": "ok"}
+    return {"status": "ok", "features": installed_features()}
 
 
 @router.get("/ready", summary="Readiness: 200 once the preloaded models are loaded")

@@ -7,7 +7,7 @@ operator maps (``Settings.aligners``) to the aligners this server has:
   faster-whisper's ``find_alignment``); offline, every language the model knows. In transcriptions the
   decoder's own word timestamps are exactly this, so it adds no work there.
 * ``mms_fa``: torchaudio's MMS forced aligner (wav2vec2 CTC + ``forced_align``), only where the
-  deployment puts its checkpoint (``model.pt``) in ``Settings.mms_fa_dir``.
+  deployment puts its checkpoint (``model.pt``) in ``Settings.mms_fa_dir`` and installs the ``mms`` extra.
 
 An alias may list several aligners separated by ``|``: the first one available serves it, so the
 default ``mms_fa -> mms_fa|whisper`` upgrades itself when MMS weights are installed.
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from audio_service.errors import InvalidRequestError
+from audio_service.extras import installed, require
 from audio_service.models.decoding import WINDOW_S, decode_language, text_tokens, tokenizer, word_alignment
 from audio_service.schema import Audio, Segment, SpeechSpan, Transcript, Word
 
@@ -48,8 +49,14 @@ class AlignerRegistry:
         self._default = settings.default_aligner
         self._available = {"whisper"}
         self._mms_dir = Path(settings.mms_fa_dir).expanduser() if settings.mms_fa_dir else None
+        # weights without the mms extra: names that fall back (mms_fa|whisper) do; mms_fa alone gets the extra's name
+        self._mms_needs_extra = False
         if self._mms_dir is not None and (self._mms_dir / "model.pt").is_file():
-            self._available.add("mms_fa")
+            if installed("mms_alignment"):
+                self._available.add("mms_fa")
+            else:
+                self._mms_needs_extra = True
+                log.warning("mms_fa_dir holds MMS weights but the mms extra is not installed: mms_fa is not available")
         self._mms: MmsAligner | None = None
         self._lock = threading.Lock()
 
@@ -67,6 +74,8 @@ class AlignerRegistry:
         """The aligner serving ``name`` (None = the default); 400 listing working names if none."""
         backend = self._backend(name or self._default)
         if backend is None:
+            if self._mms_needs_extra and "mms_fa" in self._aliases.get(name or self._default, "").split("|"):
+                require("mms_alignment", param="alignment_model")
             raise InvalidRequestError(
                 f"Unknown alignment_model {name!r}. Available: {', '.join(self.names())}.", param="alignment_model"
             )

@@ -94,6 +94,8 @@ class BatchService:
             raise InvalidRequestError(
                 f"Unknown vad_model {job.vad_model!r}. Available: {', '.join(sorted(VAD_MODELS))}.", param="vad_model"
             )
+        if not job.skip_vad:
+            get_vad(job.vad_model)  # a VAD whose extra is not installed is refused here, before any audio is read
         if job.alignment_model is not None:
             self.aligners.resolve(job.alignment_model)
         if job.diarize:

@@ -12,7 +12,7 @@ Two backends, chosen per request through operator aliases (``Settings.diarizers`
 
 The models live in :mod:`audio_service.models.segmentation` and :mod:`audio_service.models.speaker_embedding`;
 streaming's online tracker in :mod:`audio_service.pipeline.speaker_tracker`. torch, pyannote and
-resemblyzer are imported only when a diarizer is first used.
+resemblyzer (the ``diarization`` extra) are imported only when a diarizer is first used.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from audio_service.errors import InvalidRequestError, ModelUnavailableError
+from audio_service.extras import require
 from audio_service.models.segmentation import pyannote_input, segmentation_model
 from audio_service.models.speaker_embedding import GE2EEmbedding
 from audio_service.pipeline.speaker_clustering import window_evidence
@@ -239,7 +240,9 @@ class DiarizerRegistry:
         return sorted(n for n, b in self._aliases.items() if b in self._backends)
 
     def resolve(self, name: str | None) -> str:
-        """The backend for ``name`` (None = default); 400 listing working names if none."""
+        """The backend for ``name`` (None = default); 400 naming the extra if diarization is not installed,
+        or listing working names if ``name`` is not one."""
+        require("diarization", param="diarize")
         backend = self._aliases.get(name or self._default)
         if backend not in self._backends:
             raise InvalidRequestError(

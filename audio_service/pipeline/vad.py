@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from audio_service.extras import require
 from audio_service.models.silero import VadParams
 from audio_service.schema import Audio, SpeechSpan
 
@@ -33,6 +34,7 @@ def silero_vad(audio: Audio, params: VadParams = BATCH_VAD) -> list[SpeechSpan]:
 
 # name -> loader returning the VAD function; loaders let heavy VADs import lazily.
 def _load_pyannet() -> VadFn:
+    require("pyannote_vad", param="vad_model")  # the diarization extra
     from audio_service.pipeline import vad_pyannote  # imports torch/pyannote only when first asked for
 
     return vad_pyannote.load()
@@ -42,5 +44,6 @@ VAD_MODELS: dict[str, Callable[[], VadFn]] = {"silero": lambda: silero_vad, "whi
 
 
 def get_vad(name: str) -> VadFn:
-    """The VAD function registered as ``name`` (KeyError if none)."""
+    """The VAD function registered as ``name`` (KeyError if none; FeatureNotInstalledError if its extra is
+    missing). Cheap: models load on the function's first call."""
     return VAD_MODELS[name]()

@@ -80,6 +80,8 @@ def close_code_for(exc: BaseException) -> int:
     code = getattr(exc, "close_code", None)
     if code is not None:
         return int(code)
+    if isinstance(exc, UnsupportedError):  # a valid request this server cannot serve (e.g. a feature not installed)
+        return CLOSE_UNSUPPORTED_DATA
     if isinstance(exc, ServiceError) and exc.status_code < 500:
         return CLOSE_POLICY
     return CLOSE_SERVER_ERROR
