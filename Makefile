@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 HOST ?= 0.0.0.0
 PORT ?= 8000
 
-.PHONY: install serve test bench docs check lower-bounds
+.PHONY: install serve test test-fast bench docs check lower-bounds
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh $(wildcard clients/python/pyproject.toml clients/node/package.json)
 	VENV=$(VENV) bash scripts/install.sh
@@ -15,6 +15,9 @@ serve: install
 
 test: install
 	$(PY) -m pytest -q -rs --durations=15
+
+test-fast: install
+	$(PY) -m pytest -q -rs --durations=10 tests/fast
 
 # Static checks, seconds when warm (docs/development.md#checks)
 check: install

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from audio_service import __version__
 from audio_service.api import alignments, batch, demo, metrics, streaming, system
-from audio_service.api.deps import Services
+from audio_service.api.deps import DecodingBackend, Services
 from audio_service.api.errors import install_error_handlers
 from audio_service.api.identity import ReplicaHeaderMiddleware, replica_name
 from audio_service.api.limits import BodyLimitMiddleware
@@ -26,11 +26,14 @@ from audio_service.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, fanout: BlockTranscriber | None = None) -> FastAPI:
+def create_app(settings: Settings, fanout: BlockTranscriber | None = None, backend: DecodingBackend | None = None) -> FastAPI:
     """The application, with its services built from ``settings`` (nothing global); ``fanout`` transcribes
-    the blocks of long files elsewhere (Ray Serve's replicas), else they run here in order."""
-    registry = ModelRegistry(settings)
-    services = Services(settings=settings, registry=registry, batch=BatchService(settings, registry, fanout))
+    the blocks of long files elsewhere (Ray Serve's replicas), else they run here in order; ``backend``
+    makes the model calls (faster-whisper unless given)."""
+    backend = backend or DecodingBackend()
+    registry = ModelRegistry(settings, backend.load)
+    batch_service = BatchService(settings, registry, fanout, backend.transcribe)
+    services = Services(settings=settings, registry=registry, batch=batch_service, backend=backend)
     services.extra["speaker_tracker_factory"] = speaker_tracker_factory(settings.stream_speaker_context_s)
     ops = services.extra["ops"] = Ops.build(settings)
     ops.metrics.replica.labels(replica_name(settings)).set(1)

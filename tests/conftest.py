@@ -2,9 +2,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from tests.audio_utils import JFK, load_16k
 from tests.server import ServerProcess
+
+
+@pytest.fixture(scope="session")
+def jfk() -> np.ndarray:
+    """The 11 s jfk recording, 16 kHz float32 samples (decoded once per session)."""
+    return load_16k(JFK)
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.server import ROOT, ServerProcess
+from tests.server import ROOT
 
 
 def add_key(keys_file: Path, name: str, *limits: str) -> str:
@@ -26,14 +27,20 @@ def add_key(keys_file: Path, name: str, *limits: str) -> str:
     return out.stdout.strip()
 
 
-def scrape(srv: ServerProcess) -> dict[tuple[str, frozenset], float]:
-    """Every sample of ``/metrics`` (parsed with prometheus_client's parser), by name and labels."""
+def scrape(srv: Any) -> dict[tuple[str, frozenset], float]:
+    """Every sample of ``/metrics`` (parsed with prometheus_client's parser), by name and labels; ``srv``
+    is a running server or a client bound to the app (tests/fast/)."""
+    if callable(getattr(srv, "request", None)):
+        return samples_of(srv.get("/metrics").text)
     return scrape_url(f"{srv.base_url}/metrics")
 
 
 def scrape_url(url: str) -> dict[tuple[str, frozenset], float]:
     """Every sample of the metrics page at ``url``, by name and labels."""
-    text = httpx.get(url, timeout=10).text
+    return samples_of(httpx.get(url, timeout=10).text)
+
+
+def samples_of(text: str) -> dict[tuple[str, frozenset], float]:
     return {(s.name, frozenset(s.labels.items())): s.value for fam in text_string_to_metric_families(text) for s in fam.samples}
 
 

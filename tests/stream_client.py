@@ -156,6 +156,21 @@ async def expect_close(ws, timeout_s: float = 30.0) -> tuple[list[dict], int | N
     return errors, ws.close_code
 
 
+def check_segments(r) -> None:
+    """Integer ids, finality on segments and words, finals never changed, everything final at the end.
+    ``r`` is a :class:`StreamResult` or an in-process session (tests/fast/ws.py) of the same shape."""
+    assert not r.final_changed, r.final_changed
+    assert r.segments and r.all_final
+    assert all(isinstance(i, int) for i in r.segments)
+    for seg in r.segments.values():
+        assert seg["words"], seg
+        assert all(w["is_final"] is True for w in seg["words"])
+        assert seg["start"] <= seg["end"]
+    ids_in_order = [s["id"] for _, m in r.messages for s in m.get("segments", [])]
+    first_seen = list(dict.fromkeys(ids_in_order))
+    assert first_seen == sorted(first_seen) == list(range(len(first_seen)))  # new ids appear in increasing order
+
+
 def first_appearance(result: StreamResult) -> list[tuple[str, float, float]]:
     """For each final word: (word, its audio end time, wall time its segment first showed it).
 

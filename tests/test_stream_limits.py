@@ -96,12 +96,19 @@ def test_batch_waiting_room_is_shared_by_two_queues(redis_url) -> None:
 
     release = threading.Event()
 
+    async def until(condition, what: str) -> None:
+        """Wait for the queues' state (admitted work), not for a fixed time."""
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.01)
+
     async def go():
         a, b = (WorkQueue(1, 1, seats=RedisLeases(redis_url, LEASE_S, "test:queue:")) for _ in range(2))
         running = [asyncio.create_task(q.run(release.wait)) for q in (a, b)]
-        await asyncio.sleep(0.2)
+        await until(lambda: a.admitted == b.admitted == 1, "one running request on each queue")
         waiting = asyncio.create_task(a.run(release.wait))  # the deployment's one waiting seat
-        await asyncio.sleep(0.2)
+        await until(lambda: a.admitted == 2, "the request in the shared waiting seat")
         with pytest.raises(OverloadedError):
             await b.run(release.wait)  # b's own room is empty, but the shared one is full
         release.set()
@@ -109,9 +116,9 @@ def test_batch_waiting_room_is_shared_by_two_queues(redis_url) -> None:
         # the seat was given back when the waiting request started: b may seat one now
         again = threading.Event()
         busy = asyncio.create_task(b.run(again.wait))
-        await asyncio.sleep(0.2)
+        await until(lambda: b.admitted == 1, "b's running request")
         seated = asyncio.create_task(b.run(again.wait))
-        await asyncio.sleep(0.2)
+        await until(lambda: b.admitted == 2, "b's seated request")
         again.set()
         done += await asyncio.gather(busy, seated)
         for q in (a, b):

@@ -132,24 +132,19 @@ def test_language_rules_reach_the_batch_form_and_the_stream():
     assert decode_language(_Model(True), "en", "translate") is None and decode_language(_Model(True), "en") == "en"
 
 
-def test_error_body_is_one_shape_for_http_and_websocket():
-    from audio_service.errors import InvalidRequestError
-    from audio_service.streaming.protocol import error_message
+def test_a_stream_s_vad_kwargs_drive_silero_as_the_batch_s_parameters_do():
+    """A stream's ``vad_kwargs`` become the same Silero options as the batch VAD's parameters with those
+    values (one parameter type, one conversion), and the off threshold follows the threshold."""
+    import json
+    from dataclasses import asdict, replace
 
-    exc = InvalidRequestError("bad", param="language")
-    assert (
-        error_message(exc)
-        == exc.body()
-        == {"error": {"message": "bad", "type": "invalid_request_error", "param": "language", "code": "invalid_value"}}
-    )
-
-
-def test_batch_and_stream_vad_parameters_are_one_type():
     from audio_service.models.silero import VadParams
     from audio_service.pipeline.vad import BATCH_VAD
-    from audio_service.streaming.protocol import StreamOptions
+    from audio_service.streaming.protocol import parse_options
 
-    assert type(StreamOptions().vad) is type(BATCH_VAD) is VadParams
+    kwargs = {"threshold": 0.6, "min_silence_duration_ms": 160, "speech_pad_ms": 400}
+    stream_vad = parse_options({"vad_kwargs": json.dumps(kwargs)}, VadParams(), 5.0).vad
+    assert asdict(stream_vad.faster_whisper_options()) == asdict(replace(BATCH_VAD, threshold=0.6).faster_whisper_options())
     opts = BATCH_VAD.faster_whisper_options()
     assert (opts.min_silence_duration_ms, opts.speech_pad_ms, opts.neg_threshold) == (160, 400, None)
     assert VadParams(threshold=0.6).off_threshold == pytest.approx(0.45)

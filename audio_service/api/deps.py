@@ -9,9 +9,25 @@ from fastapi import Request
 
 from audio_service.api.auth import key_from_authorization
 from audio_service.keys import KeyIdentity
-from audio_service.models.registry import ModelRegistry
+from audio_service.models.registry import ModelLoader, ModelRegistry, load_faster_whisper
+from audio_service.pipeline import asr
 from audio_service.pipeline.batch import BatchService
 from audio_service.settings import Settings
+from audio_service.streaming import decoder
+
+
+@dataclass(frozen=True)
+class DecodingBackend:
+    """The model calls behind every route: load a model, transcribe a file's speech, decode stream windows.
+
+    :func:`audio_service.app.create_app` wires them into the registry, the batch service and the
+    streaming engine. The default is faster-whisper; the fast test layer (``tests/fast/``) builds the
+    app on a fake one, so the HTTP and WebSocket edge runs in-process without a model.
+    """
+
+    load: ModelLoader = load_faster_whisper
+    transcribe: asr.Transcribe = asr.transcribe
+    decode_windows: decoder.DecodeBatch = decoder.decode_batch
 
 
 @dataclass
@@ -21,6 +37,7 @@ class Services:
     settings: Settings
     registry: ModelRegistry
     batch: BatchService
+    backend: DecodingBackend = DecodingBackend()
     extra: dict[str, Any] = field(default_factory=dict)  # services added by later stages (streaming, ...)
     ready: bool = False
 

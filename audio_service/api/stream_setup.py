@@ -27,6 +27,7 @@ def streaming_services(services: Services) -> tuple[StreamingEngine, StreamLimit
             window=WindowPolicy(full=s.stream_full_window, fixed_buckets=s.stream_fixed_buckets),
             partial_batch_audio_s=s.stream_partial_batch_audio_s,
             workers=stream_workers(s),
+            decode=services.backend.decode_windows,
         )
         engine.start()
         services.extra["streaming_engine"] = engine

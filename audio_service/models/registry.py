@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +46,11 @@ class LoadedModel:
         return bool(self.whisper.model.is_multilingual)
 
 
+# Loads one model: (settings, spec, CPU threads per call, calls at once) -> the loaded model. The
+# service's is :func:`load_faster_whisper`; tests build the app on a fake one (tests/fast/).
+ModelLoader = Callable[[Settings, ModelSpec, int, int], LoadedModel]
+
+
 def resolve_device(device: str) -> str:
     """``auto`` becomes ``cuda`` when CTranslate2 sees a GPU, else ``cpu``."""
     if device != "auto":
@@ -73,7 +79,8 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
 class ModelRegistry:
     """Resolves names to model specs and loads each model once, thread-safely."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, loader: ModelLoader | None = None) -> None:
+        self._loader = loader or load_faster_whisper
         limit_numpy_blas(settings.blas_threads)  # once per process that runs models (see models/priority.py)
         limit_torch_threads(settings.cpu_threads)
         self._settings = settings
@@ -158,7 +165,7 @@ class ModelRegistry:
         def target() -> None:
             lower_thread_priority()
             try:
-                result["model"] = self._load(spec, threads, workers)
+                result["model"] = self._loader(self._settings, spec, threads, workers)
             except BaseException as exc:  # re-raised in the caller's thread
                 result["error"] = exc
 
@@ -169,30 +176,32 @@ class ModelRegistry:
             raise result["error"]  # type: ignore[misc]
         return result["model"]  # type: ignore[return-value]
 
-    def _load(self, spec: ModelSpec, threads: int, workers: int) -> LoadedModel:
-        from faster_whisper import WhisperModel
 
-        s = self._settings
-        device = resolve_device(s.device)
-        compute_type = resolve_compute_type(s.compute_type, device)
-        try:
-            path = self.model_path(spec)
-            log.info("loading model %s from %s on %s (%s, %d threads per call)", spec.id, path, device, compute_type, threads)
-            whisper = WhisperModel(
-                str(path),
-                device=device,
-                compute_type=compute_type,
-                cpu_threads=threads,
-                num_workers=workers,  # calls that may run at once (batch workers, stream engine workers)
-                download_root=str(s.model_cache_dir / "hub"),
-            )
-        except Exception as exc:  # weights missing, no hub access, bad directory...
-            log.exception("model %s failed to load", spec.id)
-            raise ModelUnavailableError(f"Model {spec.id!r} could not be loaded: {exc}", param="model") from exc
-        return LoadedModel(spec, whisper, device, compute_type)
+def load_faster_whisper(s: Settings, spec: ModelSpec, threads: int, workers: int) -> LoadedModel:
+    """faster-whisper's ``WhisperModel`` for ``spec`` (blocking; raises :class:`ModelUnavailableError`)."""
+    from faster_whisper import WhisperModel
 
-    def model_path(self, spec: ModelSpec) -> Path | str:
-        """Local directory for packaged or local models; the hub id otherwise (faster-whisper downloads it)."""
-        if spec.source.startswith("packaged:"):
-            return packaged_model_dir(spec.source.split(":", 1)[1], self._settings.model_cache_dir)
-        return Path(spec.source) if Path(spec.source).expanduser().exists() else spec.source
+    device = resolve_device(s.device)
+    compute_type = resolve_compute_type(s.compute_type, device)
+    try:
+        path = model_path(s, spec)
+        log.info("loading model %s from %s on %s (%s, %d threads per call)", spec.id, path, device, compute_type, threads)
+        whisper = WhisperModel(
+            str(path),
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=threads,
+            num_workers=workers,  # calls that may run at once (batch workers, stream engine workers)
+            download_root=str(s.model_cache_dir / "hub"),
+        )
+    except Exception as exc:  # weights missing, no hub access, bad directory...
+        log.exception("model %s failed to load", spec.id)
+        raise ModelUnavailableError(f"Model {spec.id!r} could not be loaded: {exc}", param="model") from exc
+    return LoadedModel(spec, whisper, device, compute_type)
+
+
+def model_path(s: Settings, spec: ModelSpec) -> Path | str:
+    """Local directory for packaged or local models; the hub id otherwise (faster-whisper downloads it)."""
+    if spec.source.startswith("packaged:"):
+        return packaged_model_dir(spec.source.split(":", 1)[1], s.model_cache_dir)
+    return Path(spec.source) if Path(spec.source).expanduser().exists() else spec.source

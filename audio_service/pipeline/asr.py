@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from audio_service.models.decoding import (
     MEL_FRAMES_PER_S,
@@ -60,6 +60,20 @@ class AsrOptions:
     # With ``language`` unset: the language detected in an earlier block of the same file, which this
     # block starts in (windows confidently in another language still switch).
     file_language: str | None = None
+
+
+class Transcribe(Protocol):
+    """The signature of :func:`transcribe`: what :class:`~audio_service.pipeline.batch.BatchService`
+    calls to decode speech (tests give it a fake that needs no model)."""
+
+    def __call__(
+        self,
+        model: LoadedModel,
+        audio: Audio,
+        spans: list[SpeechSpan],
+        opts: AsrOptions,
+        on_segment: Callable[[float, str], None] | None = None,
+    ) -> Transcript: ...
 
 
 def transcribe(

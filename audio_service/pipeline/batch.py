@@ -73,8 +73,15 @@ ProgressCallback = Callable[[Progress], object]  # its return value is ignored
 class BatchService:
     """Runs batch jobs on the shared models through a bounded worker queue."""
 
-    def __init__(self, settings: Settings, registry: ModelRegistry, fanout: BlockTranscriber | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ModelRegistry,
+        fanout: BlockTranscriber | None = None,
+        transcribe: asr.Transcribe = asr.transcribe,
+    ) -> None:
         self._settings = settings
+        self._transcribe = transcribe
         self._registry = registry
         self._fanout = fanout
         # the waiting room is shared by the deployment when the quotas are in Redis
@@ -162,7 +169,7 @@ class BatchService:
     def _transcribe_block(
         self, model: LoadedModel, audio: Audio, spans, opts: asr.AsrOptions, aligner: str | None, on_segment=None
     ) -> Transcript:
-        part = asr.transcribe(model, audio, list(spans), opts, on_segment)
+        part = self._transcribe(model, audio, list(spans), opts, on_segment)
         return part if aligner is None else self.aligners.realign(aligner, audio, part)
 
     def _aligner(self, job: BatchJob) -> str | None:

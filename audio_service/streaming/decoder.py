@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -88,6 +88,13 @@ class WindowPolicy:
         need = audio_frames + int(self.pad_s * MEL_FRAMES_PER_S)
         bucket = SINGLE_BUCKET_FRAMES if windows_in_call == 1 and not self.fixed_buckets else BUCKET_FRAMES
         return min(FULL_FRAMES, int(math.ceil(need / bucket)) * bucket)
+
+
+class DecodeBatch(Protocol):
+    """The signature of :func:`decode_batch`: what the streaming engine calls for each model call
+    (tests give it a fake that needs no model)."""
+
+    def __call__(self, model: LoadedModel, requests: list[DecodeRequest], window: WindowPolicy) -> list[DecodeResult]: ...
 
 
 def decode_batch(model: LoadedModel, requests: list[DecodeRequest], window: WindowPolicy) -> list[DecodeResult]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from audio_service.models.priority import lower_thread_priority
 from audio_service.schema import SAMPLE_RATE
-from audio_service.streaming.decoder import WindowPolicy, decode_batch
+from audio_service.streaming.decoder import DecodeBatch, WindowPolicy, decode_batch
 from audio_service.streaming.session import DecodeJob, StreamSession
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class StreamingEngine:
         window: WindowPolicy | None = None,
         partial_batch_audio_s: float = 40.0,
         workers: int = 1,
+        decode: DecodeBatch = decode_batch,
     ) -> None:
         self.workers = max(1, workers)
         self.max_batch = max(1, max_batch) if batching else 1
@@ -79,6 +80,7 @@ class StreamingEngine:
         # while it runs waits at most one short model call (final latency matters most).
         self.partial_batch_audio_s = partial_batch_audio_s
         self.window = window or WindowPolicy()
+        self._decode_batch = decode
         self.stats = EngineStats()
         self._decode_s: weakref.WeakKeyDictionary[StreamSession, float] = weakref.WeakKeyDictionary()
         self._sessions: list[StreamSession] = []
@@ -191,7 +193,7 @@ class StreamingEngine:
         """One model call; its results (None when it failed: the sessions are told), wall and CPU time."""
         t0, cpu0 = time.perf_counter(), time.process_time()
         try:
-            results = decode_batch(jobs[0].model, [j.request for j in jobs], self.window)
+            results = self._decode_batch(jobs[0].model, [j.request for j in jobs], self.window)
         except Exception as exc:  # a model failure must not kill the scheduler or other streams
             log.exception("streaming decode failed for %d stream(s)", len(jobs))
             for j in jobs:
