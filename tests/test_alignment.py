@@ -52,21 +52,27 @@ def test_transcription_says_which_aligner_ran(server):
     assert len(r.json()["words"]) >= 20
 
 
-@pytest.mark.parametrize(
-    ("data", "param", "needle"),
-    [
-        ({"text": ""}, "text", "empty"),
-        ({"text": "   "}, "text", "empty"),
-        ({}, "text", "text"),
-        ({"text": " ".join([JFK_TEXT] * 40)}, "text", "far longer"),
-        ({"text": JFK_TEXT, "alignment_model": "wav2vec9"}, "alignment_model", "mms_fa"),
-        ({"text": JFK_TEXT, "response_format": "docx"}, "response_format", "verbose_json"),
-    ],
-)
-def test_bad_alignment_input_is_4xx_then_server_still_serves(server, data, param, needle):
+BAD_INPUT = [
+    ({"text": ""}, "text", "empty"),
+    ({"text": "   "}, "text", "empty"),
+    ({}, "text", "text"),
+    ({"text": " ".join([JFK_TEXT] * 40)}, "text", "far longer"),
+    ({"text": JFK_TEXT, "alignment_model": "wav2vec9"}, "alignment_model", "mms_fa"),
+    ({"text": JFK_TEXT, "response_format": "docx"}, "response_format", "verbose_json"),
+]
+
+
+@pytest.mark.parametrize(("data", "param", "needle"), BAD_INPUT)
+def test_bad_alignment_input_is_4xx(server, data, param, needle):
     r = align(server, data)
     assert 400 <= r.status_code < 500, r.text
     err = r.json()["error"]
     assert err["param"] == param and needle in err["message"], err
+
+
+def test_alignment_still_served_after_every_bad_input(server):
+    """Each bad input once more, then one alignment (one is enough: a broken server stays broken)."""
+    for data, _, _ in BAD_INPUT:
+        assert 400 <= align(server, data).status_code < 500
     ok = align(server, {"text": JFK_TEXT})
     assert ok.status_code == 200 and len(ok.json()["words"]) == 22
