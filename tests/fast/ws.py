@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from starlette.websockets import WebSocketDisconnect
 
-from audio_service.audio.decode import float_to_pcm16
+from tests.audio_utils import float_to_pcm16
 from tests.stream_client import PATH, SR
 
 
