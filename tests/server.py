@@ -34,6 +34,11 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120.0) -> ServerProcess:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> ServerProcess:
+        """Start the process without waiting for it (``wait_ready`` waits); several servers then load their
+        models at once."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIO_SERVICE_")}
         paths = [self.extra_env.get("PYTHONPATH", ""), str(ROOT), env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
@@ -48,6 +53,11 @@ class ServerProcess:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+        return self
+
+    def wait_ready(self, timeout: float = 120.0) -> ServerProcess:
+        """Until ``/ready`` answers 200 (the process stopped and an error raised if it does not in time)."""
+        assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -38,9 +38,10 @@ SPEAKER_COLOURS = """
     return out;"""
 
 
-def _mic_wav(src: Path, out: Path) -> Path:
-    """``src`` as 16 kHz mono wav with 2 s of trailing silence (the fake device loops it)."""
-    subprocess.run(["sox", str(src), "-r", "16000", "-c", "1", "-b", "16", str(out), "pad", "0", "2"], check=True)
+def _mic_wav(src: Path, out: Path, start_s: float = 0.0) -> Path:
+    """``src`` from ``start_s`` on as 16 kHz mono wav with 2 s of trailing silence (the fake device loops it)."""
+    trim = ["trim", str(start_s)] if start_s else []
+    subprocess.run(["sox", str(src), "-r", "16000", "-c", "1", "-b", "16", str(out), *trim, "pad", "0", "2"], check=True)
     return out
 
 
@@ -231,7 +232,9 @@ def test_file_view_two_speakers_timeline_playback_srt(server, browser, downloads
 
 
 def test_live_view_diarize_two_speakers_colours(server, tmp_path_factory, downloads):
-    driver, profile = _chromium(_mic_wav(TWO_SPEAKERS, tmp_path_factory.mktemp("mic2") / "two_mic.wav"), downloads)
+    # from 6 s on: the recording's first 6.7 s are silent (the page would wait for them in real time)
+    mic = _mic_wav(TWO_SPEAKERS, tmp_path_factory.mktemp("mic2") / "two_mic.wav", start_s=6.0)
+    driver, profile = _chromium(mic, downloads)
     try:
         _open(driver, server)
         driver.find_element(By.ID, "diarize").click()

@@ -36,12 +36,10 @@ def two_streams(server, samples) -> list[float]:
 
 
 def test_long_diarized_upload_does_not_stall_diarized_streams(server, tmp_path):
-    samples = load_16k(TWO_SPEAKERS)[: 15 * 16000]
-    # one minute of two speakers, uploaded again and again while the streams run: the batch load lasts exactly as
-    # long as the streams on any machine, and only one upload's tail is left after them (one 8-minute upload
-    # outlasted the streams too, but kept the shared server busy for two more minutes)
-    minute = write_wav(tmp_path / "minute.wav", np.concatenate([load_16k(TWO_SPEAKERS)] * 2))
-    with open(TWO_SPEAKERS, "rb") as f:  # loads the diarization models once
+    # 10 s of two_speakers where both talk in turns (its first 6.7 s are silent): five speaker changes
+    samples = load_16k(TWO_SPEAKERS)[6 * 16000 : 16 * 16000]
+    piece = write_wav(tmp_path / "piece.wav", samples)
+    with open(piece, "rb") as f:  # loads the diarization models once
         assert httpx.post(f"{server.base_url}/v1/audio/transcriptions", files={"file": f}, data=UPLOAD, timeout=300).is_success
     alone = two_streams(server, samples)
 
@@ -49,9 +47,12 @@ def test_long_diarized_upload_does_not_stall_diarized_streams(server, tmp_path):
     uploading = threading.Event()
     status: list[int] = []
 
+    # two_speakers (30 s) uploaded again and again while the streams run: the batch load lasts exactly as long
+    # as the streams on any machine, and only one upload's tail is left after them (one 8-minute upload
+    # outlasted the streams too, but kept the shared server busy for two more minutes)
     def upload_until_the_streams_end() -> None:
         while not streams_done.is_set():
-            with open(minute, "rb") as f:
+            with open(TWO_SPEAKERS, "rb") as f:
                 uploading.set()
                 r = httpx.post(f"{server.base_url}/v1/audio/transcriptions", files={"file": f}, data=UPLOAD, timeout=900)
             status.append(r.status_code)
@@ -85,7 +86,16 @@ def test_stream_tracker_does_not_wait_for_a_batch_diarization():
     from audio_service.schema import Audio
     from audio_service.settings import Settings
 
+    class HeldAudio(Audio):
+        """Audio that tells when a diarizer first reads its samples: it does so holding its lock, until done."""
+
+        def __getattribute__(self, name: str):
+            if name == "samples":
+                taken.set()
+            return super().__getattribute__(name)
+
     two = load_16k(TWO_SPEAKERS)
+    taken = threading.Event()
     batch_diarizer = DiarizerRegistry(Settings()).get(None)
     tracker = speaker_tracker_factory()()
     piece = Audio(two[: 8 * 16000])
@@ -94,16 +104,12 @@ def test_stream_tracker_does_not_wait_for_a_batch_diarization():
     tracker.assign(piece, 0.0, 8.0)
     alone = time.perf_counter() - t0
 
-    started = threading.Event()
-
     def batch() -> None:
-        started.set()
-        batch_diarizer(Audio(np.concatenate([two] * 8)), SpeakerBounds())  # 4 minutes
+        batch_diarizer(HeldAudio(np.concatenate([two] * 8)), SpeakerBounds())  # 4 minutes
 
     worker = threading.Thread(target=batch)
     worker.start()
-    started.wait()
-    time.sleep(0.5)  # let the batch job take its diarizer's lock (a longer wait only makes the test stricter)
+    assert taken.wait(60), "the batch diarization did not start"
     t0 = time.perf_counter()
     tracker.assign(piece, 0.0, 8.0)
     beside = time.perf_counter() - t0

@@ -2,7 +2,8 @@
 
 One ``audio-service serve --ray --replicas 2`` (and a real ``redis-server`` for the cluster-wide stream
 limit and waiting room) serves the whole module; the last test stops it and checks that no Ray process is
-left behind. Files longer than ``FANOUT_BLOCK_S`` fan out over the replicas. Two tests kill a replica (the
+left behind. Files longer than ``FANOUT_BLOCK_S`` fan out over the replicas: a file of a few blocks shows
+what a file of any length does, so the test files are one to two minutes long. Two tests kill a replica (the
 one running a file's block, then the one that received a file) and wait for Serve's replacement, so the
 tests after them find two replicas again; each replica's metrics port says which replica it is and which
 is serving a batch request.
@@ -53,7 +54,17 @@ def jfk():
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory):
+def single(tmp_path_factory: pytest.TempPathFactory):
+    """The single-process server, for comparison: the same blocks (``batch_block_s``), one after another.
+    Launched here and waited for by ``cluster``, so that it loads while the Ray cluster starts."""
+    log = tmp_path_factory.mktemp("single") / "server.log"
+    srv = ServerProcess(log_path=log, cpu_threads=1, inference_workers=1, batch_block_s=FANOUT_BLOCK_S).launch()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, single):
     log = tmp_path_factory.mktemp("ray") / "server.log"
     metrics_port = free_port()  # replica k listens on metrics_port + k
     with RedisServer() as redis_server:
@@ -79,6 +90,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
         while "serving audio-service" not in log.read_text(errors="replace"):
             assert time.monotonic() < deadline and srv.proc.poll() is None, log.read_text(errors="replace")[-3000:]
             time.sleep(0.2)
+        single.wait_ready()
         srv.log = log
         yield srv
         srv.stop()
@@ -138,8 +150,9 @@ def test_concurrent_batch_requests_use_both_replicas(cluster) -> None:
 
 
 def reading_file(tmp_path) -> tuple[Path, str]:
-    """A 230 s file of real speech (12 blocks of FANOUT_BLOCK_S) and its reference text."""
-    audio, text = english_reading(pause_s=0.5, copies=3)
+    """A 77 s file of real speech (4 blocks of FANOUT_BLOCK_S: two rounds of one block per replica) and its
+    reference text."""
+    audio, text = english_reading(pause_s=0.5)
     return write_wav(tmp_path / "reading.wav", audio), text
 
 
@@ -150,7 +163,7 @@ def test_waiting_room_is_shared_by_the_replicas(cluster, tmp_path) -> None:
     with ThreadPoolExecutor(9) as pool:
         long = pool.submit(post_file, cluster, reading_file(tmp_path)[0], "key-b")
         # its blocks are running on both replicas (a fixed sleep was once too long on a fast machine, once
-        # too short beside a CPU hog); 230 s of speech keeps them busy while the 8 arrive
+        # too short beside a CPU hog); the blocks left keep them busy while the 8 arrive
         wait_for(lambda: receiver_and_worker(cluster), 120, "the file's blocks on both replicas")
         responses = list(pool.map(lambda _: transcribe(cluster, "key-b"), range(8)))
         assert len(block_workers(long.result())) == 2
@@ -160,14 +173,6 @@ def test_waiting_room_is_shared_by_the_replicas(cluster, tmp_path) -> None:
     busy = next(r for r in responses if r.status_code == 429)
     assert busy.json()["error"]["code"] == "server_busy" and int(busy.headers["retry-after"]) > 0
     assert all(wer(JFK_TEXT, r.json()["text"]) <= 0.1 for r in responses if r.status_code == 200)
-
-
-@pytest.fixture(scope="module")
-def single(tmp_path_factory: pytest.TempPathFactory):
-    """The single-process server, for comparison: the same blocks (``batch_block_s``), one after another."""
-    log = tmp_path_factory.mktemp("single") / "server.log"
-    with ServerProcess(log_path=log, cpu_threads=1, inference_workers=1, batch_block_s=FANOUT_BLOCK_S) as srv:
-        yield srv
 
 
 def post_file(server, path, key: str | None = None, **fields: object) -> httpx.Response:
@@ -188,30 +193,39 @@ def block_workers(response: httpx.Response) -> list[str]:
     return workers
 
 
-def test_ten_minute_file_fans_out_over_both_replicas(cluster, single, tmp_path) -> None:
-    """A 10-minute file (real speech, 8 copies of 82 s) in 20 s blocks, on both replicas: the single process's words."""
-    audio, text = english_reading(pause_s=1.5, copies=8)
-    long = write_wav(tmp_path / "ten_minutes.wav", audio)
-    fanned, alone = post_file(cluster, long, "key-a"), post_file(single, long)
+def both(cluster, single, path, **fields: object) -> tuple[httpx.Response, httpx.Response]:
+    """``path`` sent to the cluster and to the single process at once (neither waits for the other's CPU gaps)."""
+    with ThreadPoolExecutor(2) as pool:
+        fanned = pool.submit(post_file, cluster, path, "key-a", **fields)
+        alone = pool.submit(post_file, single, path, **fields)
+        return fanned.result(), alone.result()
+
+
+def test_long_file_fans_out_over_both_replicas(cluster, single, tmp_path) -> None:
+    """An 82 s file of real speech in 20 s blocks (5 of them), on both replicas: the single process's words."""
+    audio, text = english_reading(pause_s=1.5)
+    long = write_wav(tmp_path / "reading_82s.wav", audio)
+    fanned, alone = both(cluster, single, long)
     assert len(block_workers(fanned)) == 2 and alone.status_code == 200, alone.text
-    assert fanned.json()["duration"] >= 600
+    assert fanned.json()["duration"] >= 4 * FANOUT_BLOCK_S
     assert wer(alone.json()["text"], fanned.json()["text"]) <= 0.02, f"{alone.json()['text']}\n---\n{fanned.json()['text']}"
     assert wer(text, fanned.json()["text"]) <= 0.05
 
 
-def test_ten_minute_diarized_file_keeps_its_speakers(cluster, single, tmp_path) -> None:
-    """A 10-minute conversation (two_speakers x 20) in 20 s blocks on both replicas, diarize=true. The blocks
-    are joined, then diarized once: the single process's speakers, every 30 s copy labelled like the first,
-    and about one copy's DER against the reference repeated 20 times."""
-    copies, period = 20, 30.0
-    long = write_wav(tmp_path / "two_speakers_x20.wav", np.tile(load_16k(TWO_SPEAKERS), copies))
-    fanned, alone = post_file(cluster, long, "key-a", diarize="true"), post_file(single, long, diarize="true")
+def test_long_diarized_file_keeps_its_speakers(cluster, single, tmp_path) -> None:
+    """A 2-minute conversation (two_speakers x 4) in 20 s blocks (6 of them) on both replicas, diarize=true.
+    The blocks are joined, then diarized once: the single process's speakers, every 30 s copy labelled like
+    the first (a per-block diarization would label the copies at random), and about one copy's DER against
+    the reference repeated 4 times."""
+    copies, period = 4, 30.0
+    long = write_wav(tmp_path / "two_speakers_x4.wav", np.tile(load_16k(TWO_SPEAKERS), copies))
+    fanned, alone = both(cluster, single, long, diarize="true")
     assert len(block_workers(fanned)) == 2 and alone.status_code == 200, alone.text
     words, alone_words = fanned.json()["words"], alone.json()["words"]
-    assert fanned.json()["duration"] >= 600
+    assert fanned.json()["duration"] >= 5 * FANOUT_BLOCK_S
     assert len({w["speaker_id"] for w in words}) == len({w["speaker_id"] for w in alone_words}) >= 2
     # who spoke when, as the single process says (pyannote.metrics maps the labels)
-    assert der(word_turns_annotation(alone_words, "x20"), word_turns_annotation(words, "x20"))["der"] <= 0.05
+    assert der(word_turns_annotation(alone_words, "x4"), word_turns_annotation(words, "x4"))["der"] <= 0.05
     first = {(w["word"], round(w["start"], 0)): w["speaker_id"] for w in words if w["start"] < period}
     for k in range(1, copies):
         copy = [w for w in words if k * period <= w["start"] < (k + 1) * period]
@@ -229,9 +243,10 @@ def test_streams_spread_over_both_replicas(cluster, jfk) -> None:
     async def one(i: int, key: str):
         # clients connect 0.3 s apart, as real ones do: Serve's router counts a stream on its replica once it
         # has routed it, but streams connecting in the same millisecond can all be routed on the same counts
-        # (seen once in a fresh-clone run: all four on one replica)
+        # (seen once in a fresh-clone run: all four on one replica). At twice real time each stream is
+        # open for over 5 s, long after the last one connected.
         await asyncio.sleep(0.3 * i)
-        return await stream(cluster.ws_url, jfk, pace=1.0, params={"language": "en"}, headers=auth(key), timeout_s=240)
+        return await stream(cluster.ws_url, jfk, pace=2.0, params={"language": "en"}, headers=auth(key), timeout_s=240)
 
     async def go():
         return await asyncio.gather(*(one(i, key) for i, key in enumerate(("key-a", "key-a", "key-b", "key-b"))))
@@ -307,7 +322,7 @@ def wait_for_replacement(cluster, gone: set[str]) -> str:
 
 
 def test_block_of_a_killed_replica_is_done_elsewhere(cluster, tmp_path) -> None:
-    """A 230 s file fans out; the replica running one of its blocks (not the one that received the file) is
+    """A 77 s file fans out; the replica running one of its blocks (not the one that received the file) is
     killed mid-block: the block is sent again, the file's text is complete, Serve replaces the replica."""
     with ThreadPoolExecutor(1) as pool:
         wav, text = reading_file(tmp_path)
@@ -322,7 +337,7 @@ def test_block_of_a_killed_replica_is_done_elsewhere(cluster, tmp_path) -> None:
 
 
 def test_killed_replica_closes_its_streams_and_is_replaced(cluster, jfk, tmp_path) -> None:
-    """One stream on each replica and a 200 s file on one of them; that replica is killed: its stream gets
+    """One stream on each replica and a 77 s file on one of them; that replica is killed: its stream gets
     1014 replica_lost, the file is sent again by the proxy (to a live replica) and answered in full, the
     other replica's stream goes on, and Serve starts a replacement."""
     url = url_for(cluster.ws_url, language="en")
