@@ -49,7 +49,11 @@ class Settings(BaseSettings):
         0,
         ge=0,
         le=65535,
-        description="Also serve /metrics on this port of `host` (0 = only on the main port). Under Ray Serve replica k of a node uses metrics_port + k, so Prometheus scrapes every replica (through the Serve proxy, /metrics reaches one replica at a time).",
+        description=(
+            "Also serve /metrics on this port of `host` (0 = only on the main port). Under Ray Serve replica k of a node uses "
+            "metrics_port + k, so Prometheus scrapes every replica (through the Serve proxy, /metrics reaches one replica at a "
+            "time)."
+        ),
     )
 
     # --- models ---
@@ -57,22 +61,32 @@ class Settings(BaseSettings):
     compute_type: str = Field("auto", description="CTranslate2 compute type; auto = int8 on CPU, float16 on CUDA.")
     cpu_threads: int = Field(
         0,
-        description="CPU threads per model call, CTranslate2 and torch alike (0 = all cores; a Ray Serve replica: its ray_num_cpus).",
+        description=(
+            "CPU threads per model call, CTranslate2 and torch alike (0 = all cores; a Ray Serve replica: its ray_num_cpus)."
+        ),
     )
     blas_threads: int = Field(
         1,
         ge=0,
-        description="Threads of numpy's BLAS in the server process (0 = its default: one per core, busy-waiting after every call).",
+        description=(
+            "Threads of numpy's BLAS in the server process (0 = its default: one per core, busy-waiting after every call)."
+        ),
     )
     stream_cpu_threads: int = Field(
         1,
         ge=0,
-        description="CPU threads per streaming model call, on a CPU (0 = cpu_threads); streams then share their own instance of each model.",
+        description=(
+            "CPU threads per streaming model call, on a CPU (0 = cpu_threads); streams then share their own instance of each "
+            "model."
+        ),
     )
     stream_workers: int = Field(
         0,
         ge=0,
-        description="Streaming model calls run at once (0 = cores / stream_cpu_threads on a CPU, a Ray replica counting ray_num_cpus as its cores; 1 on a GPU).",
+        description=(
+            "Streaming model calls run at once (0 = cores / stream_cpu_threads on a CPU, a Ray replica counting ray_num_cpus as "
+            "its cores; 1 on a GPU)."
+        ),
     )
     models: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_MODELS),
@@ -122,7 +136,10 @@ class Settings(BaseSettings):
     inference_workers: int = Field(1, description="Batch requests run at once (each in a worker thread).")
     max_queued_requests: int = Field(
         16,
-        description="Batch requests that may wait for a worker (in the whole deployment with a redis:// rate_limit_storage); more get 429.",
+        description=(
+            "Batch requests that may wait for a worker (in the whole deployment with a redis:// rate_limit_storage); more get "
+            "429."
+        ),
     )
     retry_after_s: int = Field(5, description="Retry-After seconds sent with 429.")
     keys_file: Path | None = Field(
@@ -152,7 +169,10 @@ class Settings(BaseSettings):
     )
     stream_batching: bool | Literal["auto"] = Field(
         "auto",
-        description="Batch decode work of several streams into one model call; auto = on a GPU only (on a 2-core CPU, one single-threaded call per core served more streams).",
+        description=(
+            "Batch decode work of several streams into one model call; auto = on a GPU only (on a 2-core CPU, one "
+            "single-threaded call per core served more streams)."
+        ),
     )
     stream_max_batch: int = Field(8, description="Most stream windows decoded in one batched model call.")
     stream_partial_batch_audio_s: float = Field(
@@ -184,22 +204,31 @@ class Settings(BaseSettings):
     stream_final_beam_size: int = Field(5, description="Beam size of the final pass over each segment.")
     stream_early_final: bool = Field(
         True,
-        description="Start a segment's final pass when its speech stops (once its padding is received) instead of at the endpoint, while the model has time; speech that resumes discards it.",
+        description=(
+            "Start a segment's final pass when its speech stops (once its padding is received) instead of at the endpoint, while"
+            " the model has time; speech that resumes discards it."
+        ),
     )
     stream_partial_policy: Literal["adaptive", "fixed"] = Field(
         "adaptive",
-        description="adaptive: no partial re-decode over silence, and partial intervals grow (up to 3x) while streams wait for the model; fixed: every interval (the previous behaviour).",
+        description=(
+            "adaptive: no partial re-decode over silence, and partial intervals grow (up to 3x) while streams wait for the "
+            "model; fixed: every interval."
+        ),
     )
     stream_partial_model: str = Field(
         "whisper-tiny.en",
-        description="Cheaper model for partial hypotheses (an English-only one: English streams only); finals use the stream's model. Empty = the stream's model.",
+        description=(
+            "Cheaper model for partial hypotheses (an English-only one: English streams only); finals use the stream's model. "
+            "Empty = the stream's model."
+        ),
     )
     stream_full_window: bool = Field(
         False, description="Encode every window as Whisper's full 30 s (slower); default: audio + 1 s padding."
     )
     stream_fixed_buckets: bool = Field(
         False,
-        description="Round every encoder input up to 5 s (the previous behaviour); default: 1 s steps when a model call has one window.",
+        description="Round every encoder input up to 5 s; default: 1 s steps when a model call has one window.",
     )
 
     # --- scale-out on Ray Serve (the ray extra; audio_service/ray_serve.py) ---
@@ -218,18 +247,26 @@ class Settings(BaseSettings):
     )
     ray_autoscaling: dict[str, float] | None = Field(
         None,
-        description='Ray: Serve autoscaling config as JSON, e.g. {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 8}.',
+        description=(
+            'Ray: Serve autoscaling config as JSON, e.g. {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 8}.'
+        ),
     )
     ray_max_ongoing_requests: int = Field(
         100, description="Ray: requests and streams routed to one replica at once (the service's own limits apply below it)."
     )
     stream_lease_s: float = Field(
         30.0,
-        description="Shared limits (redis:// rate_limit_storage: streams per key, the batch waiting room): a stream or waiting request counts until this long after its replica's last heartbeat.",
+        description=(
+            "Shared limits (redis:// rate_limit_storage: streams per key, the batch waiting room): a stream or waiting request "
+            "counts until this long after its replica's last heartbeat."
+        ),
     )
     ray_fanout_block_s: float = Field(
         120.0,
-        description="Ray: a batch file longer than this is cut (at pauses) into blocks of about this length, transcribed on several replicas at once; 0 = off.",
+        description=(
+            "Ray: a batch file longer than this is cut (at pauses) into blocks of about this length, transcribed on several "
+            "replicas at once; 0 = off."
+        ),
     )
 
     # --- alignment and diarization ---

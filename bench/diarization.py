@@ -118,12 +118,14 @@ def main() -> None:
             print(
                 f"{name}: {len(results[name]['speakers_found'])} speakers (reference {len(ref.labels())}); of the speech the "
                 f"words cover: confusion {covered['confusion_s'] / max(covered['total_s'], 1e-9):.3f}, missed "
-                f"{covered['missed_s'] / max(covered['total_s'], 1e-9):.3f}, false alarm {covered['false_alarm_s'] / max(covered['total_s'], 1e-9):.3f}; "
+                f"{covered['missed_s'] / max(covered['total_s'], 1e-9):.3f}, false alarm "
+                f"{covered['false_alarm_s'] / max(covered['total_s'], 1e-9):.3f}; "
                 f"non-overlapped DER {non_overlapped['der']:.3f}; word speaker accuracy {results[name]['word_speaker_accuracy']}"
             )
             print(
                 f"{name}: batch DER {score['der']:.3f} (confusion {score['confusion_s']:.2f}s, missed {score['missed_s']:.2f}s, "
-                f"false alarm {score['false_alarm_s']:.2f}s of {score['total_s']:.1f}s; {by_segments['der']:.3f} scored on segments); streaming DER {streamed['der']:.3f}; "
+                f"false alarm {score['false_alarm_s']:.2f}s of {score['total_s']:.1f}s; {by_segments['der']:.3f} scored on "
+                f"segments); streaming DER {streamed['der']:.3f}; "
                 f"transcription {plain_s / minutes:.1f}s/min, diarization adds {(diar_s - plain_s) / minutes:.1f}s/min"
             )
     save("diarization", results)  # the endpoint figures are kept even if the in-process part fails

@@ -7,7 +7,7 @@ ratio of their median final-segment latency (issue target: <= 1.5). Run it on a 
     .venv/bin/python bench/diarization_load.py [--rounds 3]
 
 The upload takes CPU from the streams on a 2-core machine, so part of the ratio is plain contention;
-the streams no longer wait for the batch diarizer's lock (``tests/test_diarization_load.py``).
+the streams do not wait for the batch diarizer's lock (``tests/test_diarization_load.py``).
 """
 
 from __future__ import annotations

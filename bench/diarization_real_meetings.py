@@ -1,4 +1,4 @@
-"""Speaker count and DER of the offline diarizer, in-process, on real recordings (issue 20, item 6).
+"""Speaker count and DER of the offline diarizer, in-process, on real recordings.
 
     PYTHONPATH=. nice -n 5 .venv/bin/python bench/diarization_real_meetings.py [--seeds 0 1 2] [--out FILE]
 

@@ -33,11 +33,13 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def markdown(data: dict) -> str:
     systems, summary, m = data["systems"], data["summary"], data["machine"]
+    isa = ", ".join(m["isa"]) or "none of AVX2/AVX-512"
+    forced = f", CT2 ISA forced to {m['ct2_forced_isa']}" if m.get("ct2_forced_isa") else ""
     out = [
         HEADING,
         "",
-        f"`{data.get('command', 'python bench/accuracy.py')}` ({data['date']}; {m['cpu']}, {m['cores']} cores, ISA {', '.join(m['isa']) or 'none of AVX2/AVX-512'},"
-        f" load average {' / '.join(str(x) for x in m['loadavg'])}{', CT2 ISA forced to ' + m['ct2_forced_isa'] if m.get('ct2_forced_isa') else ''}):"
+        f"`{data.get('command', 'python bench/accuracy.py')}` ({data['date']}; {m['cpu']}, {m['cores']} cores, ISA {isa},"
+        f" load average {' / '.join(str(x) for x in m['loadavg'])}{forced}):"
         f" {data['model']}, {data['compute_type']}, {data['cpu_threads']} threads, language detected (not given),"
         f" streaming at {data['stream_speed']:g}x real time in 100 ms frames. WER normalised with {data['normaliser']},"
         " summed over a set as total errors / total reference words. Long files (built by joining the recordings) are"

@@ -86,26 +86,30 @@ def batch(d: dict) -> list[str]:
     rows = [
         [
             f"service end-to-end / direct faster-whisper, {k.replace('_', ' ')} (median of {d['runs']})",
-            f"{_f(v['service_s'])} s / {_f(v['direct_s'])} s = **{_f(v['ratio'], 3)}** (WER {_f(v['service_wer'], 3)} / {_f(v['direct_wer'], 3)})",
+            f"{_f(v['service_s'])} s / {_f(v['direct_s'])} s = **{_f(v['ratio'], 3)}** (WER {_f(v['service_wer'], 3)} / "
+            f"{_f(v['direct_wer'], 3)})",
         ]
         for k, v in sv.items()
     ]
     rows.append(
         [
             "batched decoding speed-up over sequential, 60 s file",
-            f"{_f(bs['sequential_s'])} s vs {_f(bs['batched_s'])} s: **{_f(bs['speedup'])}x** (WER {_f(bs['sequential_wer'], 3)} / {_f(bs['batched_wer'], 3)})",
+            f"{_f(bs['sequential_s'])} s vs {_f(bs['batched_s'])} s: **{_f(bs['speedup'])}x** (WER "
+            f"{_f(bs['sequential_wer'], 3)} / {_f(bs['batched_wer'], 3)})",
         ]
     )
     rows.append(
         [
             "10-minute file (jfk x40 with 4 s pauses): wall time, real-time factor, WER",
-            f"{_f(ten['wall_s'], 1)} s for {ten['audio_s']:g} s of audio ({_f(ten['real_time_factor'], 3)} x real time), WER {_f(ten['wer'], 3)}",
+            f"{_f(ten['wall_s'], 1)} s for {ten['audio_s']:g} s of audio ({_f(ten['real_time_factor'], 3)} x real time), WER"
+            f" {_f(ten['wer'], 3)}",
         ]
     )
     rows.append(
         [
             "server peak RSS (VmHWM) before / after the 10-minute file",
-            f"{ten['server_peak_rss_mb_before']:.0f} MB / {ten['server_peak_rss_mb_after']:.0f} MB (files are decoded in 10-minute blocks: it does not grow with file length)",
+            f"{ten['server_peak_rss_mb_before']:.0f} MB / {ten['server_peak_rss_mb_after']:.0f} MB (files are decoded in "
+            f"10-minute blocks: it does not grow with file length)",
         ]
     )
     return ["## Batch", "", "`python bench/batch.py`. " + _where("batch", d), "", *_table(["measure", "figure"], rows)]
@@ -167,7 +171,8 @@ def scale(d: dict) -> list[str]:
     one, two, r = d["ray_1_replica"], d["ray_2_replicas"], d["ratios"]
     rows = [
         [
-            f"one {d['long_file_s'] / 60:g}-minute file (blocks of about {d['fanout_block_s']:g} s; WER {_f(one['long_file']['wer'], 3)})",
+            f"one {d['long_file_s'] / 60:g}-minute file (blocks of about {d['fanout_block_s']:g} s; WER "
+            f"{_f(one['long_file']['wer'], 3)})",
             f"{_f(one['long_file']['wall_s'], 1)} s",
             f"{_f(two['long_file']['wall_s'], 1)} s",
             f"**{_f(r['long_file_latency_1_over_2'])}x faster**",
@@ -194,7 +199,8 @@ def scale(d: dict) -> list[str]:
     return [
         "## Scale out (Ray Serve)",
         "",
-        f"`python bench/scale.py{' --quick' if d['quick'] else ''}` (not in `make bench`; {d['wall_s']:.0f} s wall), one inference thread per"
+        f"`python bench/scale.py{' --quick' if d['quick'] else ''}` (not in `make bench`; {d['wall_s']:.0f} s wall), one "
+        f"inference thread per"
         " replica (`cpu_threads=1`, `inference_workers=1`). "
         + _where("scale", d)
         + " Why the ratios stay below 2 on two cores: [Scale out](scale-out.md#scale-figures).",
@@ -223,8 +229,7 @@ def diarization(d: dict) -> list[str]:
         "## Diarization",
         "",
         f"`python bench/diarization.py` (pyannote.metrics DER, collar {d['collar']} s, overlap scored). "
-        + _where("diarization", d)
-        + " More figures, per recording: [Diarization and alignment](diarization-alignment.md#figures).",
+        + _where("diarization", d),
         "",
         *_table(
             [
@@ -267,7 +272,8 @@ def diarization_load(d: dict) -> list[str]:
     return [
         "## Live streams beside a long upload",
         "",
-        f"`python bench/diarization_load.py --rounds {d['rounds']}`: two real-time `diarize=true` streams of two_speakers.wav, alone"
+        f"`python bench/diarization_load.py --rounds {d['rounds']}`: two real-time `diarize=true` streams of "
+        f"two_speakers.wav, alone"
         " and then beside an 8-minute `diarize=true` upload. " + _where("diarization_load", d),
         "",
         *_table(
@@ -288,7 +294,8 @@ def diarization_load(d: dict) -> list[str]:
             ],
         ),
         "",
-        f"The upload outlasted the streams in {sum(d['upload_outlasted_streams'])} of {len(d['upload_outlasted_streams'])} rounds.",
+        f"The upload outlasted the streams in {sum(d['upload_outlasted_streams'])} of {len(d['upload_outlasted_streams'])} "
+        f"rounds.",
     ]
 
 
@@ -297,11 +304,13 @@ def soak(d: dict) -> list[str]:
     rows = [
         [
             "server RSS: start / end / max",
-            f"{rss['start']:.0f} / {rss['end']:.0f} / {rss['max']:.0f} MB; slope after warm-up **{rss['slope_mb_per_hour_after_warmup']:+.0f} MB per hour**",
+            f"{rss['start']:.0f} / {rss['end']:.0f} / {rss['max']:.0f} MB; slope after warm-up "
+            f"**{rss['slope_mb_per_hour_after_warmup']:+.0f} MB per hour**",
         ],
         [
             "open file descriptors",
-            f"{fds['start']} at start, {fds['end']} at the end; slope after warm-up {fds['slope_per_hour_after_warmup']} per hour",
+            f"{fds['start']} at start, {fds['end']} at the end; slope after warm-up {fds['slope_per_hour_after_warmup']} per"
+            f" hour",
         ],
         [
             "streaming final latency p50 / p95, first vs last 5 min",

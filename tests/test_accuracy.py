@@ -1,4 +1,4 @@
-"""The batch pipeline against the engine it wraps, on real recordings (issue 20).
+"""The batch pipeline against the engine it wraps, on real recordings.
 
 The service must never be less accurate than faster-whisper run directly with the same model: no
 phrase dropped at a window join, no sentence emitted twice, every segment in the language spoken.

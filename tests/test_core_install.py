@@ -93,7 +93,8 @@ def test_the_hook_hides_the_extras(hook) -> None:
     code = (
         "import importlib.metadata as m, importlib.util as u\n"
         "assert u.find_spec('torch') is None and u.find_spec('ray') is None\n"
-        "try:\n    import pyannote.audio\nexcept ModuleNotFoundError:\n    pass\nelse:\n    raise SystemExit('pyannote imported')\n"
+        "try:\n    import pyannote.audio\nexcept ModuleNotFoundError:\n    pass\n"
+        "else:\n    raise SystemExit('pyannote imported')\n"
         "try:\n    m.version('torch')\nexcept m.PackageNotFoundError:\n    print('hidden')\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)])}

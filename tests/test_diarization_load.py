@@ -77,8 +77,8 @@ def test_long_diarized_upload_does_not_stall_diarized_streams(server, tmp_path):
 
 def test_stream_tracker_does_not_wait_for_a_batch_diarization():
     """In-process, real models: the streaming tracker labels a segment while the batch endpoint's
-    diarizer is busy with a long file (it used to share that diarizer and its lock, and so waited for
-    the whole batch job)."""
+    diarizer is busy with a long file (the tracker has a diarizer and a lock of its own, so it does not
+    wait for the whole batch job)."""
     import time
 
     from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds

@@ -85,7 +85,8 @@ def test_body_that_pauses_gets_408(slow_server) -> None:
     start = time.monotonic()
     sock.sendall(
         b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
-        b'Content-Type: multipart/form-data; boundary=XYZ\r\n\r\n--XYZ\r\nContent-Disposition: form-data; name="language"\r\n\r\nen\r\n'
+        b"Content-Type: multipart/form-data; boundary=XYZ\r\n\r\n"
+        b'--XYZ\r\nContent-Disposition: form-data; name="language"\r\n\r\nen\r\n'
     )
     body = assert_408(read_until_closed(sock, 60))
     assert "paused" in body["error"]["message"]

@@ -1,4 +1,4 @@
-"""What keeps streaming cheap (issue 11), without a model: which partials are decoded, on which model,
+"""What keeps streaming cheap, without a model: which partials are decoded, on which model,
 with what token budget, and how the partial interval follows the load.
 
 Pure logic, like tests/test_streaming_state.py: decode results are small dataclasses written here.
@@ -29,7 +29,7 @@ def result(*spec: tuple[str, float, float]) -> DecodeResult:
 def test_no_partial_over_silence_unless_the_policy_is_fixed_or_a_marker_waits():
     seg = Segment(start=0, submitted_at=2 * SR, decoded_end=2 * SR, last_speech=2 * SR - SR // 2)
     assert not partial_due(seg, 3 * SR, 0.5, None)  # the last partial heard every word
-    assert partial_due(seg, 3 * SR, 0.5, None, adaptive=False)  # the previous behaviour
+    assert partial_due(seg, 3 * SR, 0.5, None, adaptive=False)  # the fixed policy
     assert partial_due(seg, 3 * SR, 0.5, marker_at=3 * SR)  # a trace waits for this audio
     seg.last_speech = 2 * SR - int(SPEECH_TAIL_S * SR) + 1  # speech right before the last partial's end
     assert partial_due(seg, 3 * SR, 0.5, None)

@@ -1,6 +1,6 @@
 """Streams cut where nobody planned: mixed prompt lengths in one batch, and checkpoints mid-speech.
 
-Both were bugs seen under load (issue 10): a batch whose prompts differed in length failed every
+Both were bugs seen under load: a batch whose prompts differed in length failed every
 stream in it, and a mid-speech checkpoint lost the rest of the utterance.
 """
 

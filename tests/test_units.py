@@ -184,7 +184,7 @@ def test_pack_ends_a_full_window_at_the_longest_pause() -> None:
 
 
 def test_pack_never_cuts_windows_shorter_than_a_second() -> None:
-    # a tiny limit used to split the speech into endless pieces (the fuzzer's out-of-memory kill)
+    # a tiny limit must not split the speech into endless pieces (the fuzzer found an out-of-memory kill)
     packed = pack(Audio(np.zeros(10 * 16000, np.float32)), [SpeechSpan(0.0, 10.0)], max_len=1e-300)
     assert len(packed.pieces) == 10 and len(packed.windows) == 10
 

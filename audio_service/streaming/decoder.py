@@ -75,7 +75,7 @@ class DecodeResult:
 class WindowPolicy:
     """How long the encoder input is: ``full`` = always 30 s; otherwise audio + ``pad_s``, rounded up to
     a bucket: 5 s when the call has several windows (batched generate needs one shape), else 1 s
-    (``fixed_buckets``: always 5 s, the previous behaviour). The encoder's cost grows with its input,
+    (``fixed_buckets``: always 5 s). The encoder's cost grows with its input,
     so a lone 2 s partial encodes 3 s instead of 5 s."""
 
     full: bool = False

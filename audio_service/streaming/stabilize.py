@@ -22,7 +22,7 @@ def partial_due(seg: Segment | None, received: int, interval_s: float, marker_at
     """Whether the open segment ``seg`` should be decoded again now.
 
     ``marker_at``: the position of the oldest trace or checkpoint still waiting, if any. ``adaptive``:
-    skip re-decodes that could only repeat the last one (the previous behaviour decoded every interval).
+    skip re-decodes that could only repeat the last one (otherwise every interval is decoded).
     """
     if seg is None or received - seg.start < MIN_PARTIAL_S * SAMPLE_RATE:
         return False

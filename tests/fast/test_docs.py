@@ -1,5 +1,5 @@
-"""The documentation: the MkDocs site builds in strict mode (no broken link or anchor, no page left out of
-the navigation), the README stays short, and the generated parts of docs/ match their sources."""
+"""The documentation: the README stays short and links every page, and the generated parts of docs/ match
+their sources. The site's strict build (no broken link or anchor) is in ``make check``."""
 
 from __future__ import annotations
 
@@ -8,18 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mkdocs.commands.build import build
-from mkdocs.config import load_config
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-
-
-def test_mkdocs_builds_strict(tmp_path: Path) -> None:
-    config = load_config(str(ROOT / "mkdocs.yml"), site_dir=str(tmp_path / "site"), strict=True)
-    build(config)  # raises mkdocs.exceptions.Abort on any warning in strict mode
-    assert (tmp_path / "site" / "index.html").exists()
-    assert (tmp_path / "site" / "streaming" / "index.html").exists()
 
 
 def test_readme_is_short_and_links_the_docs() -> None:
@@ -27,7 +17,8 @@ def test_readme_is_short_and_links_the_docs() -> None:
     assert len(readme.splitlines()) <= 200
     assert readme.splitlines()[6:9] == [
         "```bash",
-        "make serve   # installs everything (first run: a few minutes) and starts the server on :8000 with the embedded default model",
+        "make serve   # installs everything (first run: a few minutes) and starts the server on :8000 with the embedded "
+        "default model",
         "make test    # runs the whole test suite (starts its own servers on loopback ports)",
     ]
     for link in re.findall(r"\]\(([^)#]+)[^)]*\)", readme):

@@ -1,0 +1,20 @@
+"""Source rules no linter knows. Layering (import-linter), declared dependencies (deptry) and dead code
+(vulture) are checked by ``make check``."""
+
+from __future__ import annotations
+
+import re
+
+from tests.audio_utils import ROOT
+
+
+def test_one_sample_rate_constant() -> None:
+    """The service's rate is ``schema.SAMPLE_RATE``; a literal 16000 elsewhere would drift from it."""
+    literal = re.compile(r"\b16_?000\b")
+    found = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for p in (ROOT / "audio_service").rglob("*.py")
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if literal.search(line) and not line.startswith("SAMPLE_RATE =")
+    ]
+    assert not found, found
