@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The lower bounds in pyproject.toml hold: install the service with the lowest version of every direct
 # dependency that they allow (uv's --resolution lowest-direct; what those pull in at their newest) into a
-# throwaway venv, then use it: import every module, parse the command line, and run
-# tests/test_core_install.py (the server starts on the default settings, transcribes jfk, and refuses
-# what needs a missing extra). The core only: the extras' pins (torch==2.8.*, pyannote.audio==4.0.7)
+# throwaway venv, then use it: import every module, parse the command line, run the in-process test
+# layer (tests/fast) and tests/test_core_install.py (the server starts on the default settings,
+# transcribes jfk, and refuses what needs a missing extra). The core only: the extras' pins (torch==2.8.*, pyannote.audio==4.0.7)
 # leave them no range to check. `make lower-bounds` runs it; PYTHON picks the interpreter (default python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ VENV=$WORK/venv
 "$UV" venv -q --python "$PYTHON" "$VENV"
 "$UV" pip install -q --python "$VENV/bin/python" --resolution lowest-direct .
 # The test tools at their newest, not part of what is checked.
-"$UV" pip install -q --python "$VENV/bin/python" pytest pytest-timeout websockets
+"$UV" pip install -q --python "$VENV/bin/python" pytest pytest-timeout websockets pyyaml
 
 echo "import every module, with:"
 (cd "$WORK" && "$VENV/bin/python" - <<'EOF'
@@ -45,5 +45,5 @@ EOF
 echo "command line:"
 "$VENV/bin/audio-service" serve --help >/dev/null
 echo "  ok"
-echo "the core, end to end (tests/test_core_install.py: the work tree's code on these versions):"
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/test_core_install.py
+echo "the in-process layer and the core end to end (tests/fast, tests/test_core_install.py: the work tree's code on these versions):"
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/fast tests/test_core_install.py
