@@ -1,4 +1,4 @@
-"""A throw-away venv holding only what pyproject.toml's main dependency list installs.
+"""A throw-away venv holding only what pyproject.toml's main dependency list (and the extras asked for) installs.
 
 Installing it for real would take ~7 GB and many minutes, so the venv's site-packages is made of
 symlinks into the test venv, one per file or directory of each distribution in the transitive closure
@@ -47,18 +47,19 @@ def _closure(requirements: list[str]) -> set[str]:
     return seen
 
 
-def declared_dependencies() -> set[str]:
-    """The canonical names of every distribution the main dependency list installs."""
+def declared_dependencies(extras: tuple[str, ...] = ()) -> set[str]:
+    """The canonical names of every distribution the main dependency list and ``extras`` install."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return _closure(project["dependencies"])
+    optional = project.get("optional-dependencies", {})
+    return _closure([*project["dependencies"], *(r for extra in extras for r in optional[extra])])
 
 
-def make_declared_venv(directory: Path) -> Path:
-    """Create the venv in ``directory``; return its python."""
+def make_declared_venv(directory: Path, extras: tuple[str, ...] = ()) -> Path:
+    """Create the venv in ``directory`` with the main list and ``extras``; return its python."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(directory)], check=True, timeout=120)
     source = Path(sysconfig.get_paths()["purelib"])
     target = directory / source.relative_to(sys.prefix)
-    wanted = declared_dependencies()
+    wanted = declared_dependencies(extras)
     entries: set[str] = set()
     for dist in metadata.distributions(path=[str(source)]):
         if canonicalize_name(dist.metadata["Name"]) in wanted:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.http_utils import jfk_file, post
 from tests.server import ROOT
 
 
@@ -71,3 +72,28 @@ def json_lines(log: Path) -> list[dict]:
             except ValueError:
                 pass
     return out
+
+
+def assert_quota_sequence(first: Any, second: Any, key: str, other: str) -> None:
+    """jfk (11 s) twice is served under a 20 s/min budget, the third is refused; another key is not.
+    ``first`` and ``second`` are servers or clients bound to an app that share the key's budget."""
+
+    def transcribe(target: Any, k: str) -> httpx.Response:
+        return post(target, jfk_file(), data={"language": "en"}, headers={"Authorization": f"Bearer {k}"})
+
+    r1 = transcribe(first, key)
+    assert r1.status_code == 200
+    assert r1.headers["x-ratelimit-limit-audio-seconds"] == "20"
+    assert r1.headers["x-ratelimit-remaining-audio-seconds"] == "9"
+    r2 = transcribe(second, key)
+    assert r2.status_code == 200 and r2.headers["x-ratelimit-remaining-audio-seconds"] == "0"
+    r3 = transcribe(first, key)
+    assert r3.status_code == 429, r3.text
+    assert r3.json()["error"]["code"] == "rate_limit_exceeded" and r3.json()["error"]["type"] == "rate_limit_error"
+    assert 1 <= int(r3.headers["retry-after"]) <= 60
+    assert r3.headers["x-ratelimit-remaining-audio-seconds"] == "0"
+    assert r3.headers["x-ratelimit-reset-audio-seconds"].endswith("s")
+    for h in ("limit", "remaining", "reset"):
+        assert f"x-ratelimit-{h}-requests" in r3.headers
+    unaffected = transcribe(second, other)
+    assert unaffected.status_code == 200 and int(unaffected.headers["x-ratelimit-remaining-audio-seconds"]) > 11000

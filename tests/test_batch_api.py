@@ -15,6 +15,7 @@ import webvtt
 from openai import OpenAI
 
 from tests.audio_utils import JFK, JFK_TEXT, english_reading, espeak, load_16k, normalize, wer, write_wav
+from tests.ops_utils import scrape, value, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +220,7 @@ def test_health_answers_fast_during_long_transcription(server, tmp_path) -> None
 
     worker = threading.Thread(target=long_request)
     worker.start()
-    time.sleep(1.0)
+    wait_for(lambda: value(scrape(server), "audio_service_busy_workers") >= 1, what="the long request on a worker")
     latencies = []
     while worker.is_alive() and len(latencies) < 20:
         t0 = time.perf_counter()

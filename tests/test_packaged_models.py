@@ -115,8 +115,9 @@ LOAD_CHECKPOINT = textwrap.dedent(
 
 def test_segmentation_checkpoint_loads_with_the_declared_dependencies_only(tmp_path: Path) -> None:
     """Unpickling the checkpoint needs lightning (via pyannote.audio) and omegaconf, not whisperx or
-    what it brought (transformers, nltk, torchvision, ...): run it where only the main list is installed."""
-    python = make_declared_venv(tmp_path / "venv")
+    what it brought (transformers, nltk, torchvision, ...): run it where only the main list and the
+    diarization extra are installed."""
+    python = make_declared_venv(tmp_path / "venv", extras=("diarization",))
     hidden = subprocess.run([str(python), "-c", "import whisperx"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert hidden.returncode != 0 and "No module named 'whisperx'" in hidden.stderr
     proc = subprocess.run([str(python), "-c", LOAD_CHECKPOINT, str(JFK)], cwd=ROOT, capture_output=True, text=True, timeout=600)
