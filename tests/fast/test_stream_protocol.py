@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from tests.audio_utils import float_to_pcm16
 from tests.fast.fake_backend import assert_heard, expected_text
 from tests.fast.ws import Session, checkpoint, expect_close, send_audio, stream, url
 from tests.ops_utils import scrape, value, wait_for
@@ -72,10 +73,6 @@ def test_bad_query_parameters(srv, query, param) -> None:
     assert errors[0]["param"] == param and errors[0]["message"]
 
 
-def pcm(samples: np.ndarray) -> bytes:
-    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
-
-
 @pytest.mark.parametrize(
     "kind, code, error_code",
     [
@@ -90,7 +87,7 @@ def test_bad_input_then_healthy_session(srv, jfk, kind, code, error_code) -> Non
     with srv.client.websocket_connect(url(language="en"), headers=AUTH) as ws:
         send_audio(ws, jfk[: 2 * SR])
         if kind == "odd_length":
-            ws.send_bytes(pcm(jfk[:3201])[:3201])
+            ws.send_bytes(float_to_pcm16(jfk[:3201])[:3201])
         elif kind == "oversized":
             ws.send_bytes(b"\x00\x00" * 16001)  # 32002 bytes > stream_max_frame_bytes=32000
         elif kind == "non_json":
@@ -100,7 +97,7 @@ def test_bad_input_then_healthy_session(srv, jfk, kind, code, error_code) -> Non
         elif kind == "audio_after_final":
             checkpoint(ws)
             Session().read_until(ws)  # the final answer first: the stream is finished
-            ws.send_bytes(pcm(jfk[:1600]))
+            ws.send_bytes(float_to_pcm16(jfk[:1600]))
         errors, close_code = expect_close(ws)
     assert close_code == code
     assert errors and errors[-1]["code"] == error_code and errors[-1]["type"] and errors[-1]["message"]
@@ -151,7 +148,7 @@ def test_sixty_seconds_of_silence_between_two_speeches(srv, jfk) -> None:
         send_audio(ws, jfk[: 5 * SR])
         send_audio(ws, silence)
         while not any(s["is_final"] for s in r.segments.values()):  # no frames sent while waiting
-            r.add(ws.receive_json())
+            r.merge(0.0, ws.receive_json())
         checkpoint(ws, "after-silence")
         send_audio(ws, jfk[5 * SR :])
         checkpoint(ws)

@@ -3,53 +3,21 @@
 from __future__ import annotations
 
 import json
-import urllib.parse
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from starlette.websockets import WebSocketDisconnect
 
 from tests.audio_utils import float_to_pcm16
-from tests.stream_client import PATH, SR
+from tests.stream_client import SR, StreamResult, url_for
 
 
 def url(**params: Any) -> str:
-    query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-    return PATH + (f"?{query}" if query else "")
+    return url_for("", **params)
 
 
-@dataclass
-class Session:
-    """What one session received: messages in order, segments merged by id, checkpoints, errors, close code
-    (the shape of :class:`tests.stream_client.StreamResult`, without wall times)."""
-
-    messages: list[tuple[float, dict]] = field(default_factory=list)  # (0.0, message): no clock in-process
-    segments: dict[int, dict] = field(default_factory=dict)
-    final_changed: list[str] = field(default_factory=list)
-    checkpoints: list[str] = field(default_factory=list)
-    errors: list[dict] = field(default_factory=list)
-    close_code: int | None = None
-
-    def add(self, msg: dict) -> None:
-        self.messages.append((0.0, msg))
-        for seg in msg.get("segments", []):
-            old = self.segments.get(seg["id"])
-            if old is not None and old["is_final"]:
-                self.final_changed.append(f"segment {seg['id']} re-sent after final: {old['text']!r} -> {seg['text']!r}")
-            self.segments[seg["id"]] = seg
-        if "checkpoint_id" in msg:
-            self.checkpoints.append(msg["checkpoint_id"])
-        if "error" in msg:
-            self.errors.append(msg["error"])
-
-    @property
-    def all_final(self) -> bool:
-        return all(s["is_final"] for s in self.segments.values())
-
-    @property
-    def text(self) -> str:
-        return " ".join(s["text"].strip() for _, s in sorted(self.segments.items()) if s["text"].strip())
+class Session(StreamResult):
+    """What one session received (:class:`tests.stream_client.StreamResult`; no wall clock in-process)."""
 
     def read_until(self, ws, checkpoint: str | None = "final") -> Session:
         """Receive until ``checkpoint`` is answered or the app closes the socket."""
@@ -59,7 +27,7 @@ class Session:
             except WebSocketDisconnect as closed:
                 self.close_code = closed.code
                 return self
-            self.add(msg)
+            self.merge(0.0, msg)
             if checkpoint is not None and msg.get("checkpoint_id") == checkpoint:
                 return self
 
