@@ -10,17 +10,13 @@ from collections.abc import Callable
 
 from audio_service.extras import require
 from audio_service.models.silero import VadParams
-from audio_service.schema import Audio, SpeechSpan
+from audio_service.schema import Audio, SpeechSpan, VadFn
 
 # faster-whisper's batched defaults: short silences split spans, generous padding keeps word edges
 BATCH_VAD = VadParams(min_silence_duration_ms=160, speech_pad_ms=400)
 # faster-whisper's transcribe(vad_filter=True) defaults (its VadOptions): only pauses of 2 s and more
 # are removed, so the sequential decoder reads the same packed speech as faster-whisper run directly
 ENGINE_VAD = VadParams(min_speech_duration_ms=0, min_silence_duration_ms=2000, speech_pad_ms=400)
-
-
-# Called as fn(audio) or fn(audio, params).
-VadFn = Callable[..., list[SpeechSpan]]
 
 
 def silero_vad(audio: Audio, params: VadParams = BATCH_VAD) -> list[SpeechSpan]:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import threading
 
 from audio_service.models.segmentation import pyannote_input, segmentation_model
-from audio_service.pipeline.vad import VadFn
-from audio_service.schema import Audio, SpeechSpan
+from audio_service.schema import Audio, SpeechSpan, VadFn
 
 # whisperx's defaults for this model (vad_onset / vad_offset), and pyannote's short-gap smoothing.
 ONSET = 0.5
