@@ -47,7 +47,7 @@ def session_config(s: Settings) -> SessionConfig:
     return SessionConfig(
         partial_interval_s=s.stream_partial_interval_s,
         adaptive_partials=s.stream_partial_policy == "adaptive",
-        max_segment_s=min(s.stream_max_segment_s, 28.0),
+        max_segment_s=s.stream_max_segment_s,
         max_backlog_s=s.stream_max_backlog_s,
         final_beam_size=s.stream_final_beam_size,
         early_final=s.stream_early_final,
