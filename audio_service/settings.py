@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, CliImplicitFlag, SettingsConfigDict
 
 DEFAULT_MODELS: dict[str, str] = {
@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     )
 
     # --- auth and limits ---
-    api_keys: list[str] = Field(default_factory=list, description="Accepted API keys (JSON list); empty = open server.")
+    api_keys: list[SecretStr] = Field(default_factory=list, description="Accepted API keys (JSON list); empty = open server.")
     max_upload_bytes: int = Field(1 << 30, ge=1, description="Largest accepted upload or fetched URL, in bytes (413 above).")
     url_fetch_allowlist: list[str] = Field(
         default_factory=list,
@@ -311,7 +311,7 @@ class Settings(BaseSettings):
         description='Diarizer aliases as JSON: name a client sends -> "offline" or "community-1".',
     )
     default_diarizer: str = Field("pyannote", description="diarization_model used when a request names none.")
-    hub_token: str | None = Field(None, description="Model hub token; enables pyannote speaker-diarization-community-1.")
+    hub_token: SecretStr | None = Field(None, description="Model hub token; enables pyannote speaker-diarization-community-1.")
     diarization_pipeline_dir: Path | None = Field(
         None, description="Local copy of pyannote speaker-diarization-community-1 (used instead of the hub)."
     )

@@ -231,7 +231,9 @@ class DiarizerRegistry:
         self._backends: dict[str, Callable[[], Diarizer]] = {"offline": OfflineDiarizer}
         source = str(settings.diarization_pipeline_dir) if settings.diarization_pipeline_dir else None
         if source or settings.hub_token:
-            self._backends["community-1"] = lambda: CommunityDiarizer(source or COMMUNITY_1, settings.hub_token)
+            self._backends["community-1"] = lambda: CommunityDiarizer(
+                source or COMMUNITY_1, settings.hub_token.get_secret_value() if settings.hub_token else None
+            )
         self._instances: dict[str, Diarizer] = {}
         self._lock = threading.Lock()
 
