@@ -44,7 +44,7 @@ class SpeechSpan:
     end: float
 
 
-# A voice activity detector: called as fn(audio) or fn(audio, params) (params: models.silero.VadParams).
+# A voice activity detector: called as fn(audio) or fn(audio, params) (params: vad.params.VadParams).
 VadFn = Callable[..., list[SpeechSpan]]
 
 

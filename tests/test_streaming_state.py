@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audio_service.models.silero import VadParams
 from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.cuts import CUT_CONTEXT, CUT_CONTEXT_WAIT_S, clip, hand_over, norm, repeated_lead
 from audio_service.streaming.decoder import DecodedWord, DecodeResult
@@ -20,7 +19,8 @@ from audio_service.streaming.segment import Segment, SessionConfig
 from audio_service.streaming.session import StreamSession
 from audio_service.streaming.stabilize import MIN_PARTIAL_S, partial_due, stabilise, text_timed_out
 from audio_service.streaming.transcript import Transcript
-from audio_service.streaming.vad import WINDOW
+from audio_service.vad.params import VadParams
+from audio_service.vad.streaming import WINDOW
 
 SR = SAMPLE_RATE
 PAD = 200 * SR // 1000  # VadParams().speech_pad_ms

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from audio_service.api.deps import Services, StreamingServices
 from audio_service.api.stream_limits import stream_limiter
 from audio_service.models.registry import resolve_device, stream_workers
-from audio_service.models.silero import VadParams
 from audio_service.settings import Settings
 from audio_service.streaming.decoder import DecodeBatch, WindowPolicy
 from audio_service.streaming.engine import StreamingEngine
 from audio_service.streaming.session import SessionConfig
 from audio_service.streaming.transcript import SpeakerTracker
+from audio_service.vad.params import VadParams
 
 log = logging.getLogger(__name__)
 

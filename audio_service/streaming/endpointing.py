@@ -12,11 +12,11 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from audio_service.models.silero import VadParams
 from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.cuts import CUT_CONTEXT, CUT_CONTEXT_WAIT_S
 from audio_service.streaming.segment import Segment, SessionConfig
-from audio_service.streaming.vad import WINDOW
+from audio_service.vad.params import VadParams
+from audio_service.vad.streaming import WINDOW
 
 SR = SAMPLE_RATE
 MIN_FINAL_SAMPLES = SR // 10  # a closed segment shorter than this, never shown, has nothing audible

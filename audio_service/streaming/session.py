@@ -34,7 +34,7 @@ from audio_service.streaming.protocol import Checkpoint, StreamFinishedError, St
 from audio_service.streaming.segment import AudioBuffer, Segment, SessionConfig
 from audio_service.streaming.stabilize import partial_due, partial_token_budget, stabilise, text_timed_out
 from audio_service.streaming.transcript import SpeakerTracker, Transcript, speakers_of
-from audio_service.streaming.vad import WINDOW, StreamingVad
+from audio_service.vad.streaming import WINDOW, StreamingVad
 
 SR = SAMPLE_RATE
 HARD_BACKLOG_MARGIN_S = 10.0
