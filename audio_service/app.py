@@ -18,10 +18,10 @@ from audio_service.api.middleware import OpsMiddleware
 from audio_service.api.ops import Ops
 from audio_service.api.stream_setup import build_streaming
 from audio_service.api.timeouts import BodyTimeoutMiddleware
+from audio_service.diarization.tracker import speaker_tracker_factory
 from audio_service.models.registry import ModelRegistry
 from audio_service.pipeline.batch import BatchService
 from audio_service.pipeline.fanout import BlockTranscriber
-from audio_service.pipeline.speaker_tracker import speaker_tracker_factory
 from audio_service.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -20,16 +20,16 @@ import numpy as np
 
 from audio_service.audio.decode import iter_audio_blocks, probe_audio
 from audio_service.audio.preprocess import preprocess
+from audio_service.diarization.offline import DiarizerRegistry, SpeakerBounds
+from audio_service.diarization.words import assign_speakers
 from audio_service.errors import InvalidRequestError
 from audio_service.leases import leases
 from audio_service.models.registry import LoadedModel, ModelRegistry
 from audio_service.pipeline import asr
 from audio_service.pipeline.align import AlignerRegistry
 from audio_service.pipeline.blocks import Block, join, speech_blocks
-from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds
 from audio_service.pipeline.fanout import BlockResult, BlockTask, BlockTranscriber, Lane, transcribe_blocks
 from audio_service.pipeline.queue import WorkQueue
-from audio_service.pipeline.speakers import assign_speakers
 from audio_service.schema import Audio, SpeechSpan, Task, Transcript
 from audio_service.settings import Settings
 from audio_service.vad import VadRegistry

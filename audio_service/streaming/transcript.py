@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from audio_service.diarization.words import label_runs
 from audio_service.schema import SAMPLE_RATE, Audio
 from audio_service.streaming.decoder import DecodedWord, DecodeResult
 from audio_service.streaming.patches import SegmentView, WordView
@@ -85,14 +86,8 @@ class Transcript:
         """Final segments, one per run of words of one speaker: the first keeps ``seg``'s id, the rest
         take new ids. Ids stay in time order because no later segment has one yet: partials of the
         next segment wait until every closed segment is final."""
-        runs: list[list] = []
-        for w, speaker in zip(result.words, speakers, strict=True):
-            if runs and runs[-1][0] == speaker:
-                runs[-1][1].append(w)
-            else:
-                runs.append([speaker, [w]])
         views = []
-        for i, (speaker, words) in enumerate(runs):
+        for i, (speaker, words) in enumerate(label_runs(speakers, result.words)):
             sid = seg.id if i == 0 else self.take_id()
             assert sid is not None
             text = "".join(w.word for w in words)
