@@ -17,7 +17,7 @@ from audio_service.pipeline.batch import BatchService
 from audio_service.settings import Settings
 from audio_service.streaming import decoder
 from audio_service.streaming.engine import StreamingEngine
-from audio_service.streaming.transcript import SpeakerTracker
+from audio_service.streaming.transcript import SpeakerLabeller
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class StreamingServices:
 
     engine: StreamingEngine
     limiter: StreamLimiter
-    speaker_trackers: Callable[..., SpeakerTracker] | None
+    speaker_trackers: Callable[..., SpeakerLabeller] | None
 
 
 @dataclass

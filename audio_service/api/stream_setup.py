@@ -13,14 +13,14 @@ from audio_service.settings import Settings
 from audio_service.streaming.decoder import DecodeBatch, WindowPolicy
 from audio_service.streaming.engine import StreamingEngine
 from audio_service.streaming.session import SessionConfig
-from audio_service.streaming.transcript import SpeakerTracker
+from audio_service.streaming.transcript import SpeakerLabeller
 from audio_service.vad.params import VadParams
 
 log = logging.getLogger(__name__)
 
 
 def build_streaming(
-    s: Settings, decode: DecodeBatch, speaker_trackers: Callable[..., SpeakerTracker] | None
+    s: Settings, decode: DecodeBatch, speaker_trackers: Callable[..., SpeakerLabeller] | None
 ) -> StreamingServices:
     """The app's streaming services; the app's lifespan starts the engine and stops both."""
     engine = StreamingEngine(

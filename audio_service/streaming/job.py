@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from audio_service.streaming.decoder import DecodeRequest, DecodeResult
-from audio_service.streaming.segment import Segment
+from audio_service.streaming.segment import StreamSegment
 
 
 class JobOwner(Protocol):
@@ -30,7 +30,7 @@ class DecodeJob:
     """One decode the engine runs for a session: a partial of the open segment or a final pass."""
 
     session: JobOwner
-    segment: Segment
+    segment: StreamSegment
     final: bool
     request: DecodeRequest
     end: int  # absolute sample just past the decoded audio
