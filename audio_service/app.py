@@ -16,11 +16,12 @@ from audio_service.api.identity import ReplicaHeaderMiddleware, replica_name
 from audio_service.api.limits import BodyLimitMiddleware
 from audio_service.api.middleware import OpsMiddleware
 from audio_service.api.ops import Ops
+from audio_service.api.stream_setup import build_streaming
 from audio_service.api.timeouts import BodyTimeoutMiddleware
+from audio_service.diarization.tracker import speaker_tracker_factory
 from audio_service.models.registry import ModelRegistry
 from audio_service.pipeline.batch import BatchService
 from audio_service.pipeline.fanout import BlockTranscriber
-from audio_service.pipeline.speaker_tracker import speaker_tracker_factory
 from audio_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,15 @@ def create_app(settings: Settings, fanout: BlockTranscriber | None = None, backe
     makes the model calls (faster-whisper unless given)."""
     backend = backend or DecodingBackend()
     registry = ModelRegistry(settings, backend.load)
-    batch_service = BatchService(settings, registry, fanout, backend.transcribe)
-    services = Services(settings=settings, registry=registry, batch=batch_service, backend=backend)
-    services.extra["speaker_tracker_factory"] = speaker_tracker_factory(settings.stream_speaker_context_s)
-    ops = services.extra["ops"] = Ops.build(settings)
+    ops = Ops.build(settings)
+    services = Services(
+        settings=settings,
+        registry=registry,
+        batch=BatchService(settings, registry, fanout, backend.transcribe),
+        ops=ops,
+        streaming=build_streaming(settings, backend.decode_windows, speaker_tracker_factory(settings.stream_speaker_context_s)),
+        backend=backend,
+    )
     ops.metrics.replica.labels(replica_name(settings)).set(1)
     workers = max(1, settings.inference_workers)
     ops.metrics.sample(
@@ -48,6 +54,7 @@ def create_app(settings: Settings, fanout: BlockTranscriber | None = None, backe
     async def lifespan(app: FastAPI):
         if ops.keys.open:
             log.warning("no API keys configured: the server is open to anyone who can reach it")
+        services.streaming.engine.start()
         loader = asyncio.create_task(_preload(services))
         stop_metrics = metrics.serve_on_port(ops.metrics, settings.host, settings.metrics_port) if settings.metrics_port else None
         try:
@@ -56,8 +63,8 @@ def create_app(settings: Settings, fanout: BlockTranscriber | None = None, backe
             loader.cancel()
             if stop_metrics is not None:
                 await asyncio.to_thread(stop_metrics)
-            for stop in services.extra.get("shutdown_hooks", []):
-                await stop()
+            await services.streaming.engine.stop()
+            await services.streaming.limiter.close()
             await services.batch.close()
             services.batch.shutdown()
 

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         ws=stuck_reader_ws_protocol(),
         timeout_graceful_shutdown=5,  # after our drain only idle connections are left
     )
-    DrainingServer(config, app.state.services.extra["ops"].drain, settings.shutdown_grace_s).run()
+    DrainingServer(config, app.state.services.ops.drain, settings.shutdown_grace_s).run()
     return 0
 
 

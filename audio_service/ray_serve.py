@@ -74,7 +74,7 @@ class AudioServiceReplica:
         from audio_service.app import create_app  # the app's modules load inside the replica process
 
         app = create_app(self._settings, self._blocks if self._settings.ray_fanout_block_s > 0 else None)
-        self._batch, self._metrics = app.state.services.batch, app.state.services.extra["ops"].metrics
+        self._batch, self._metrics = app.state.services.batch, app.state.services.ops.metrics
         for model in self._settings.preload_models:
             await asyncio.to_thread(app.state.services.registry.get, model)
             await asyncio.to_thread(app.state.services.registry.get, model, stream=True)

@@ -7,6 +7,7 @@ Times are in seconds from the start of the submitted audio.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -41,6 +42,10 @@ class SpeechSpan:
 
     start: float
     end: float
+
+
+# A voice activity detector: called as fn(audio) or fn(audio, params) (params: vad.params.VadParams).
+VadFn = Callable[..., list[SpeechSpan]]
 
 
 @dataclass(frozen=True)

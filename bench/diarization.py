@@ -34,7 +34,7 @@ import httpx  # noqa: E402
 from _common import RESULTS, machine_info, save  # noqa: E402
 
 from audio_service.audio.decode import decode_audio  # noqa: E402
-from audio_service.pipeline.diarize import OfflineDiarizer, SpeakerBounds  # noqa: E402
+from audio_service.diarization.offline import OfflineDiarizer, SpeakerBounds  # noqa: E402
 from tests.audio_utils import DATA, TWO_SPEAKERS, load_16k  # noqa: E402
 from tests.diarization_utils import (  # noqa: E402
     annotation,

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds  # noqa: E402
+from audio_service.diarization.offline import DiarizerRegistry, SpeakerBounds  # noqa: E402
 from audio_service.schema import Audio  # noqa: E402
 from audio_service.settings import Settings  # noqa: E402
 from bench._common import machine_info  # noqa: E402

@@ -75,9 +75,9 @@ class Reader:
 
 
 def _vad_spans(samples: np.ndarray) -> list[tuple[float, float]]:
-    from audio_service.models.silero import VadParams
-    from audio_service.pipeline.vad import silero_vad
     from audio_service.schema import Audio
+    from audio_service.vad.params import VadParams
+    from audio_service.vad.silero import silero_vad
 
     params = VadParams(min_silence_duration_ms=VAD_MIN_SILENCE_MS, speech_pad_ms=VAD_PAD_MS)
     return [(s.start, s.end) for s in silero_vad(Audio(samples), params)]

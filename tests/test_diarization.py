@@ -8,7 +8,7 @@ import sys
 import httpx
 import pytest
 
-from audio_service.pipeline.speakers import assign_speakers
+from audio_service.diarization.words import assign_speakers
 from audio_service.schema import Segment, SpeakerTurn, Transcript, Word
 from tests.audio_utils import JFK, JFK_TEXT, ROOT, TWO_SPEAKERS, wer
 from tests.diarization_utils import der, reference_two_speakers, word_turns_annotation
@@ -129,7 +129,7 @@ def test_segment_split_where_words_change_speaker():
 def test_streaming_speaker_tracker_keeps_speakers_apart():
     """The tracker the app registers for streams, fed two_speakers.wav's turns in order (in-process)."""
     from audio_service.audio.decode import decode_audio
-    from audio_service.pipeline.speaker_tracker import speaker_tracker_factory
+    from audio_service.diarization.tracker import speaker_tracker_factory
     from tests.diarization_utils import annotation
 
     ref = reference_two_speakers()
@@ -167,7 +167,7 @@ def test_streaming_diarization_der_of_final_segments(server):
 
 
 def test_short_speaker_runs_join_their_neighbour():
-    from audio_service.pipeline.speaker_tracker import merge_short_runs
+    from audio_service.diarization.tracker import merge_short_runs
 
     words = [(0.0, 0.4), (0.5, 0.9), (1.0, 1.2), (1.3, 1.8), (1.9, 2.4), (2.5, 3.0)]
     # A lone 0.2 s word of another speaker is no change; a 1.1 s run is one.
@@ -198,7 +198,7 @@ def test_overlapped_words_go_to_the_dominant_speaker_and_segments_list_the_other
 def testclosest_pair_never_joins_speakers_heard_together():
     import numpy as np
 
-    from audio_service.pipeline.speaker_count import closest_pair
+    from audio_service.diarization.clustering import closest_pair
 
     embeddings = np.array([[1.0, 0.0], [0.99, 0.14], [0.0, 1.0]])
     seconds = np.array([5.0, 5.0, 5.0])
@@ -215,7 +215,7 @@ def test_a_longer_conversation_keeps_its_diarization_error():
     longer gather every cannot-link into a spurious speaker (DER 0.104 before, 0.041 after; one copy 0.003)."""
     import numpy as np
 
-    from audio_service.pipeline.diarize import OfflineDiarizer, SpeakerBounds
+    from audio_service.diarization.offline import OfflineDiarizer, SpeakerBounds
     from audio_service.schema import Audio
     from tests.audio_utils import load_16k
     from tests.diarization_utils import annotation, tiled

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from audio_service.pipeline.speaker_clustering import window_evidence
-from audio_service.pipeline.speaker_count import closest_pair
+from audio_service.diarization.clustering import closest_pair
+from audio_service.diarization.evidence import window_evidence
 
 
 def _segmentation(data: np.ndarray):
@@ -53,7 +54,7 @@ def test_closest_voices_merge_first_but_never_across_a_cannot_link():
 
 def test_a_cluster_without_a_voice_joins_the_speaker_it_was_never_told_apart_from():
     """Pure logic of ``_home``: cannot-links first, then the closest first-pass centroid."""
-    from audio_service.pipeline.speaker_count import _home
+    from audio_service.diarization.clustering import _home
 
     groups = [[0, 1], [2]]  # two voices; cluster 3 has no clean speech of its own
     centroids = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.95, 0.05]], dtype=np.float32)
@@ -62,3 +63,12 @@ def test_a_cluster_without_a_voice_joins_the_speaker_it_was_never_told_apart_fro
     apart[3, 0] = apart[0, 3] = 2.0  # but was heard beside cluster 0 in some window
     assert _home(3, groups, apart, centroids) == 1
     assert _home(3, groups, np.zeros((4, 4)), None) == 0  # no centroids: the larger speaker
+
+
+def test_label_runs_groups_consecutive_items_of_one_label() -> None:
+    from audio_service.diarization.words import label_runs
+
+    assert label_runs(["A", "A", "B", "A"], [1, 2, 3, 4]) == [("A", [1, 2]), ("B", [3]), ("A", [4])]
+    assert label_runs([], []) == []
+    with pytest.raises(ValueError):
+        label_runs(["A"], [1, 2])  # one label per item

@@ -81,8 +81,8 @@ def test_stream_tracker_does_not_wait_for_a_batch_diarization():
     wait for the whole batch job)."""
     import time
 
-    from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds
-    from audio_service.pipeline.speaker_tracker import speaker_tracker_factory
+    from audio_service.diarization.offline import DiarizerRegistry, SpeakerBounds
+    from audio_service.diarization.tracker import speaker_tracker_factory
     from audio_service.schema import Audio
     from audio_service.settings import Settings
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from audio_service.errors import CloseCode
 from audio_service.streaming.protocol import (
-    CLOSE_INVALID_PAYLOAD,
     MAX_ID_CHARS,
     InvalidFrameError,
     close_code_for,
@@ -26,7 +26,7 @@ from audio_service.streaming.protocol import (
 def test_oversized_ids_are_refused_with_1007(message: dict) -> None:
     with pytest.raises(InvalidFrameError) as err:
         parse_client_text(json.dumps(message))
-    assert close_code_for(err.value) == CLOSE_INVALID_PAYLOAD
+    assert close_code_for(err.value) == CloseCode.INVALID_PAYLOAD
 
 
 def test_ids_up_to_the_limit_are_echoed_as_sent() -> None:

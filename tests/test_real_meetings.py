@@ -18,14 +18,14 @@ MEETINGS = [(2, 0), (3, 1), (4, 0)]  # (speakers, seed); 2:0 and 4:0 were over-c
 
 @pytest.fixture(scope="module")
 def diarizer():
-    from audio_service.pipeline.diarize import DiarizerRegistry
+    from audio_service.diarization.offline import DiarizerRegistry
     from audio_service.settings import Settings
 
     return DiarizerRegistry(Settings()).get(None)
 
 
 def diarize(diarizer, samples, uri):
-    from audio_service.pipeline.diarize import SpeakerBounds
+    from audio_service.diarization.offline import SpeakerBounds
     from audio_service.schema import Audio
 
     turns = diarizer(Audio(samples), SpeakerBounds(None, None))

@@ -14,7 +14,7 @@ from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.decoder import DecodedWord, DecodeResult
 from audio_service.streaming.engine import MAX_PARTIAL_SCALE, StreamingEngine
 from audio_service.streaming.protocol import StreamOptions
-from audio_service.streaming.segment import Segment, SessionConfig
+from audio_service.streaming.segment import SessionConfig, StreamSegment
 from audio_service.streaming.session import StreamSession
 from audio_service.streaming.stabilize import SPEECH_TAIL_S, partial_due, partial_token_budget, stabilise
 
@@ -27,7 +27,7 @@ def result(*spec: tuple[str, float, float]) -> DecodeResult:
 
 
 def test_no_partial_over_silence_unless_the_policy_is_fixed_or_a_marker_waits():
-    seg = Segment(start=0, submitted_at=2 * SR, decoded_end=2 * SR, last_speech=2 * SR - SR // 2)
+    seg = StreamSegment(start=0, submitted_at=2 * SR, decoded_end=2 * SR, last_speech=2 * SR - SR // 2)
     assert not partial_due(seg, 3 * SR, 0.5, None)  # the last partial heard every word
     assert partial_due(seg, 3 * SR, 0.5, None, adaptive=False)  # the fixed policy
     assert partial_due(seg, 3 * SR, 0.5, marker_at=3 * SR)  # a trace waits for this audio
@@ -36,7 +36,7 @@ def test_no_partial_over_silence_unless_the_policy_is_fixed_or_a_marker_waits():
 
 
 def test_partial_token_budget_follows_the_heard_words_and_the_new_audio():
-    seg = Segment(start=0)
+    seg = StreamSegment(start=0)
     first = partial_token_budget(seg, SR)
     stabilise(seg, result((" ask", 0.1, 0.4), (" not", 0.5, 0.8)), SR)
     assert seg.heard_tokens == 4
@@ -45,7 +45,7 @@ def test_partial_token_budget_follows_the_heard_words_and_the_new_audio():
 
 
 def test_local_agreement_ignores_case_and_punctuation():
-    seg = Segment(start=0)
+    seg = StreamSegment(start=0)
     stabilise(seg, result((" And", 0.1, 0.3), (" so", 0.3, 0.5), (" my", 0.6, 0.8)), SR)
     stabilise(seg, result((" and", 0.1, 0.3), (" so,", 0.3, 0.5), (" my", 0.6, 0.8), (" fellow", 0.9, 1.2)), 2 * SR)
     assert seg.locked == (1000, 2000, 1001, 2001, 1002, 2002)
@@ -83,7 +83,7 @@ def test_agreed_tokens_are_forced_only_on_the_model_that_produced_them():
     s.feed(np.zeros(SR, np.float32))
     assert s.next_job(final=False).request.prefix_tokens == (1000, 2000, 1001, 2001)
     s2 = session("en")
-    s2._ep.open = Segment(start=0, locked=(7, 8), locked_by=BASE)  # tokens of another vocabulary
+    s2._ep.open = StreamSegment(start=0, locked=(7, 8), locked_by=BASE)  # tokens of another vocabulary
     s2.feed(np.zeros(SR, np.float32))
     assert s2.next_job(final=False).request.prefix_tokens == ()
 

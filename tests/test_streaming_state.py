@@ -10,17 +10,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audio_service.models.silero import VadParams
 from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.cuts import CUT_CONTEXT, CUT_CONTEXT_WAIT_S, clip, hand_over, norm, repeated_lead
 from audio_service.streaming.decoder import DecodedWord, DecodeResult
 from audio_service.streaming.endpointing import Endpointer
 from audio_service.streaming.protocol import Checkpoint, StreamFinishedError, StreamOptions, Trace
-from audio_service.streaming.segment import Segment, SessionConfig
+from audio_service.streaming.segment import SessionConfig, StreamSegment
 from audio_service.streaming.session import StreamSession
 from audio_service.streaming.stabilize import MIN_PARTIAL_S, partial_due, stabilise, text_timed_out
-from audio_service.streaming.transcript import Transcript
-from audio_service.streaming.vad import WINDOW
+from audio_service.streaming.transcript import StreamTranscript
+from audio_service.vad.params import VadParams
+from audio_service.vad.streaming import WINDOW
 
 SR = SAMPLE_RATE
 PAD = 200 * SR // 1000  # VadParams().speech_pad_ms
@@ -153,8 +153,8 @@ def test_final_checkpoint_does_not_wait_for_audio_after_it():
 
 def test_words_go_to_the_side_of_the_cut_their_midpoint_is_on():
     cut = 2 * SR
-    before = Segment(start=0, end=cut, clip_end=True)
-    after = Segment(start=cut, clip_start=True, audio_start=cut - CUT_CONTEXT)
+    before = StreamSegment(start=0, end=cut, clip_end=True)
+    after = StreamSegment(start=cut, clip_start=True, audio_start=cut - CUT_CONTEXT)
     r = result((" ask", 1.0, 1.4), (" not", 1.5, 1.9), (" what", 2.0, 2.5), (" your", 2.6, 2.9))
     kept, speakers = clip(before, r, ["A", "A", "B", "B"])
     assert kept.text == "ask not what" and speakers == ["A", "A", "B"]  # "what" is within the tolerance
@@ -167,24 +167,24 @@ def test_words_go_to_the_side_of_the_cut_their_midpoint_is_on():
 
 
 def test_clip_clamps_the_first_word_to_the_cut_and_leaves_uncut_segments_alone():
-    after = Segment(start=2 * SR, clip_start=True)
+    after = StreamSegment(start=2 * SR, clip_start=True)
     kept, _ = clip(after, result((" country", 1.95, 2.4)), None)
     assert kept.words[0].start == 2.0
     plain = result((" hello", 0.1, 0.5))
-    assert clip(Segment(start=0), plain, ["A"]) == (plain, ["A"])
+    assert clip(StreamSegment(start=0), plain, ["A"]) == (plain, ["A"])
 
 
 # --- stabilisation ----------------------------------------------------------------------------------
 
 
 def test_local_agreement_locks_the_agreed_words_but_never_all():
-    seg = Segment(start=0)
+    seg = StreamSegment(start=0)
     shown = stabilise(seg, result((" ask", 0.1, 0.4), (" knot", 0.5, 0.8)), SR)
     assert shown is not None and shown.text == "ask knot" and seg.locked == () and seg.decoded_end == SR
-    seg.view = Transcript(None, True, 200).partial(seg, shown)
+    seg.view = StreamTranscript(None, True, 200).partial(seg, shown)
     shown = stabilise(seg, result((" ask", 0.1, 0.4), (" not", 0.5, 0.8), (" what", 0.9, 1.2)), 2 * SR)
     assert shown is not None and seg.locked == (1000,) and seg.text_changed_at == 2 * SR
-    seg.view = Transcript(None, True, 200).partial(seg, shown)
+    seg.view = StreamTranscript(None, True, 200).partial(seg, shown)
     # the same text again: nothing to show, the lock covers what two hypotheses agree on
     assert stabilise(seg, result((" ask", 0.1, 0.4), (" not", 0.5, 0.8), (" what", 0.9, 1.2)), 3 * SR) is None
     assert seg.locked == (1000,) and seg.text_changed_at == 2 * SR  # never the whole hypothesis
@@ -194,7 +194,7 @@ def test_local_agreement_locks_the_agreed_words_but_never_all():
 
 
 def test_partial_is_due_after_the_interval_or_when_a_marker_waits():
-    seg = Segment(start=0, submitted_at=0)
+    seg = StreamSegment(start=0, submitted_at=0)
     assert not partial_due(None, 10 * SR, 0.5, None)
     assert not partial_due(seg, int(MIN_PARTIAL_S * SR) - 1, 0.5, None)
     assert partial_due(seg, SR, 0.5, None)
@@ -207,8 +207,8 @@ def test_partial_is_due_after_the_interval_or_when_a_marker_waits():
 
 
 def test_ids_are_given_on_first_text_and_kept_when_final():
-    t = Transcript(None, word_timestamps=True, context_chars=12)
-    silent, first, second = Segment(start=0, end=SR), Segment(start=SR), Segment(start=3 * SR)
+    t = StreamTranscript(None, word_timestamps=True, context_chars=12)
+    silent, first, second = StreamSegment(start=0, end=SR), StreamSegment(start=SR), StreamSegment(start=3 * SR)
     assert t.final(silent, result(), None) == [] and silent.id is None
     p = t.partial(first, result((" hello", 1.1, 1.5)))
     assert (p.id, p.is_final) == (0, False) and t.partial(first, result((" hello there", 1.1, 1.9))).id == 0
@@ -220,16 +220,16 @@ def test_ids_are_given_on_first_text_and_kept_when_final():
 
 
 def test_a_final_in_another_language_switches_the_stream_and_drops_the_old_context():
-    t = Transcript(None, word_timestamps=True, context_chars=200)
-    [f] = t.final(Segment(start=0), result((" hello", 0.1, 0.5), language="en"), None)
-    [g] = t.final(Segment(start=SR), result((" guten", 1.1, 1.5), (" Tag", 1.6, 1.9), language="de"), None)
+    t = StreamTranscript(None, word_timestamps=True, context_chars=200)
+    [f] = t.final(StreamSegment(start=0), result((" hello", 0.1, 0.5), language="en"), None)
+    [g] = t.final(StreamSegment(start=SR), result((" guten", 1.1, 1.5), (" Tag", 1.6, 1.9), language="de"), None)
     assert (f.language, g.language, t.language) == ("en", "de", "de")
     assert t.context == "guten Tag"  # English text would pull the decoder back into English
 
 
 def test_a_final_segment_splits_where_the_speaker_changes():
-    t = Transcript("en", word_timestamps=False, context_chars=200)
-    seg = Segment(start=0)
+    t = StreamTranscript("en", word_timestamps=False, context_chars=200)
+    seg = StreamSegment(start=0)
     t.partial(seg, result((" hi", 0.1, 0.3)))
     views = t.final(seg, result((" hi", 0.1, 0.3), (" there", 0.4, 0.6), (" yes", 1.0, 1.2)), ["A", "A", "B"])
     assert [(v.id, v.text, v.speaker_id, v.is_final, v.words) for v in views] == [

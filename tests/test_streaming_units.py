@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from audio_service.errors import InvalidRequestError
-from audio_service.models.silero import VadParams
 from audio_service.schema import Audio
 from audio_service.streaming.patches import SegmentView, WordView, patch_message
 from audio_service.streaming.protocol import (
@@ -23,6 +22,7 @@ from audio_service.streaming.protocol import (
     parse_client_text,
     parse_options,
 )
+from audio_service.vad.params import VadParams
 from tests.audio_utils import JFK, JFK_TEXT, load_16k, wer
 
 

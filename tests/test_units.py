@@ -19,7 +19,11 @@ def test_cli_flags_override_environment(monkeypatch) -> None:
     monkeypatch.setenv("AUDIO_SERVICE_PORT", "9001")
     monkeypatch.setenv("AUDIO_SERVICE_API_KEYS", '["a"]')
     settings = build_settings(argparse.Namespace(port="9002", aliases='{"x": "whisper-base"}'))
-    assert settings.port == 9002 and settings.api_keys == ["a"] and settings.aliases == {"x": "whisper-base"}
+    assert (
+        settings.port == 9002
+        and [k.get_secret_value() for k in settings.api_keys] == ["a"]
+        and settings.aliases == {"x": "whisper-base"}
+    )
 
 
 def test_cli_help_lists_every_setting(capsys) -> None:

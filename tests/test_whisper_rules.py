@@ -100,7 +100,7 @@ def test_loops_needs_a_short_phrase_said_again_not_just_good_compression():
     assert repetition_start(loop) < len(loop)
 
 
-# --- the decoding rules both paths share (models/decoding.py, models/silero.py) -------------------
+# --- the decoding rules both paths share (models/decoding.py, vad/params.py) -------------------
 
 
 class _Model:
@@ -116,8 +116,8 @@ def test_language_rules_reach_the_batch_form_and_the_stream():
     from audio_service.api.forms import TranscriptionParams
     from audio_service.errors import InvalidRequestError
     from audio_service.models.decoding import decode_language, language_code
-    from audio_service.models.silero import VadParams
     from audio_service.streaming.protocol import parse_options
+    from audio_service.vad.params import VadParams
 
     assert language_code(" DE ") == "de" and language_code("") is None and language_code(None) is None
     with pytest.raises(ValueError) as rule:
@@ -138,9 +138,8 @@ def test_a_stream_s_vad_kwargs_drive_silero_as_the_batch_s_parameters_do():
     import json
     from dataclasses import asdict, replace
 
-    from audio_service.models.silero import VadParams
-    from audio_service.pipeline.vad import BATCH_VAD
     from audio_service.streaming.protocol import parse_options
+    from audio_service.vad.params import BATCH_VAD, VadParams
 
     kwargs = {"threshold": 0.6, "min_silence_duration_ms": 160, "speech_pad_ms": 400}
     stream_vad = parse_options({"vad_kwargs": json.dumps(kwargs)}, VadParams(), 5.0).vad

@@ -10,7 +10,6 @@ from fastapi.responses import Response
 from audio_service.api.deps import Services, get_services, require_api_key
 from audio_service.api.forms import TRANSLATION_FIELDS, TranscriptionParams, multipart_openapi, parse_params
 from audio_service.api.multipart import audio_source, read_form, respond
-from audio_service.api.ops import ops_of
 from audio_service.api.sse import stream_transcription
 from audio_service.errors import InvalidRequestError
 from audio_service.schema import Task
@@ -32,7 +31,7 @@ async def translations(request: Request, services: Services = Depends(get_servic
 
 
 async def _handle(request: Request, services: Services, task: Task) -> Response:
-    ops, who = ops_of(services), request.state.key_identity
+    ops, who = services.ops, request.state.key_identity
     form = await read_form(request)
     streamed = False
     try:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import Request
 
 from audio_service.api.auth import key_from_authorization
+from audio_service.api.ops import Ops
+from audio_service.api.stream_limits import StreamLimiter
 from audio_service.keys import KeyIdentity
 from audio_service.models.registry import ModelLoader, ModelRegistry, load_faster_whisper
 from audio_service.pipeline import asr
 from audio_service.pipeline.batch import BatchService
 from audio_service.settings import Settings
 from audio_service.streaming import decoder
+from audio_service.streaming.engine import StreamingEngine
+from audio_service.streaming.transcript import SpeakerLabeller
 
 
 @dataclass(frozen=True)
@@ -30,16 +34,28 @@ class DecodingBackend:
     decode_windows: decoder.DecodeBatch = decoder.decode_batch
 
 
+@dataclass(frozen=True)
+class StreamingServices:
+    """What every stream shares: the engine (the scheduler of model calls), the per-key stream limiter,
+    and the factory of streaming speaker trackers (one per ``diarize=true`` session; None: not installed)."""
+
+    engine: StreamingEngine
+    limiter: StreamLimiter
+    speaker_trackers: Callable[..., SpeakerLabeller] | None
+
+
 @dataclass
 class Services:
-    """Everything a route may call; built once per app in :func:`audio_service.app.create_app`."""
+    """Everything a route may call; built once per app in :func:`audio_service.app.create_app`, started
+    and stopped by its lifespan."""
 
     settings: Settings
     registry: ModelRegistry
     batch: BatchService
+    ops: Ops
+    streaming: StreamingServices
     backend: DecodingBackend = DecodingBackend()
-    extra: dict[str, Any] = field(default_factory=dict)  # services added by later stages (streaming, ...)
-    ready: bool = False
+    ready: bool = False  # the configured models are loaded (/ready)
 
 
 def get_services(request: Request) -> Services:
@@ -49,4 +65,4 @@ def get_services(request: Request) -> Services:
 def require_api_key(request: Request) -> KeyIdentity:
     """FastAPI dependency: who is calling (its key's name and limits; "anonymous" on an open server)."""
     services: Services = request.app.state.services
-    return services.extra["ops"].keys.authenticate(key_from_authorization(request.headers.get("authorization")))
+    return services.ops.keys.authenticate(key_from_authorization(request.headers.get("authorization")))

@@ -17,10 +17,9 @@ from types import FrameType
 
 import uvicorn
 
-from audio_service.errors import ServiceError
+from audio_service.errors import CloseCode, ServiceError
 
 log = logging.getLogger(__name__)
-CLOSE_SERVICE_RESTART = 1012
 
 
 class ShuttingDownError(ServiceError):
@@ -29,7 +28,7 @@ class ShuttingDownError(ServiceError):
     status_code = 503
     error_type = "server_error"
     default_code = "server_shutting_down"
-    close_code = CLOSE_SERVICE_RESTART
+    close_code = CloseCode.SERVICE_RESTART
 
 
 class Drain:

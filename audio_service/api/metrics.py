@@ -120,7 +120,7 @@ class Metrics:
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    m: Metrics = request.app.state.services.extra["ops"].metrics
+    m: Metrics = request.app.state.services.ops.metrics
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
 

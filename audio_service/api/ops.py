@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -12,9 +11,6 @@ from audio_service.api.metrics import Metrics
 from audio_service.api.quotas import QuotaExceededError, Quotas
 from audio_service.keys import KeyIdentity, KeyStore
 from audio_service.settings import Settings
-
-if TYPE_CHECKING:  # pragma: no cover
-    from audio_service.api.deps import Services
 
 
 @dataclass(frozen=True)
@@ -27,7 +23,7 @@ class Ops:
     @classmethod
     def build(cls, settings: Settings) -> Ops:
         return cls(
-            keys=KeyStore(settings.api_keys, settings.keys_file),
+            keys=KeyStore([k.get_secret_value() for k in settings.api_keys], settings.keys_file),
             quotas=Quotas(settings),
             metrics=Metrics(),
             drain=Drain(),
@@ -46,8 +42,3 @@ class Ops:
         request.state.audio_s = audio_s
         self.metrics.observe_audio("batch", model, audio_s, processing_s)
         await self.quotas.charge_audio(who, audio_s)
-
-
-def ops_of(services: Services) -> Ops:
-    """The app's :class:`Ops`."""
-    return services.extra["ops"]

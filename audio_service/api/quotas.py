@@ -19,7 +19,7 @@ from limits import RateLimitItemPerMinute
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 
-from audio_service.errors import OverloadedError
+from audio_service.errors import CloseCode, OverloadedError
 from audio_service.keys import KeyIdentity
 from audio_service.settings import Settings
 
@@ -31,7 +31,7 @@ class QuotaExceededError(OverloadedError):
     """A key's request or audio budget is spent; ``retry_after_s`` says when it refills."""
 
     default_code = "rate_limit_exceeded"
-    close_code = 4029  # streaming: the audio budget ran out (accepted audio was transcribed first)
+    close_code = CloseCode.QUOTA_EXCEEDED
 
 
 @dataclass(frozen=True)

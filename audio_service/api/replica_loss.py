@@ -23,10 +23,9 @@ import tempfile
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from audio_service.errors import ServiceError
+from audio_service.errors import CloseCode, ServiceError
 
 log = logging.getLogger(__name__)
-CLOSE_REPLICA_LOST = 1014  # "bad gateway": the proxy lost the replica serving this stream; reconnect
 RETRY_BODY_BYTES = 256 << 20  # bodies kept for a retry (spooled to disk above SPOOL_MEMORY_BYTES)
 SPOOL_MEMORY_BYTES = 1 << 20
 REPLAY_CHUNK = 1 << 20
@@ -36,6 +35,7 @@ RETRY_AFTER_S = 2  # Serve notices a dead replica and routes around it within ab
 class ReplicaLostError(ServiceError):
     status_code = 503
     default_code = "replica_lost"
+    close_code = CloseCode.REPLICA_LOST
 
 
 class _KeptBody:
@@ -157,7 +157,7 @@ class ReplicaLossMiddleware:
             )
             with contextlib.suppress(Exception):  # the client may be gone too
                 await send({"type": "websocket.send", "text": json.dumps(err.body())})
-                await send({"type": "websocket.close", "code": CLOSE_REPLICA_LOST, "reason": "replica_lost"})
+                await send({"type": "websocket.close", "code": int(ReplicaLostError.close_code), "reason": "replica_lost"})
 
 
 def _lost_response(message: str) -> JSONResponse:

@@ -24,7 +24,6 @@ from starlette.datastructures import FormData
 
 from audio_service.api.deps import Services
 from audio_service.api.multipart import audio_source
-from audio_service.api.ops import ops_of
 from audio_service.errors import ServiceError
 from audio_service.formatting.render import verbose_json
 from audio_service.keys import KeyIdentity
@@ -86,7 +85,7 @@ async def stream_transcription(
                 err = exc if isinstance(exc, ServiceError) else ServiceError("Internal server error: transcription failed.")
                 yield _event({**error_message(err), "request_id": request.state.request_id}, "error")
                 return
-            await ops_of(services).batch_done(request, who, job.model or "", transcript.duration, time.perf_counter() - t0)
+            await services.ops.batch_done(request, who, job.model or "", transcript.duration, time.perf_counter() - t0)
             timed = verbose_json(transcript, granularities) if response_format == "verbose_json" else {}
             yield _event(
                 {

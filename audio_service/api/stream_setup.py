@@ -1,39 +1,37 @@
-"""What the streaming endpoint sets up once per app or per stream: the engine, the per-key stream
-limiter, and the session and VAD defaults taken from the settings."""
+"""What the streaming endpoint needs, built once per app or per stream: the shared streaming services
+(engine, per-key stream limiter, speaker trackers), and the session and VAD defaults taken from the settings."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from audio_service.api.deps import Services
-from audio_service.api.stream_limits import StreamLimiter, stream_limiter
+from audio_service.api.deps import Services, StreamingServices
+from audio_service.api.stream_limits import stream_limiter
 from audio_service.models.registry import resolve_device, stream_workers
-from audio_service.models.silero import VadParams
 from audio_service.settings import Settings
-from audio_service.streaming.decoder import WindowPolicy
+from audio_service.streaming.decoder import DecodeBatch, WindowPolicy
 from audio_service.streaming.engine import StreamingEngine
 from audio_service.streaming.session import SessionConfig
+from audio_service.streaming.transcript import SpeakerLabeller
+from audio_service.vad.params import VadParams
 
 log = logging.getLogger(__name__)
 
 
-def streaming_services(services: Services) -> tuple[StreamingEngine, StreamLimiter]:
-    """The app's engine and limiter, created on first use; the engine stops at shutdown."""
-    if "streaming_engine" not in services.extra:
-        s = services.settings
-        engine = StreamingEngine(
-            batching=stream_batching(s),
-            max_batch=s.stream_max_batch,
-            window=WindowPolicy(full=s.stream_full_window, fixed_buckets=s.stream_fixed_buckets),
-            partial_batch_audio_s=s.stream_partial_batch_audio_s,
-            workers=stream_workers(s),
-            decode=services.backend.decode_windows,
-        )
-        engine.start()
-        services.extra["streaming_engine"] = engine
-        limiter = services.extra["stream_limiter"] = stream_limiter(s)
-        services.extra.setdefault("shutdown_hooks", []).extend([engine.stop, limiter.close])
-    return services.extra["streaming_engine"], services.extra["stream_limiter"]
+def build_streaming(
+    s: Settings, decode: DecodeBatch, speaker_trackers: Callable[..., SpeakerLabeller] | None
+) -> StreamingServices:
+    """The app's streaming services; the app's lifespan starts the engine and stops both."""
+    engine = StreamingEngine(
+        batching=stream_batching(s),
+        max_batch=s.stream_max_batch,
+        window=WindowPolicy(full=s.stream_full_window, fixed_buckets=s.stream_fixed_buckets),
+        partial_batch_audio_s=s.stream_partial_batch_audio_s,
+        workers=stream_workers(s),
+        decode=decode,
+    )
+    return StreamingServices(engine=engine, limiter=stream_limiter(s), speaker_trackers=speaker_trackers)
 
 
 def stream_batching(s: Settings) -> bool:
@@ -49,7 +47,7 @@ def session_config(s: Settings) -> SessionConfig:
     return SessionConfig(
         partial_interval_s=s.stream_partial_interval_s,
         adaptive_partials=s.stream_partial_policy == "adaptive",
-        max_segment_s=min(s.stream_max_segment_s, 28.0),
+        max_segment_s=s.stream_max_segment_s,
         max_backlog_s=s.stream_max_backlog_s,
         final_beam_size=s.stream_final_beam_size,
         early_final=s.stream_early_final,

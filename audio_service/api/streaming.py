@@ -19,20 +19,15 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from audio_service.api.auth import key_from_authorization
 from audio_service.api.deps import Services
-from audio_service.api.drain import CLOSE_SERVICE_RESTART
 from audio_service.api.middleware import request_id_from
-from audio_service.api.ops import ops_of
 from audio_service.api.stream_ops import StreamMonitor
-from audio_service.api.stream_setup import default_vad, partial_model, session_config, streaming_services
-from audio_service.errors import InvalidRequestError, OverloadedError, ServiceError
+from audio_service.api.stream_setup import default_vad, partial_model, session_config
+from audio_service.errors import CloseCode, InvalidRequestError, OverloadedError, ServiceError
 from audio_service.extras import require
 from audio_service.schema import SAMPLE_RATE
 from audio_service.settings import Settings
 from audio_service.streaming.engine import StreamingEngine
 from audio_service.streaming.protocol import (
-    CLOSE_NORMAL,
-    CLOSE_POLICY,
-    CLOSE_SERVER_ERROR,
     StreamFinishedError,
     StreamLagError,
     UnsupportedFeatureError,
@@ -62,11 +57,11 @@ async def transcribe_stream(ws: WebSocket) -> None:
     """Real-time transcription of 16 kHz mono PCM16LE frames; see docs/streaming.md for the protocol."""
     services: Services = ws.app.state.services
     s = services.settings
-    ops = ops_of(services)
+    ops = services.ops
     monitor = StreamMonitor(ops, request_id_from(ws.headers.get("x-request-id")))
     # accept first: errors are reported as a message, then a close code
     await ws.accept(headers=[(b"x-request-id", monitor.request_id.encode())])
-    engine, limiter = streaming_services(services)
+    engine, limiter = services.streaming.engine, services.streaming.limiter
     try:
         if ops.drain.draining:
             raise ops.drain.error()
@@ -74,7 +69,7 @@ async def transcribe_stream(ws: WebSocket) -> None:
             key_from_authorization(ws.headers.get("authorization") or ws.query_params.get("Authorization"))
         )
         options = parse_options(ws.query_params, default_vad(s), s.stream_text_timeout_s)
-        factory = services.extra.get("speaker_tracker_factory")
+        factory = services.streaming.speaker_trackers
         if options.diarize and factory is None:
             raise UnsupportedFeatureError(
                 "diarize=true: this server has no streaming speaker tracker installed.", param="diarize"
@@ -106,7 +101,7 @@ async def _serve(ws: WebSocket, engine: StreamingEngine, options, models, tracke
         if monitor.intercept(message):
             return
         if out.qsize() == MAX_OUTBOUND:
-            out.put_nowait(_Close(OverloadedError("The client does not read its messages."), 1008))
+            out.put_nowait(_Close(OverloadedError("The client does not read its messages."), CloseCode.POLICY))
         elif out.qsize() < MAX_OUTBOUND:
             out.put_nowait(message)
 
@@ -141,12 +136,12 @@ async def _receive_loop(
                 recv.cancel()  # safe: an unread frame stays unread (not accepted, so nothing is lost)
                 if stop.done():
                     return await _flush(
-                        engine, session, monitor, monitor.ops.drain.error(), CLOSE_SERVICE_RESTART, s.shutdown_grace_s
+                        engine, session, monitor, monitor.ops.drain.error(), CloseCode.SERVICE_RESTART, s.shutdown_grace_s
                     )
                 err = InvalidRequestError(
                     f"No frame for {s.stream_idle_timeout_s:.0f} s: closing the idle stream.", code="idle_timeout"
                 )
-                return _Close(err, CLOSE_NORMAL)
+                return _Close(err, CloseCode.NORMAL)
             close = await _handle_frame(recv, engine, session, s, monitor)
             if close is not False:
                 return close
@@ -194,7 +189,7 @@ async def _handle_frame(
         return _Close(exc, close_code_for(exc))
     except Exception:
         log.exception("stream failed")
-        return _Close(ServiceError("Internal server error."), CLOSE_SERVER_ERROR)
+        return _Close(ServiceError("Internal server error."), CloseCode.SERVER_ERROR)
     return False
 
 
@@ -236,7 +231,7 @@ async def _send_loop(ws: WebSocket, out: asyncio.Queue, monitor: StreamMonitor, 
                 log.info("closing a stream whose client read nothing for %.0f s", send_timeout_s)
                 # No error message: the client reads none. The close frame may still get through.
                 with contextlib.suppress(Exception):  # a stuck client's connection is dropped (api/timeouts.py)
-                    await asyncio.wait_for(ws.close(code=CLOSE_POLICY, reason="client_not_reading"), timeout=send_timeout_s)
+                    await asyncio.wait_for(ws.close(code=CloseCode.POLICY, reason="client_not_reading"), timeout=send_timeout_s)
                 return
     except (WebSocketDisconnect, RuntimeError, OSError):
         return  # the client is gone; the receive loop sees the disconnect

@@ -22,7 +22,7 @@ async def health() -> dict:
 
 @router.get("/ready", summary="Readiness: 200 once the preloaded models are loaded")
 async def ready(services: Services = Depends(get_services)) -> JSONResponse:
-    if services.extra["ops"].drain.draining:
+    if services.ops.drain.draining:
         return JSONResponse(error_body("The server is shutting down.", "server_error", None, "server_shutting_down"), 503)
     if not services.ready:
         return JSONResponse(error_body("Models are still loading.", "server_error", None, "not_ready"), 503)

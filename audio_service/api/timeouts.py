@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from audio_service.api.errors import error_body
-from audio_service.errors import ServiceError
+from audio_service.errors import CloseCode, ServiceError
 
 
 class RequestTimeoutError(ServiceError):
@@ -27,6 +27,7 @@ class RequestTimeoutError(ServiceError):
     status_code = 408
     error_type = "invalid_request_error"
     default_code = "request_timeout"
+    close_code = CloseCode.POLICY
 
 
 def _timeout_response(message: str) -> bytes:

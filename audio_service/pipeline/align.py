@@ -220,8 +220,8 @@ def _monotone(words: list[Word], duration: float) -> list[Word]:
 
 def fine_speech_spans(audio: Audio) -> list[SpeechSpan]:
     """Speech spans with short pauses kept apart (silero VAD, 100 ms minimum silence)."""
-    from audio_service.models.silero import VadParams
-    from audio_service.pipeline.vad import silero_vad
+    from audio_service.vad.params import VadParams
+    from audio_service.vad.silero import silero_vad
 
     return silero_vad(audio, VadParams(min_speech_duration_ms=100, min_silence_duration_ms=100, speech_pad_ms=30))
 

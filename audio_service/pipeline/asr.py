@@ -27,8 +27,9 @@ from audio_service.models.decoding import (
 from audio_service.models.whisper_rules import is_silence, without_loop
 from audio_service.pipeline.chunking import Packed, TimeMap, pack
 from audio_service.pipeline.segmenter import resegment
-from audio_service.pipeline.vad import BATCH_VAD, silero_vad
 from audio_service.schema import Audio, Segment, SpeechSpan, Task, Transcript, Word
+from audio_service.vad.params import BATCH_VAD
+from audio_service.vad.silero import silero_vad
 
 if TYPE_CHECKING:  # pragma: no cover
     from audio_service.models.registry import LoadedModel

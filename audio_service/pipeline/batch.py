@@ -20,19 +20,20 @@ import numpy as np
 
 from audio_service.audio.decode import iter_audio_blocks, probe_audio
 from audio_service.audio.preprocess import preprocess
+from audio_service.diarization.offline import DiarizerRegistry, SpeakerBounds
+from audio_service.diarization.words import assign_speakers
 from audio_service.errors import InvalidRequestError
 from audio_service.leases import leases
 from audio_service.models.registry import LoadedModel, ModelRegistry
 from audio_service.pipeline import asr
 from audio_service.pipeline.align import AlignerRegistry
 from audio_service.pipeline.blocks import Block, join, speech_blocks
-from audio_service.pipeline.diarize import DiarizerRegistry, SpeakerBounds
 from audio_service.pipeline.fanout import BlockResult, BlockTask, BlockTranscriber, Lane, transcribe_blocks
 from audio_service.pipeline.queue import WorkQueue
-from audio_service.pipeline.speakers import assign_speakers
-from audio_service.pipeline.vad import BATCH_VAD, ENGINE_VAD, VAD_MODELS, get_vad
 from audio_service.schema import Audio, SpeechSpan, Task, Transcript
 from audio_service.settings import Settings
+from audio_service.vad import VadRegistry
+from audio_service.vad.params import BATCH_VAD, ENGINE_VAD
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class BatchService:
         self._queue = WorkQueue(settings.inference_workers, settings.max_queued_requests, settings.retry_after_s, "batch", seats)
         self.aligners = AlignerRegistry(settings)
         self.diarizers = DiarizerRegistry(settings)
+        self.vads = VadRegistry()
 
     @property
     def queue(self) -> WorkQueue:
@@ -97,12 +99,12 @@ class BatchService:
     def validate(self, job: BatchJob) -> BatchJob:
         """Raise for names that do not resolve; return the job with the model id resolved."""
         spec = self._registry.resolve(job.model)
-        if job.vad_model not in VAD_MODELS:
+        if job.vad_model not in self.vads.names:
             raise InvalidRequestError(
-                f"Unknown vad_model {job.vad_model!r}. Available: {', '.join(sorted(VAD_MODELS))}.", param="vad_model"
+                f"Unknown vad_model {job.vad_model!r}. Available: {', '.join(self.vads.names)}.", param="vad_model"
             )
         if not job.skip_vad:
-            get_vad(job.vad_model)  # a VAD whose extra is not installed is refused here, before any audio is read
+            self.vads.get(job.vad_model)  # a VAD whose extra is not installed is refused here, before any audio is read
         if job.alignment_model is not None:
             self.aligners.resolve(job.alignment_model)
         if job.diarize:
@@ -242,7 +244,7 @@ class BatchService:
     def _speech(self, audio: Audio, job: BatchJob) -> list[SpeechSpan]:
         if job.skip_vad:
             return [SpeechSpan(0.0, audio.duration)]
-        vad = get_vad(job.vad_model)
+        vad = self.vads.get(job.vad_model)
         if job.vad_model == "silero":  # the engine's own VAD settings for the decoder that runs
             return vad(audio, ENGINE_VAD if self._settings.batch_decoder == "sequential" else BATCH_VAD)
         return vad(audio)

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.decoder import DecodeResult
-from audio_service.streaming.segment import Segment
+from audio_service.streaming.segment import StreamSegment
 
 CUT_CONTEXT_S = 1.0
 CUT_CONTEXT_WAIT_S = 2.0  # a cut segment's final pass waits this long at most for the audio after the cut
@@ -27,7 +27,7 @@ def norm(word: str) -> str:
     return "".join(c for c in word.lower() if c.isalnum() or c == "'")
 
 
-def clip(seg: Segment, result: DecodeResult, speakers: list[str] | None) -> tuple[DecodeResult, list[str] | None]:
+def clip(seg: StreamSegment, result: DecodeResult, speakers: list[str] | None) -> tuple[DecodeResult, list[str] | None]:
     """Keep the words of ``result`` that belong to the segment (its audio may reach across a cut).
 
     A word belongs to the side of a cut its midpoint falls on, give or take CUT_TOLERANCE_S; words
@@ -55,7 +55,7 @@ def repeated_lead(before: tuple[str, ...], words: list[str]) -> int:
     return 0
 
 
-def hand_over(final: Segment, result: DecodeResult, nxt: Segment | None) -> None:
+def hand_over(final: StreamSegment, result: DecodeResult, nxt: StreamSegment | None) -> None:
     """After the final pass of a segment cut at its end, tell the segment after the cut its words."""
     if final.clip_end and nxt is not None and nxt.clip_start:
         nxt.lead_words = tuple(norm(w.word) for w in result.words)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from audio_service.models.silero import VadParams
 from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.cuts import CUT_CONTEXT, CUT_CONTEXT_WAIT_S
-from audio_service.streaming.segment import Segment, SessionConfig
-from audio_service.streaming.vad import WINDOW
+from audio_service.streaming.segment import SessionConfig, StreamSegment
+from audio_service.vad.params import VadParams
+from audio_service.vad.streaming import WINDOW
 
 SR = SAMPLE_RATE
 MIN_FINAL_SAMPLES = SR // 10  # a closed segment shorter than this, never shown, has nothing audible
@@ -36,8 +36,8 @@ class Endpointer:
     def __init__(self, vad: VadParams, config: SessionConfig) -> None:
         self.vad = vad
         self.config = config
-        self.open: Segment | None = None
-        self.pending: deque[Segment] = deque()  # closed, waiting for their final pass
+        self.open: StreamSegment | None = None
+        self.pending: deque[StreamSegment] = deque()  # closed, waiting for their final pass
         self.floor = 0  # end of the last closed segment: a new one never overlaps it
         self.cut: int | None = None  # a checkpoint cut speech here: the segment that goes on decodes across it
         self.silence_start: int | None = None
@@ -109,7 +109,7 @@ class Endpointer:
         seg.probs = []
         self.pending.append(seg)
 
-    def _cut_long(self, seg: Segment, end: int, held_from: int) -> None:
+    def _cut_long(self, seg: StreamSegment, end: int, held_from: int) -> None:
         """Close an over-long segment at its quietest recent window and go on in a new one."""
         lo, hi = end - 3 * SR, end - SR // 4
         candidates = [(p, pos) for pos, p in seg.probs if lo <= pos <= hi]
@@ -120,7 +120,7 @@ class Endpointer:
         self.open.last_speech = end
         self.open.probs = [(pos, p) for pos, p in seg.probs if pos >= cut]
 
-    def _endpoint(self, seg: Segment) -> int:
+    def _endpoint(self, seg: StreamSegment) -> int:
         """The silence (samples) that closes ``seg``."""
         endpoint = _ms(self.vad.min_silence_duration_ms)
         if seg.last_speech - seg.first_speech < self.config.short_segment_s * SR:
@@ -129,12 +129,12 @@ class Endpointer:
             endpoint = max(endpoint, int(self.config.short_endpoint_s * SR))
         return endpoint
 
-    def _too_short(self, seg: Segment) -> bool:
+    def _too_short(self, seg: StreamSegment) -> bool:
         """A click or a breath (too little speech, never shown): dropped at its endpoint, never final."""
         return seg.id is None and seg.last_speech - seg.first_speech < _ms(self.vad.min_speech_duration_ms)
 
-    def _new_segment(self, start: int, held_from: int) -> Segment:
-        seg = Segment(start=start, decoded_end=start, submitted_at=start, text_changed_at=start)
+    def _new_segment(self, start: int, held_from: int) -> StreamSegment:
+        seg = StreamSegment(start=start, decoded_end=start, submitted_at=start, text_changed_at=start)
         if self.cut is not None and start <= self.cut:  # speech goes on right after a cut
             seg.audio_start = max(held_from, self.cut - CUT_CONTEXT)
             seg.clip_start = True

@@ -23,7 +23,8 @@ import numpy as np
 from audio_service.models.priority import lower_thread_priority
 from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.decoder import DecodeBatch, WindowPolicy, decode_batch
-from audio_service.streaming.session import DecodeJob, StreamSession
+from audio_service.streaming.job import DecodeJob, JobOwner
+from audio_service.streaming.session import StreamSession
 
 log = logging.getLogger(__name__)
 STATS_LOG_INTERVAL_S = 60.0
@@ -82,7 +83,7 @@ class StreamingEngine:
         self.window = window or WindowPolicy()
         self._decode_batch = decode
         self.stats = EngineStats()
-        self._decode_s: weakref.WeakKeyDictionary[StreamSession, float] = weakref.WeakKeyDictionary()
+        self._decode_s: weakref.WeakKeyDictionary[JobOwner, float] = weakref.WeakKeyDictionary()
         self._sessions: list[StreamSession] = []
         self._cond = threading.Condition()
         self._stopping = False

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from audio_service.streaming.decoder import DecodeRequest
-from audio_service.streaming.segment import Segment
+from audio_service.streaming.decoder import DecodeRequest, DecodeResult
+from audio_service.streaming.segment import StreamSegment
 
-if TYPE_CHECKING:  # pragma: no cover
-    from audio_service.streaming.session import StreamSession
+
+class JobOwner(Protocol):
+    """What the engine calls on the session a job came from (:class:`audio_service.streaming.session.StreamSession`)."""
+
+    notify: Callable[[], None]
+
+    @property
+    def has_tracker(self) -> bool: ...
+
+    def speaker_for(self, job: DecodeJob, result: DecodeResult) -> list[str] | None: ...
+
+    def complete(self, job: DecodeJob, result: DecodeResult, speakers: list[str] | None = None) -> None: ...
+
+    def fail(self, exc: BaseException) -> None: ...
 
 
 @dataclass(frozen=True)
 class DecodeJob:
     """One decode the engine runs for a session: a partial of the open segment or a final pass."""
 
-    session: StreamSession
-    segment: Segment
+    session: JobOwner
+    segment: StreamSegment
     final: bool
     request: DecodeRequest
     end: int  # absolute sample just past the decoded audio

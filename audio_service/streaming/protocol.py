@@ -1,8 +1,8 @@
-"""The streaming protocol: query parameters, client messages, server messages and close codes.
+"""The streaming protocol: query parameters, client messages and server messages.
 
 Query parameters become a frozen :class:`StreamOptions`; client text frames become
 :class:`Checkpoint` or :class:`Trace`; every protocol violation is a :class:`ServiceError`
-subclass that carries the WebSocket close code the API layer should use.
+subclass that carries the WebSocket close code (:class:`audio_service.errors.CloseCode`) the API layer uses.
 """
 
 from __future__ import annotations
@@ -15,18 +15,9 @@ from typing import Any
 import numpy as np
 
 from audio_service.audio.decode import pcm16_to_float
-from audio_service.errors import InvalidRequestError, OverloadedError, ServiceError, UnsupportedError
+from audio_service.errors import CloseCode, InvalidRequestError, OverloadedError, ServiceError, UnsupportedError
 from audio_service.models.decoding import MAX_PROMPT_CHARS, language_code
-from audio_service.models.silero import VadParams
-
-# WebSocket close codes (RFC 6455, section 7.4.1).
-CLOSE_NORMAL = 1000
-CLOSE_UNSUPPORTED_DATA = 1003
-CLOSE_INVALID_PAYLOAD = 1007
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_SERVER_ERROR = 1011
-CLOSE_TRY_AGAIN_LATER = 1013
+from audio_service.vad.params import VadParams
 
 MIN_TEXT_TIMEOUT_S = 1.0
 MAX_TEXT_TIMEOUT_S = 29.0
@@ -37,54 +28,47 @@ class InvalidFrameError(InvalidRequestError):
     """A frame whose bytes are not what the protocol allows (odd-length PCM, non-JSON text)."""
 
     default_code = "invalid_frame"
-    close_code = CLOSE_INVALID_PAYLOAD
+    close_code = CloseCode.INVALID_PAYLOAD
 
 
 class UnsupportedFeatureError(UnsupportedError):
     """A valid option this server cannot serve on a stream (e.g. diarize without a speaker tracker)."""
 
-    close_code = CLOSE_UNSUPPORTED_DATA
+    close_code = CloseCode.UNSUPPORTED_DATA
 
 
 class FrameTooLargeError(InvalidRequestError):
     default_code = "frame_too_large"
-    close_code = CLOSE_TOO_BIG
+    close_code = CloseCode.TOO_BIG
 
 
 class UnknownMessageError(UnsupportedError):
     default_code = "unknown_message_type"
-    close_code = CLOSE_UNSUPPORTED_DATA
+    close_code = CloseCode.UNSUPPORTED_DATA
 
 
 class StreamFinishedError(InvalidRequestError):
     """Audio arrived after the client's ``final`` checkpoint."""
 
     default_code = "stream_finished"
-    close_code = CLOSE_POLICY
+    close_code = CloseCode.POLICY
 
 
 class TooManyStreamsError(OverloadedError):
     default_code = "too_many_streams"
-    close_code = CLOSE_POLICY
+    close_code = CloseCode.POLICY
 
 
 class StreamLagError(OverloadedError):
     """The server fell so far behind this stream that buffering more audio would be unbounded."""
 
     default_code = "stream_lagging"
-    close_code = CLOSE_TRY_AGAIN_LATER
+    close_code = CloseCode.TRY_AGAIN_LATER
 
 
-def close_code_for(exc: BaseException) -> int:
-    """The close code for an error: its own, else policy for client errors and 1011 for ours."""
-    code = getattr(exc, "close_code", None)
-    if code is not None:
-        return int(code)
-    if isinstance(exc, UnsupportedError):  # a valid request this server cannot serve (e.g. a feature not installed)
-        return CLOSE_UNSUPPORTED_DATA
-    if isinstance(exc, ServiceError) and exc.status_code < 500:
-        return CLOSE_POLICY
-    return CLOSE_SERVER_ERROR
+def close_code_for(exc: BaseException) -> CloseCode:
+    """The close code for an error: a service error's own (carried on its type), else 1011."""
+    return exc.close_code if isinstance(exc, ServiceError) else CloseCode.SERVER_ERROR
 
 
 def error_message(exc: ServiceError) -> dict[str, Any]:

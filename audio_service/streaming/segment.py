@@ -1,6 +1,6 @@
 """The state one stream's parts share: the engine-wide knobs, a speech segment, the audio buffer.
 
-A :class:`Segment` is session-internal and mutable; each part of the session owns some of its
+A :class:`StreamSegment` is session-internal and mutable; each part of the session owns some of its
 fields (endpointing: the span and cut flags; stabilisation: the hypotheses; the transcript: id
 and view). Positions are absolute sample numbers at :data:`SAMPLE_RATE` from the stream's start.
 """
@@ -35,7 +35,7 @@ class SessionConfig:
 
 
 @dataclass
-class Segment:
+class StreamSegment:
     """Session-internal, mutable: one speech segment from open to final."""
 
     start: int  # absolute sample

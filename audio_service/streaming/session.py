@@ -31,15 +31,15 @@ from audio_service.streaming.job import DecodeJob
 from audio_service.streaming.markers import Markers
 from audio_service.streaming.patches import SegmentView, patch_message
 from audio_service.streaming.protocol import Checkpoint, StreamFinishedError, StreamLagError, StreamOptions, Trace
-from audio_service.streaming.segment import AudioBuffer, Segment, SessionConfig
+from audio_service.streaming.segment import AudioBuffer, SessionConfig, StreamSegment
 from audio_service.streaming.stabilize import partial_due, partial_token_budget, stabilise, text_timed_out
-from audio_service.streaming.transcript import SpeakerTracker, Transcript, speakers_of
-from audio_service.streaming.vad import WINDOW, StreamingVad
+from audio_service.streaming.transcript import SpeakerLabeller, StreamTranscript, speakers_of
+from audio_service.vad.streaming import WINDOW, StreamingVad
 
 SR = SAMPLE_RATE
 HARD_BACKLOG_MARGIN_S = 10.0
 
-__all__ = ["DecodeJob", "SessionConfig", "SpeakerTracker", "StreamSession"]
+__all__ = ["DecodeJob", "SessionConfig", "SpeakerLabeller", "StreamSession"]
 
 
 class StreamSession:
@@ -55,7 +55,7 @@ class StreamSession:
         model: Any,
         config: SessionConfig,
         emit: Callable[[Any], object],  # its return value is ignored
-        tracker: SpeakerTracker | None = None,
+        tracker: SpeakerLabeller | None = None,
         draft: Any = None,
     ) -> None:
         self.options = options
@@ -68,7 +68,7 @@ class StreamSession:
         self._buf = AudioBuffer()
         self._vad: StreamingVad | None = None  # made on the first feed, on the VAD thread (loads ONNX once)
         self._ep = Endpointer(options.vad, config)
-        self._transcript = Transcript(options.language, options.word_timestamps, config.context_chars)
+        self._transcript = StreamTranscript(options.language, options.word_timestamps, config.context_chars)
         self._markers = Markers()
         self._busy = False
         self._closed = False
@@ -242,7 +242,7 @@ class StreamSession:
                 return  # no early pass, or speech resumed after it: the normal final pass runs
             self._finalize(seg, seg.early_result, None)
 
-    def _finalize(self, seg: Segment, result: DecodeResult, speakers: list[str] | None) -> None:
+    def _finalize(self, seg: StreamSegment, result: DecodeResult, speakers: list[str] | None) -> None:
         assert self._ep.pending[0] is seg
         self._ep.pending.popleft()
         result, speakers = clip(seg, result, speakers)

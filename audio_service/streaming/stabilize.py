@@ -2,7 +2,7 @@
 
 The open segment's audio is re-decoded as it grows (greedy). The words two consecutive hypotheses
 agree on (local agreement) are forced as the decoder prefix of the next decode, so the text flickers
-little; a partial is shown only when its text changed. Pure logic on a :class:`Segment`, no model.
+little; a partial is shown only when its text changed. Pure logic on a :class:`StreamSegment`, no model.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.cuts import clip, norm
 from audio_service.streaming.decoder import DecodeResult
-from audio_service.streaming.segment import Segment
+from audio_service.streaming.segment import StreamSegment
 
 MIN_PARTIAL_S = 0.6  # shorter windows make Whisper guess; wait for a little more audio
 # The VAD decides in 32 ms windows and its probability trails the speech a little: audio this close
@@ -18,7 +18,9 @@ MIN_PARTIAL_S = 0.6  # shorter windows make Whisper guess; wait for a little mor
 SPEECH_TAIL_S = 0.3
 
 
-def partial_due(seg: Segment | None, received: int, interval_s: float, marker_at: int | None, adaptive: bool = True) -> bool:
+def partial_due(
+    seg: StreamSegment | None, received: int, interval_s: float, marker_at: int | None, adaptive: bool = True
+) -> bool:
     """Whether the open segment ``seg`` should be decoded again now.
 
     ``marker_at``: the position of the oldest trace or checkpoint still waiting, if any. ``adaptive``:
@@ -35,7 +37,7 @@ def partial_due(seg: Segment | None, received: int, interval_s: float, marker_at
     return marker_at is not None and marker_at > seg.decoded_end and received > seg.submitted_at
 
 
-def partial_token_budget(seg: Segment, end: int) -> int:
+def partial_token_budget(seg: StreamSegment, end: int) -> int:
     """Most text tokens a partial of ``seg`` up to sample ``end`` needs: the words the last partial heard,
     plus what the new audio can hold (fast speech is about 5 tokens/s) and a few for re-tokenising.
 
@@ -55,7 +57,7 @@ def agreed_prefix(previous: tuple[str, ...], words: list[str]) -> int:
     return agreed
 
 
-def stabilise(seg: Segment, result: DecodeResult, end: int) -> DecodeResult | None:
+def stabilise(seg: StreamSegment, result: DecodeResult, end: int) -> DecodeResult | None:
     """Take a partial hypothesis of ``seg`` decoded up to sample ``end``.
 
     Updates the agreed prefix (the decoder is forced to keep it next time) and returns the result
@@ -76,6 +78,6 @@ def stabilise(seg: Segment, result: DecodeResult, end: int) -> DecodeResult | No
     return result
 
 
-def text_timed_out(seg: Segment, at: int, timeout_s: float) -> bool:
+def text_timed_out(seg: StreamSegment, at: int, timeout_s: float) -> bool:
     """Speech (or what VAD takes for it) with no new text for ``timeout_s``: the segment should be made final."""
     return at - seg.text_changed_at >= timeout_s * SAMPLE_RATE and seg.view is not None

@@ -9,26 +9,27 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from audio_service.diarization.words import label_runs
 from audio_service.schema import SAMPLE_RATE, Audio
 from audio_service.streaming.decoder import DecodedWord, DecodeResult
 from audio_service.streaming.patches import SegmentView, WordView
-from audio_service.streaming.segment import Segment
+from audio_service.streaming.segment import StreamSegment
 
 
-class SpeakerTracker(Protocol):
+class SpeakerLabeller(Protocol):
     """Labels each final segment with a speaker, consistently within one stream.
 
     Called on a worker thread (not the decode thread), once per final segment with text, in time
     order. ``audio`` is the segment's audio (with its VAD padding); ``start``/``end`` locate the
     segment's words inside it, in seconds from the start of ``audio``. A tracker that also has
     ``assign_words(audio, [(start, end), ...]) -> [label, ...]`` labels each word instead, and the
-    final segment is split where the label changes (see :meth:`Transcript.final`).
+    final segment is split where the label changes (see :meth:`StreamTranscript.final`).
     """
 
     def assign(self, audio: Audio, start: float, end: float) -> str: ...
 
 
-def speakers_of(tracker: SpeakerTracker, audio: Audio, words: list[tuple[float, float]]) -> list[str]:
+def speakers_of(tracker: SpeakerLabeller, audio: Audio, words: list[tuple[float, float]]) -> list[str]:
     """One label per word: a tracker that can label words (``assign_words``) does; else the whole span gets one."""
     assign_words = getattr(tracker, "assign_words", None)
     if assign_words is not None:
@@ -40,7 +41,7 @@ def _word_views(words: tuple[DecodedWord, ...] | list[DecodedWord]) -> tuple[Wor
     return tuple(WordView(w.word.strip(), w.start, w.end, w.probability) for w in words)
 
 
-class Transcript:
+class StreamTranscript:
     """One stream's ids, language and prompt context; turns decode results into segment views."""
 
     def __init__(self, language: str | None, word_timestamps: bool, context_chars: int) -> None:
@@ -54,14 +55,14 @@ class Transcript:
         self.next_id += 1
         return self.next_id - 1
 
-    def partial(self, seg: Segment, result: DecodeResult) -> SegmentView:
+    def partial(self, seg: StreamSegment, result: DecodeResult) -> SegmentView:
         """The view of a changed partial hypothesis (the segment gets its id on its first text)."""
         if seg.id is None:
             seg.id = self.take_id()
         seg.view = self._view(seg, result, final=False)
         return seg.view
 
-    def final(self, seg: Segment, result: DecodeResult, speakers: list[str] | None) -> list[SegmentView]:
+    def final(self, seg: StreamSegment, result: DecodeResult, speakers: list[str] | None) -> list[SegmentView]:
         """The final views of ``seg`` (``result`` already clipped to it); none when it never showed and said nothing."""
         text = result.text
         if not text and seg.id is None:
@@ -81,18 +82,12 @@ class Transcript:
             return [seg.view]
         return self._split(seg, result, speakers)
 
-    def _split(self, seg: Segment, result: DecodeResult, speakers: list[str]) -> list[SegmentView]:
+    def _split(self, seg: StreamSegment, result: DecodeResult, speakers: list[str]) -> list[SegmentView]:
         """Final segments, one per run of words of one speaker: the first keeps ``seg``'s id, the rest
         take new ids. Ids stay in time order because no later segment has one yet: partials of the
         next segment wait until every closed segment is final."""
-        runs: list[list] = []
-        for w, speaker in zip(result.words, speakers, strict=True):
-            if runs and runs[-1][0] == speaker:
-                runs[-1][1].append(w)
-            else:
-                runs.append([speaker, [w]])
         views = []
-        for i, (speaker, words) in enumerate(runs):
+        for i, (speaker, words) in enumerate(label_runs(speakers, result.words)):
             sid = seg.id if i == 0 else self.take_id()
             assert sid is not None
             text = "".join(w.word for w in words)
@@ -101,7 +96,7 @@ class Transcript:
         seg.view = views[0]
         return views
 
-    def _view(self, seg: Segment, result: DecodeResult, final: bool, speaker: str | None = None) -> SegmentView:
+    def _view(self, seg: StreamSegment, result: DecodeResult, final: bool, speaker: str | None = None) -> SegmentView:
         words = _word_views(result.words)
         start = words[0].start if words else seg.start / SAMPLE_RATE
         end = words[-1].end if words else (seg.end or seg.decoded_end) / SAMPLE_RATE

@@ -45,10 +45,8 @@ def test_benchmarks_page_is_current() -> None:
 
 
 def test_streaming_page_documents_every_close_code() -> None:
-    codes = set()
-    for path in (ROOT / "audio_service").rglob("*.py"):
-        codes |= {int(c) for c in re.findall(r"^\s*(?:CLOSE_[A-Z_]+|close_code)\s*=\s*(\d{4})\b", path.read_text(), re.M)}
-    assert {1000, 1008, 1011, 1012, 1013, 1014, 4029} <= codes  # the scan finds the codes where they are defined
+    from audio_service.errors import CloseCode
+
     page = (DOCS / "streaming.md").read_text()
-    missing = sorted(c for c in codes if f"\n| {c} |" not in page)
+    missing = sorted(int(c) for c in CloseCode if f"\n| {int(c)} |" not in page)
     assert not missing, f"docs/streaming.md has no close-code row for {missing}"

@@ -18,3 +18,18 @@ def test_one_sample_rate_constant() -> None:
         if literal.search(line) and not line.startswith("SAMPLE_RATE =")
     ]
     assert not found, found
+
+
+def test_no_import_cycle() -> None:
+    """No module of audio_service imports, through any chain, a module that imports it (TYPE_CHECKING
+    imports count: a cycle of types is still a cycle of concepts)."""
+    import grimp
+
+    graph = grimp.build_graph("audio_service", cache_dir=None)
+    cycles = set()
+    for module in graph.modules:
+        for imported in graph.find_modules_directly_imported_by(module):
+            back = graph.find_shortest_chain(importer=imported, imported=module)
+            if back:
+                cycles.add(" -> ".join((module, *back)))
+    assert not cycles, sorted(cycles)

@@ -8,11 +8,24 @@ to the dominant voice. A segment whose words change speaker is split at each cha
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import TypeVar
 
-from audio_service.schema import Segment, SpeakerTurn, Transcript, Word
+from audio_service.schema import Segment, SpeakerTurn, Transcript
 
 MIN_OVERLAP_S = 0.2  # less background speech than this is not reported (segmentation edges)
+
+L = TypeVar("L")
+T = TypeVar("T")
+
+
+def label_runs(labels: Sequence[L], items: Sequence[T]) -> list[tuple[L, list[T]]]:
+    """Consecutive items that share a label, in order: ``[(label, [item, ...]), ...]`` (the one way
+    words are split into same-speaker runs, for files and streams alike)."""
+    pairs = zip(labels, items, strict=True)
+    return [(label, [item for _, item in group]) for label, group in itertools.groupby(pairs, key=lambda p: p[0])]
 
 
 def speaker_for(start: float, end: float, turns: list[SpeakerTurn]) -> str | None:
@@ -55,24 +68,19 @@ def _split(segment: Segment, turns: list[SpeakerTurn]) -> list[Segment]:
     if not segment.words:
         return [replace(segment, speaker=speaker_for(segment.start, segment.end, turns))]
     words = [replace(w, speaker=speaker_for(w.start, w.end, turns)) for w in segment.words]
-    runs: list[list[Word]] = []
-    for w in words:
-        if runs and runs[-1][-1].speaker == w.speaker:
-            runs[-1].append(w)
-        else:
-            runs.append([w])
-    if len(runs) == 1:
+    pieces = [run for _, run in label_runs([w.speaker for w in words], words)]
+    if len(pieces) == 1:
         return [replace(segment, words=tuple(words), speaker=words[0].speaker)]
     # Token ids belong to the whole segment's decoding; a piece cannot keep them meaningfully.
     return [
         replace(
             segment,
             start=run[0].start if i else segment.start,
-            end=run[-1].end if i < len(runs) - 1 else segment.end,
+            end=run[-1].end if i < len(pieces) - 1 else segment.end,
             text="".join(w.word for w in run),
             words=tuple(run),
             tokens=(),
             speaker=run[0].speaker,
         )
-        for i, run in enumerate(runs)
+        for i, run in enumerate(pieces)
     ]

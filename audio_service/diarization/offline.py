@@ -10,8 +10,8 @@ Two backends, chosen per request through operator aliases (``Settings.diarizers`
 * ``community-1``: ``pyannote/speaker-diarization-community-1`` where a deployment provides a hub token
   or a local copy of the pipeline.
 
-The models live in :mod:`audio_service.models.segmentation` and :mod:`audio_service.models.speaker_embedding`;
-streaming's online tracker in :mod:`audio_service.pipeline.speaker_tracker`. torch, pyannote and
+The models live in :mod:`audio_service.models.segmentation` and :mod:`audio_service.diarization.embedding`;
+streaming's online tracker in :mod:`audio_service.diarization.tracker`. torch, pyannote and
 resemblyzer (the ``diarization`` extra) are imported only when a diarizer is first used.
 """
 
@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from audio_service.diarization.clustering import merge_same_voices
+from audio_service.diarization.embedding import GE2EEmbedding
+from audio_service.diarization.evidence import window_evidence
 from audio_service.errors import InvalidRequestError, ModelUnavailableError
 from audio_service.extras import require
 from audio_service.models.segmentation import pyannote_input, segmentation_model
-from audio_service.models.speaker_embedding import GE2EEmbedding
-from audio_service.pipeline.speaker_clustering import window_evidence
-from audio_service.pipeline.speaker_count import merge_same_voices
 from audio_service.schema import SAMPLE_RATE, Audio, SpeakerTurn
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 SEGMENTATION_THRESHOLD = 0.5  # onset of a local speaker in the segmentation model's output
 SEGMENTATION_STEP = 0.2  # window hop as a fraction of the 5 s window
 CLUSTER_METHOD = "centroid"
-CLUSTER_THRESHOLD = 0.4  # first pass, deliberately fine (speaker_count.py merges same voices)
+CLUSTER_THRESHOLD = 0.4  # first pass, deliberately fine (clustering.py merges same voices)
 MIN_CLUSTER_SIZE = (
     4  # 5 folded a reader's few windows into another's cluster (a 5-reader meeting: 4); 3 split build_real_voices (5 of 4)
 )
@@ -61,7 +61,7 @@ def _offline_pipeline_class():
 
     class WindowConstrainedClustering(AgglomerativeClustering):
         """pyannote's agglomerative clustering (a fine first pass), then the second pass of
-        :mod:`audio_service.pipeline.speaker_count`: first-pass speakers merged by their whole clean
+        :mod:`audio_service.diarization.clustering`: first-pass speakers merged by their whole clean
         speech, never across the segmentation model's window-level cannot-links."""
 
         def __call__(self, embeddings, segmentations=None, num_clusters=None, min_clusters=None, max_clusters=None, **kwargs):
@@ -231,7 +231,9 @@ class DiarizerRegistry:
         self._backends: dict[str, Callable[[], Diarizer]] = {"offline": OfflineDiarizer}
         source = str(settings.diarization_pipeline_dir) if settings.diarization_pipeline_dir else None
         if source or settings.hub_token:
-            self._backends["community-1"] = lambda: CommunityDiarizer(source or COMMUNITY_1, settings.hub_token)
+            self._backends["community-1"] = lambda: CommunityDiarizer(
+                source or COMMUNITY_1, settings.hub_token.get_secret_value() if settings.hub_token else None
+            )
         self._instances: dict[str, Diarizer] = {}
         self._lock = threading.Lock()
 

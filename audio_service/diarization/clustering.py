@@ -4,7 +4,7 @@ The first pass (pyannote clustering of per-window GE2E embeddings) is deliberate
 one 5 s window of far-field speech gives a noisy GE2E embedding, and two real speakers of a meeting
 can sit closer than two windows of one speaker, so a single threshold either merges speakers (one
 speaker reported for a two-person meeting) or splits one. Here each first-pass speaker is embedded
-once from *all* its clean speech (:mod:`audio_service.pipeline.speaker_clustering`), and speakers
+once from *all* its clean speech (:mod:`audio_service.diarization.evidence`), and speakers
 are merged greedily, closest voices first, while they are closer than ``MERGE_THRESHOLD`` - except
 two speakers the segmentation model heard as different local speakers of one window (for at least
 ``CANNOT_LINK_S`` seconds in all), which are never merged, whatever their embeddings say. That
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from audio_service.models.speaker_embedding import MIN_EMBED_SECONDS, embed_many
-from audio_service.pipeline.speaker_clustering import WindowEvidence
+from audio_service.diarization.embedding import MIN_EMBED_SECONDS, embed_many
+from audio_service.diarization.evidence import WindowEvidence
 from audio_service.schema import SAMPLE_RATE
 
 # Euclidean distance between unit GE2E embeddings of two speakers' whole clean speech, calibrated on

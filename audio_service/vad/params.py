@@ -1,7 +1,7 @@
 """Silero VAD's parameters: one type for the batch VAD (whole files) and the streaming VAD (frame by frame).
 
 Both run the Silero model that ships with faster-whisper; a stream may override these per
-connection (``vad_kwargs``), the batch pipeline uses :data:`audio_service.pipeline.vad.BATCH_VAD`.
+connection (``vad_kwargs``), the batch pipeline uses :data:`BATCH_VAD` or :data:`ENGINE_VAD`.
 """
 
 from __future__ import annotations
@@ -36,3 +36,10 @@ class VadParams:
             min_silence_duration_ms=self.min_silence_duration_ms,
             speech_pad_ms=self.speech_pad_ms,
         )
+
+
+# faster-whisper's batched defaults: short silences split spans, generous padding keeps word edges
+BATCH_VAD = VadParams(min_silence_duration_ms=160, speech_pad_ms=400)
+# faster-whisper's transcribe(vad_filter=True) defaults (its VadOptions): only pauses of 2 s and more
+# are removed, so the sequential decoder reads the same packed speech as faster-whisper run directly
+ENGINE_VAD = VadParams(min_speech_duration_ms=0, min_silence_duration_ms=2000, speech_pad_ms=400)

@@ -6,13 +6,15 @@ the streaming endpoint builds one tracker per session through :func:`speaker_tra
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 
 import numpy as np
 
-from audio_service.models.speaker_embedding import MIN_EMBED_SECONDS, embed_many
-from audio_service.pipeline.diarize import OfflineDiarizer, SpeakerBounds
+from audio_service.diarization.embedding import MIN_EMBED_SECONDS, embed_many
+from audio_service.diarization.offline import OfflineDiarizer, SpeakerBounds
+from audio_service.diarization.words import label_runs
 from audio_service.schema import SAMPLE_RATE, Audio
 
 MIN_RUN_SECONDS = 0.5  # a streaming segment is split at a speaker change only between runs this long
@@ -78,7 +80,7 @@ class SpeakerTracker:
     def _labels(self, piece: np.ndarray, words: list[tuple[float, float]]) -> list[str] | None:
         from scipy.optimize import linear_sum_assignment
 
-        from audio_service.pipeline.speakers import speaker_for
+        from audio_service.diarization.words import speaker_for
 
         # the past speakers' stretches (labelled spans), then the piece from ``base``, each followed by a gap
         parts: list[np.ndarray] = []
@@ -143,16 +145,11 @@ class SpeakerTracker:
 
 def _runs(labels: list[str], words: list[tuple[float, float]]) -> list[tuple[tuple[float, float], str]]:
     """Consecutive words of one label as ((start, end), label); a run ends halfway into the pause after it."""
-    runs: list[list] = []
-    for (a, b), label in zip(words, labels, strict=True):
-        if runs and runs[-1][2] == label:
-            runs[-1][1] = b
-        else:
-            if runs:
-                cut = (runs[-1][1] + a) / 2
-                runs[-1][1], a = cut, cut
-            runs.append([a, b, label])
-    return [((a, b), label) for a, b, label in runs]
+    grouped = label_runs(labels, words)
+    edges = [[run[0][0], run[-1][1]] for _, run in grouped]
+    for before, after in itertools.pairwise(edges):
+        before[1] = after[0] = (before[1] + after[0]) / 2
+    return [((a, b), label) for (a, b), (label, _) in zip(edges, grouped, strict=True)]
 
 
 def merge_short_runs(labels: list[str], words: list[tuple[float, float]]) -> list[str]:

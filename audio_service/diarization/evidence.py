@@ -11,7 +11,7 @@ cannot give reliably:
   (far more reliable than one embedding per window).
 
 :func:`window_evidence` computes both from the binarized segmentation and the first-pass hard
-clusters; :mod:`audio_service.pipeline.speaker_count` decides the number of speakers from them.
+clusters; :mod:`audio_service.diarization.clustering` decides the number of speakers from them.
 """
 
 from __future__ import annotations
