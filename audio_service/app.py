@@ -9,17 +9,18 @@ import logging
 from fastapi import FastAPI
 
 from audio_service import __version__
-from audio_service.api import alignments, batch, demo, metrics, streaming, system
 from audio_service.api.deps import DecodingBackend, Services
 from audio_service.api.errors import install_error_handlers
-from audio_service.api.identity import ReplicaHeaderMiddleware, replica_name
-from audio_service.api.limits import BodyLimitMiddleware
-from audio_service.api.middleware import OpsMiddleware
+from audio_service.api.middleware.identity import ReplicaHeaderMiddleware, replica_name
+from audio_service.api.middleware.limits import BodyLimitMiddleware
+from audio_service.api.middleware.requests import OpsMiddleware
+from audio_service.api.middleware.timeouts import BodyTimeoutMiddleware
 from audio_service.api.ops import Ops
+from audio_service.api.routes import alignments, batch, demo, metrics, streaming, system
 from audio_service.api.stream_setup import build_streaming
-from audio_service.api.timeouts import BodyTimeoutMiddleware
 from audio_service.diarization.tracker import speaker_tracker_factory
 from audio_service.models.registry import ModelRegistry
+from audio_service.ops.metrics import serve_on_port
 from audio_service.pipeline.batch import BatchService
 from audio_service.pipeline.fanout import BlockTranscriber
 from audio_service.settings import Settings
@@ -56,7 +57,7 @@ def create_app(settings: Settings, fanout: BlockTranscriber | None = None, backe
             log.warning("no API keys configured: the server is open to anyone who can reach it")
         services.streaming.engine.start()
         loader = asyncio.create_task(_preload(services))
-        stop_metrics = metrics.serve_on_port(ops.metrics, settings.host, settings.metrics_port) if settings.metrics_port else None
+        stop_metrics = serve_on_port(ops.metrics, settings.host, settings.metrics_port) if settings.metrics_port else None
         try:
             yield
         finally:

@@ -93,15 +93,15 @@ def main(argv: list[str] | None = None) -> int:
         if not installed("ray"):
             print(f"error: --ray needs the ray extra: {install_hint('ray')}", file=sys.stderr)
             return 2
-        from audio_service.ray_serve import serve_forever  # Ray (the ray extra) loads only here
+        from audio_service.scale.ray_serve import serve_forever  # Ray (the ray extra) loads only here
 
         return serve_forever(settings)
 
     import uvicorn
 
-    from audio_service.api.drain import DrainingServer
-    from audio_service.api.timeouts import header_timeout_protocol, stuck_reader_ws_protocol
     from audio_service.app import create_app
+    from audio_service.server.draining import DrainingServer
+    from audio_service.server.protocols import header_timeout_protocol, stuck_reader_ws_protocol
 
     app = create_app(settings)
     config = uvicorn.Config(

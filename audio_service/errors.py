@@ -116,3 +116,12 @@ class FeatureNotInstalledError(UnsupportedError):
     """A request needs an optional feature whose packages (a pip extra) this installation lacks."""
 
     default_code = "feature_not_installed"
+
+
+class RequestTimeoutError(ServiceError):
+    """The client took too long to send its request."""
+
+    status_code = 408
+    error_type = "invalid_request_error"
+    default_code = "request_timeout"
+    close_code = CloseCode.POLICY

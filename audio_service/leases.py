@@ -1,6 +1,6 @@
 """Counted slots ("leases") under a limit: in this process, or in Redis for a whole deployment.
 
-Used for the concurrent streams per API key (``api/stream_limits.py``) and for the batch waiting room
+Used for the concurrent streams per API key (``ops/stream_limits.py``) and for the batch waiting room
 (``pipeline/queue.py``). One process (the default, ``rate_limit_storage=memory://``) counts in a dict on
 the event loop. Several processes or Ray Serve replicas that share ``rate_limit_storage=redis://...``
 count in Redis: each name has a sorted set of leases scored by their expiry. Admission is one Lua

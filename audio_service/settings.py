@@ -247,7 +247,7 @@ class Settings(BaseSettings):
         description="Round every encoder input up to 5 s; default: 1 s steps when a model call has one window.",
     )
 
-    # --- scale-out on Ray Serve (the ray extra; audio_service/ray_serve.py) ---
+    # --- scale-out on Ray Serve (the ray extra; audio_service/scale/ray_serve.py) ---
     ray: CliImplicitFlag[bool] = Field(
         False,
         description="serve (--ray / --no-ray): run as a Ray Serve deployment of --replicas replicas instead of one process.",

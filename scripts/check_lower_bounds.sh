@@ -35,7 +35,7 @@ import audio_service
 direct = sorted({re.split(r"[ ;<>=!~\[]", r, maxsplit=1)[0] for r in requires("audio-service") if "extra ==" not in r})
 print("\n".join(f"  {name}=={version(name)}" for name in direct))
 
-skipped = {"audio_service.ray_serve"}  # the ray extra
+skipped = {"audio_service.scale.ray_serve"}  # the ray extra
 for module in pkgutil.walk_packages(audio_service.__path__, "audio_service."):
     if module.name not in skipped:
         importlib.import_module(module.name)

@@ -41,8 +41,8 @@ def api_schema(fuzz_server):
 
 
 def test_openapi_forms_are_the_parsers_models(fuzz_server) -> None:
-    from audio_service.api.alignments import AlignmentParams
     from audio_service.api.forms import TRANSLATION_FIELDS, TranscriptionParams
+    from audio_service.api.routes.alignments import AlignmentParams
 
     paths = httpx.get(f"{fuzz_server.base_url}/openapi.json", timeout=30).json()["paths"]
 

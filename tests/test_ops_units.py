@@ -8,11 +8,11 @@ import logging
 
 import pytest
 
-from audio_service.api.middleware import request_id_from
-from audio_service.api.quotas import QuotaExceededError, Quotas, format_duration
+from audio_service.api.middleware.requests import request_id_from
 from audio_service.errors import AuthenticationError
 from audio_service.keys import KeyIdentity, KeyStore, add_key, hash_key, read_keys_file
 from audio_service.logs import JsonFormatter
+from audio_service.ops.quotas import QuotaExceededError, Quotas, format_duration
 from audio_service.settings import Settings
 
 
@@ -128,7 +128,7 @@ async def _read_body(receive) -> bytes:
 def test_request_whose_replica_died_is_sent_again_with_its_body(monkeypatch) -> None:
     """Pure logic (a fake proxy app): the first attempt reads part of the body and ends without an
     answer (what Serve's proxy does when the replica dies); the second gets the whole body again."""
-    from audio_service.api import replica_loss
+    from audio_service.scale import replica_loss
 
     monkeypatch.setattr(replica_loss, "REPLAY_CHUNK", 3)  # replay in several messages
     attempts: list[bytes] = []
@@ -147,7 +147,7 @@ def test_request_whose_replica_died_is_sent_again_with_its_body(monkeypatch) -> 
 
 
 def test_request_lost_twice_gets_a_clear_503() -> None:
-    from audio_service.api import replica_loss
+    from audio_service.scale import replica_loss
 
     calls = []
 
@@ -162,7 +162,7 @@ def test_request_lost_twice_gets_a_clear_503() -> None:
 
 
 def test_request_too_large_to_keep_is_not_sent_again(monkeypatch) -> None:
-    from audio_service.api import replica_loss
+    from audio_service.scale import replica_loss
 
     monkeypatch.setattr(replica_loss, "RETRY_BODY_BYTES", 5)
     calls = []

@@ -16,14 +16,14 @@ pytestmark = pytest.mark.ray
 
 SERVE_YAML = ROOT / "deploy" / "ray" / "serve.yaml"
 RAYSERVICE_YAML = ROOT / "deploy" / "kuberay" / "rayservice.yaml"
-CALLBACK = "audio_service.ray_serve:proxy_middlewares"
+CALLBACK = "audio_service.scale.ray_serve:proxy_middlewares"
 
 
 def check_serve_config(config: dict):
     """Ray's schema accepts it; it deploys our builder with autoscaling and per-replica resources."""
     schema = serve_schema.ServeDeploySchema.model_validate(config)
     (app,) = schema.applications
-    assert app.import_path == "audio_service.ray_serve:app_builder" and app.route_prefix == "/"
+    assert app.import_path == "audio_service.scale.ray_serve:app_builder" and app.route_prefix == "/"
     (deployment,) = app.deployments
     assert deployment.name == "audio-service"
     auto = deployment.autoscaling_config
@@ -34,7 +34,7 @@ def check_serve_config(config: dict):
 
 
 def test_serve_config_is_valid_and_builds_the_application() -> None:
-    from audio_service.ray_serve import app_builder
+    from audio_service.scale.ray_serve import app_builder
 
     app, _ = check_serve_config(yaml.safe_load(SERVE_YAML.read_text()))
     built = app_builder(app.args)  # what `serve run` calls; no cluster needed to build
@@ -69,7 +69,7 @@ def test_rayservice_manifest_structure() -> None:
 
 def test_deployment_options_follow_the_settings() -> None:
     """Pure logic: replicas or autoscaling, CPUs on CPU, a GPU per replica where the cluster has GPUs."""
-    from audio_service.ray_serve import deployment_options
+    from audio_service.scale.ray_serve import deployment_options
     from audio_service.settings import Settings
 
     cpu = deployment_options(Settings(replicas=3, ray_num_cpus=2), cluster_gpus=0)
@@ -87,7 +87,7 @@ def test_deployment_options_follow_the_settings() -> None:
 
 def test_replica_threads_follow_its_cpu_reservation() -> None:
     """Pure logic: a CPU replica's automatic thread counts come from ray_num_cpus, explicit ones stay."""
-    from audio_service.ray_serve import replica_threads
+    from audio_service.scale.ray_serve import replica_threads
     from audio_service.settings import Settings
 
     assert replica_threads(Settings(device="cpu", ray_num_cpus=1)) == {"cpu_threads": 1, "stream_workers": 1}

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from audio_service.api.stream_limits import KEY_PREFIX, StreamLimiter, stream_limiter
 from audio_service.leases import Leases, RedisLeases
+from audio_service.ops.stream_limits import KEY_PREFIX, StreamLimiter, stream_limiter
 from audio_service.settings import Settings
 from audio_service.streaming.protocol import TooManyStreamsError
 from tests.redis_server import RedisServer

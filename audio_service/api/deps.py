@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from audio_service.api.auth import key_from_authorization
 from audio_service.api.ops import Ops
-from audio_service.api.stream_limits import StreamLimiter
 from audio_service.keys import KeyIdentity
 from audio_service.models.registry import ModelLoader, ModelRegistry, load_faster_whisper
+from audio_service.ops.auth import key_from_authorization
+from audio_service.ops.stream_limits import StreamLimiter
 from audio_service.pipeline import asr
 from audio_service.pipeline.batch import BatchService
 from audio_service.settings import Settings

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from audio_service.api.drain import Drain
-from audio_service.api.metrics import Metrics
-from audio_service.api.quotas import QuotaExceededError, Quotas
 from audio_service.keys import KeyIdentity, KeyStore
+from audio_service.ops.drain import Drain
+from audio_service.ops.metrics import Metrics
+from audio_service.ops.quotas import QuotaExceededError, Quotas
 from audio_service.settings import Settings
 
 

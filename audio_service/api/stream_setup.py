@@ -7,8 +7,8 @@ import logging
 from collections.abc import Callable
 
 from audio_service.api.deps import Services, StreamingServices
-from audio_service.api.stream_limits import stream_limiter
 from audio_service.models.registry import resolve_device, stream_workers
+from audio_service.ops.stream_limits import stream_limiter
 from audio_service.settings import Settings
 from audio_service.streaming.decoder import DecodeBatch, WindowPolicy
 from audio_service.streaming.engine import StreamingEngine

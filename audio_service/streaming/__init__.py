@@ -10,5 +10,5 @@
   that ``patches`` sends. ``segment`` holds the state they share. All but ``session`` (and the
   engine, decoder and VAD) are pure logic, unit-tested without a model.
 
-Nothing here imports FastAPI; ``audio_service.api.streaming`` does the WebSocket I/O.
+Nothing here imports FastAPI; ``audio_service.api.routes.streaming`` does the WebSocket I/O.
 """

@@ -1,7 +1,7 @@
 """The Serve proxy's middleware for a replica that dies under a request or a stream (Ray Serve only).
 
 Installed in Ray Serve's HTTP proxy through ``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH``
-(``audio_service.ray_serve:proxy_middlewares``); it wraps the proxy's ASGI app, which sends each request
+(``audio_service.scale.ray_serve:proxy_middlewares``); it wraps the proxy's ASGI app, which sends each request
 to a replica. When that replica's process dies, the proxy ends the request without an answer (the
 client would see a bare 500, or a WebSocket dropped with 1006). Instead:
 

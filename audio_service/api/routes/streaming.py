@@ -17,13 +17,13 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from audio_service.api.auth import key_from_authorization
 from audio_service.api.deps import Services
-from audio_service.api.middleware import request_id_from
+from audio_service.api.middleware.requests import request_id_from
 from audio_service.api.stream_ops import StreamMonitor
 from audio_service.api.stream_setup import default_vad, partial_model, session_config
 from audio_service.errors import CloseCode, InvalidRequestError, OverloadedError, ServiceError
 from audio_service.extras import require
+from audio_service.ops.auth import key_from_authorization
 from audio_service.schema import SAMPLE_RATE
 from audio_service.settings import Settings
 from audio_service.streaming.engine import StreamingEngine
@@ -230,7 +230,7 @@ async def _send_loop(ws: WebSocket, out: asyncio.Queue, monitor: StreamMonitor, 
             except asyncio.TimeoutError:
                 log.info("closing a stream whose client read nothing for %.0f s", send_timeout_s)
                 # No error message: the client reads none. The close frame may still get through.
-                with contextlib.suppress(Exception):  # a stuck client's connection is dropped (api/timeouts.py)
+                with contextlib.suppress(Exception):  # a stuck client's connection is dropped (server/protocols.py)
                     await asyncio.wait_for(ws.close(code=CloseCode.POLICY, reason="client_not_reading"), timeout=send_timeout_s)
                 return
     except (WebSocketDisconnect, RuntimeError, OSError):

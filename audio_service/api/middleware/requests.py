@@ -17,12 +17,12 @@ from typing import Any
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from audio_service.api.auth import key_from_authorization
 from audio_service.api.errors import error_response
 from audio_service.api.ops import Ops
-from audio_service.api.quotas import QuotaExceededError
 from audio_service.errors import ServiceError
 from audio_service.logs import log_request
+from audio_service.ops.auth import key_from_authorization
+from audio_service.ops.quotas import QuotaExceededError
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 UNMETERED = frozenset({"/health", "/ready", "/metrics"})  # never refused, counted or logged

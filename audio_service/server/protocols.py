@@ -1,12 +1,12 @@
-"""Deadlines for slow and stuck HTTP clients (slowloris), which uvicorn alone does not bound.
+"""uvicorn's protocols, bounded against slow and stuck clients (slowloris), which uvicorn alone does not bound.
 
 * :func:`header_timeout_protocol`: the request line and headers must arrive within
   ``request_header_timeout_s`` of the connection opening (or of a later request's first byte); a client
   that trickles its headers is answered 408 and disconnected. uvicorn only times out a keep-alive
   connection that sends nothing at all, and only after a first request.
-* :class:`BodyTimeoutMiddleware`: the request body must keep coming (no pause longer than
-  ``upload_idle_timeout_s``) and be complete within ``upload_timeout_s``; otherwise the request fails
-  with 408 and the error body, and the connection is closed.
+* :func:`stuck_reader_ws_protocol`: closing a WebSocket client that reads nothing drops the connection.
+
+The request body's deadlines are :class:`audio_service.api.middleware.timeouts.BodyTimeoutMiddleware`.
 """
 
 from __future__ import annotations
@@ -14,20 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from audio_service.api.errors import error_body
-from audio_service.errors import CloseCode, ServiceError
-
-
-class RequestTimeoutError(ServiceError):
-    """The client took too long to send its request."""
-
-    status_code = 408
-    error_type = "invalid_request_error"
-    default_code = "request_timeout"
-    close_code = CloseCode.POLICY
+from audio_service.errors import RequestTimeoutError, error_body
 
 
 def _timeout_response(message: str) -> bytes:
@@ -80,47 +69,6 @@ def header_timeout_protocol(timeout_s: float) -> type[HttpToolsProtocol]:
                 self._arm()  # (an idle kept-alive connection is closed by uvicorn's timeout_keep_alive)
 
     return HeaderTimeoutProtocol
-
-
-class BodyTimeoutMiddleware:
-    """Fail a request with 408 when its body pauses longer than ``idle_s`` or takes longer than ``total_s``."""
-
-    def __init__(self, app: ASGIApp, idle_s: float, total_s: float) -> None:
-        self.app = app
-        self.idle_s = idle_s
-        self.total_s = total_s
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.total_s
-        body_done = False
-        timed_out = False
-
-        async def timed_receive() -> Message:
-            nonlocal body_done, timed_out
-            if body_done:  # afterwards receive() only waits for a disconnect: never time that out
-                return await receive()
-            left = deadline - loop.time()
-            try:
-                message = await asyncio.wait_for(receive(), timeout=max(min(self.idle_s, left), 0.0))
-            except asyncio.TimeoutError:
-                timed_out = True
-                what = f"paused for more than {self.idle_s:g} s" if left > self.idle_s else f"took longer than {self.total_s:g} s"
-                raise RequestTimeoutError(f"The request body {what}; send it faster.") from None
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_done = True
-            return message
-
-        async def closing_send(message: Message) -> None:
-            if timed_out and message["type"] == "http.response.start":
-                # The rest of the body is never read: the connection cannot carry another request.
-                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
-            await send(message)
-
-        await self.app(scope, timed_receive, closing_send)
 
 
 def stuck_reader_ws_protocol() -> type:

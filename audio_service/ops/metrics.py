@@ -1,4 +1,4 @@
-"""Prometheus metrics (names in docs/operations.md and docs/monitoring.md) and ``GET /metrics``.
+"""Prometheus metrics (names in docs/operations.md and docs/monitoring.md); ``GET /metrics`` is in ``api/routes/metrics.py``.
 
 Each app has its own :class:`CollectorRegistry`, so several apps in one process (tests) or one
 app per replica (Ray Serve) each export their own series. Labels never carry an API key, only the
@@ -10,22 +10,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["system"])
 NS = "audio_service"
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600)
 STREAM_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30)
@@ -116,12 +111,6 @@ class Metrics:
         self.audio_seconds.labels(mode, model).inc(max(0.0, audio_s))
         if audio_s > 0:
             self.realtime_factor.labels(mode, model).observe(processing_s / audio_s)
-
-
-@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
-    m: Metrics = request.app.state.services.ops.metrics
-    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def serve_on_port(m: Metrics, host: str, port: int) -> Callable[[], None]:

@@ -35,21 +35,21 @@ import ray
 from ray import serve
 from starlette.middleware import Middleware
 
-from audio_service.api.identity import replica_name
-from audio_service.api.replica_loss import ReplicaLossMiddleware
+from audio_service.api.middleware.identity import replica_name
+from audio_service.scale.replica_loss import ReplicaLossMiddleware
 from audio_service.settings import Settings
 
 if TYPE_CHECKING:
     from ray.serve.handle import DeploymentHandle
 
-    from audio_service.api.metrics import Metrics
+    from audio_service.ops.metrics import Metrics
     from audio_service.pipeline.batch import BatchService
     from audio_service.pipeline.fanout import BlockResult, BlockTask
 
 log = logging.getLogger(__name__)
 APP_NAME = "audio-service"
 DEPLOYMENT_NAME = "audio-service"
-PROXY_CALLBACK = "audio_service.ray_serve:proxy_middlewares"
+PROXY_CALLBACK = "audio_service.scale.ray_serve:proxy_middlewares"
 
 
 @serve.ingress()
@@ -174,7 +174,7 @@ def build_application(settings: Settings, cluster_gpus: float = 0.0):
 
 
 def app_builder(args: dict[str, Any]):
-    """``serve run``/``serve deploy`` entry (``import_path: audio_service.ray_serve:app_builder``).
+    """``serve run``/``serve deploy`` entry (``import_path: audio_service.scale.ray_serve:app_builder``).
 
     Settings come from ``AUDIO_SERVICE_*`` (the config's ``runtime_env.env_vars``) with ``args`` on top;
     the config file's ``deployments`` section then overrides replicas, resources and autoscaling.
