@@ -186,3 +186,10 @@ def test_bad_files_are_refused_while_the_worker_is_busy(make_app, jfk) -> None:
     thread.join(30)
     assert long_job["r"].status_code == 200
     wait_for(lambda: value(scrape(app.client), "audio_service_busy_workers") == 0, 10, "the worker to be free")
+
+
+def test_the_demo_page_and_its_scripts_are_served(client) -> None:
+    page = client.get("/demo/")
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    assert client.get("/demo/live.js").headers["content-type"].startswith("text/javascript")
+    assert_error(client.get("/demo/nope.js"), 404)

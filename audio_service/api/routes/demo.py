@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 
 from audio_service.errors import NotFoundError
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "static" / "demo"
+DEMO_DIR = Path(__file__).resolve().parents[2] / "static" / "demo"  # audio_service/static/demo
 _MEDIA_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 
 router = APIRouter(tags=["demo"], include_in_schema=False)
