@@ -20,7 +20,8 @@ import websockets
 from audio_service.errors import FeatureNotInstalledError
 from audio_service.extras import FEATURES, Feature, require
 from audio_service.streaming.protocol import close_code_for
-from tests.audio_utils import JFK, ROOT
+from tests.audio_utils import ROOT
+from tests.http_utils import jfk_file, post
 from tests.server import ServerProcess
 from tests.stream_client import expect_close, url_for
 
@@ -121,12 +122,7 @@ def test_health_lists_no_optional_feature(core) -> None:
 
 
 def test_core_transcribes(core) -> None:
-    r = httpx.post(
-        f"{core.base_url}/v1/audio/transcriptions",
-        files={"file": JFK.open("rb")},
-        data={"response_format": "verbose_json", "timestamp_granularities": "word"},
-        timeout=120,
-    )
+    r = post(core, jfk_file(), data={"response_format": "verbose_json", "timestamp_granularities": "word"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert "ask not what your country can do for you" in body["text"].lower()
@@ -142,7 +138,7 @@ def test_core_transcribes(core) -> None:
     ids=["diarize", "pyannote-vad"],
 )
 def test_missing_extra_is_named(core, data, param) -> None:
-    r = httpx.post(f"{core.base_url}/v1/audio/transcriptions", files={"file": JFK.open("rb")}, data=data, timeout=60)
+    r = post(core, jfk_file(), data=data)
     assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert error["code"] == "feature_not_installed" and error["param"] == param

@@ -37,11 +37,11 @@ class DecodingBackend:
 @dataclass(frozen=True)
 class StreamingServices:
     """What every stream shares: the engine (the scheduler of model calls), the per-key stream limiter,
-    and the factory of streaming speaker trackers (one per ``diarize=true`` session; None: not installed)."""
+    and the factory of streaming speaker trackers (one per ``diarize=true`` session)."""
 
     engine: StreamingEngine
     limiter: StreamLimiter
-    speaker_trackers: Callable[..., SpeakerLabeller] | None
+    speaker_trackers: Callable[..., SpeakerLabeller]
 
 
 @dataclass

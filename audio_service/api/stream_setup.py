@@ -19,9 +19,7 @@ from audio_service.vad.params import VadParams
 log = logging.getLogger(__name__)
 
 
-def build_streaming(
-    s: Settings, decode: DecodeBatch, speaker_trackers: Callable[..., SpeakerLabeller] | None
-) -> StreamingServices:
+def build_streaming(s: Settings, decode: DecodeBatch, speaker_trackers: Callable[..., SpeakerLabeller]) -> StreamingServices:
     """The app's streaming services; the app's lifespan starts the engine and stops both."""
     engine = StreamingEngine(
         batching=stream_batching(s),

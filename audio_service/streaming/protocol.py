@@ -31,12 +31,6 @@ class InvalidFrameError(InvalidRequestError):
     close_code = CloseCode.INVALID_PAYLOAD
 
 
-class UnsupportedFeatureError(UnsupportedError):
-    """A valid option this server cannot serve on a stream (e.g. diarize without a speaker tracker)."""
-
-    close_code = CloseCode.UNSUPPORTED_DATA
-
-
 class FrameTooLargeError(InvalidRequestError):
     default_code = "frame_too_large"
     close_code = CloseCode.TOO_BIG

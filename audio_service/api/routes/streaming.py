@@ -30,7 +30,6 @@ from audio_service.streaming.engine import StreamingEngine
 from audio_service.streaming.protocol import (
     StreamFinishedError,
     StreamLagError,
-    UnsupportedFeatureError,
     close_code_for,
     error_message,
     parse_audio_frame,
@@ -69,11 +68,6 @@ async def transcribe_stream(ws: WebSocket) -> None:
             key_from_authorization(ws.headers.get("authorization") or ws.query_params.get("Authorization"))
         )
         options = parse_options(ws.query_params, default_vad(s), s.stream_text_timeout_s)
-        factory = services.streaming.speaker_trackers
-        if options.diarize and factory is None:
-            raise UnsupportedFeatureError(
-                "diarize=true: this server has no streaming speaker tracker installed.", param="diarize"
-            )
         if options.diarize:
             require("diarization", param="diarize")  # closes with 1003, naming the extra
         model = await asyncio.to_thread(services.registry.get, options.model, stream=True)
@@ -85,8 +79,9 @@ async def transcribe_stream(ws: WebSocket) -> None:
         monitor.finished()
         return
     monitor.opened(model.spec.id)
-    try:
-        await _serve(ws, engine, options, (model, draft), factory() if options.diarize and factory else None, s, monitor)
+    try:  # the lease is released whatever happens from here on
+        tracker = services.streaming.speaker_trackers() if options.diarize else None
+        await _serve(ws, engine, options, (model, draft), tracker, s, monitor)
     finally:
         await limiter.release(lease)
         monitor.finished()
@@ -222,7 +217,7 @@ async def _send_loop(ws: WebSocket, out: asyncio.Queue, monitor: StreamMonitor, 
                 return
             if isinstance(item, BaseException):
                 exc = item if isinstance(item, ServiceError) else ServiceError("Internal server error: transcription failed.")
-                await _reject(ws, exc, close_code_for(exc), monitor)
+                await _reject(ws, exc, monitor=monitor)
                 return
             monitor.sent(item)
             try:
