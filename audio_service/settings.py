@@ -218,20 +218,6 @@ class Settings(BaseSettings):
         60.0, gt=0, description="Audio (s) a stream may hold untranscribed before it is closed with 1013 (bounds memory)."
     )
     stream_final_beam_size: int = Field(5, ge=1, le=32, description="Beam size of the final pass over each segment.")
-    stream_early_final: bool = Field(
-        True,
-        description=(
-            "Start a segment's final pass when its speech stops (once its padding is received) instead of at the endpoint, while"
-            " the model has time; speech that resumes discards it."
-        ),
-    )
-    stream_partial_policy: Literal["adaptive", "fixed"] = Field(
-        "adaptive",
-        description=(
-            "adaptive: no partial re-decode over silence, and partial intervals grow (up to 3x) while streams wait for the "
-            "model; fixed: every interval."
-        ),
-    )
     stream_partial_model: str = Field(
         "whisper-tiny.en",
         description=(

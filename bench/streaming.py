@@ -2,11 +2,11 @@
 
     python bench/streaming.py              # full run (12-15 minutes on 2 cores: capacity is searched)
     python bench/streaming.py --quick      # short version (about 3 minutes)
-    python bench/streaming.py --previous   # also the fixed-interval settings, in the same run (ratios)
+    python bench/streaming.py --previous   # also the older settings, in the same run (ratios)
     python bench/streaming.py --levels 1 --runs current,previous --no-long --out streaming_n1.json   # one stream
 
 Starts the real server once per run (the current defaults - on a CPU, no cross-session batching -
-then batching on; ``--previous`` adds the fixed-interval settings), streams real speech from
+then batching on; ``--previous`` adds the older settings), streams real speech from
 concurrent WebSocket clients at real-time pace, prints tables and writes
 ``bench/results/streaming.json`` (``--out``). On a GPU: ``python bench/streaming.py --device cuda
 --previous``. ``CT2_FORCE_CPU_ISA=AVX2`` measures CTranslate2's AVX2 kernels on an AVX-512 machine
@@ -49,15 +49,12 @@ from tests.stream_client import StreamResult, first_appearance, stream  # noqa: 
 
 SR = 16000
 RESULTS = ROOT / "bench" / "results" / "streaming.json"
-# Settings of each run (server environment). "previous": the fixed-interval settings (every partial
-# on the stream's model, at a fixed interval, also over silence; final passes only at the endpoint;
-# encoder inputs in 5 s steps; one model instance with a thread per core; numpy's BLAS on every
-# core), to report gains as ratios.
+# Settings of each run (server environment). "previous": the older settings that can still be set
+# (every partial on the stream's model; encoder inputs in 5 s steps; one model instance with a thread
+# per core; numpy's BLAS on every core), to report gains as ratios.
 PREVIOUS = {
     "stream_batching": True,
     "stream_partial_model": "",
-    "stream_partial_policy": "fixed",
-    "stream_early_final": False,
     "stream_fixed_buckets": True,
     "stream_cpu_threads": 0,
     "blas_threads": 0,
@@ -280,7 +277,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer levels, shorter audio (about 2 minutes)")
     ap.add_argument("--frame-ms", type=int, default=100, help="frame size for the concurrency runs (WhisperLive used 100)")
-    ap.add_argument("--previous", action="store_true", help="add a run with the fixed-interval settings (for ratios)")
+    ap.add_argument("--previous", action="store_true", help="add a run with the older settings (for ratios)")
     ap.add_argument("--runs", help=f"comma-separated runs instead of current,on[,previous] ({', '.join(RUNS)})")
     ap.add_argument("--levels", help="comma-separated stream counts instead of the default levels (no capacity search)")
     ap.add_argument("--no-long", action="store_true", help="skip the long-file WER")

@@ -10,18 +10,17 @@ import pytest
 
 from audio_service.errors import InvalidRequestError
 from audio_service.schema import Audio
-from audio_service.streaming.patches import SegmentView, WordView, patch_message
+from audio_service.streaming.patches import patch_message
 from audio_service.streaming.protocol import (
-    Checkpoint,
     FrameTooLargeError,
     InvalidFrameError,
-    Trace,
     UnknownMessageError,
     close_code_for,
     parse_audio_frame,
     parse_client_text,
     parse_options,
 )
+from audio_service.streaming.values import Checkpoint, SegmentView, Trace, WordView
 from audio_service.vad.params import VadParams
 from tests.audio_utils import JFK, JFK_TEXT, load_16k, wer
 
@@ -109,7 +108,8 @@ def test_engine_in_process_with_speaker_tracker():
     from audio_service.models.registry import ModelRegistry
     from audio_service.settings import Settings
     from audio_service.streaming.engine import StreamingEngine
-    from audio_service.streaming.session import SessionConfig, StreamSession
+    from audio_service.streaming.session import StreamSession
+    from audio_service.streaming.values import SessionConfig
 
     model = ModelRegistry(Settings()).get()
     engine = StreamingEngine(batching=True)

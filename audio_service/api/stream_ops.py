@@ -18,7 +18,7 @@ from typing import Any
 from audio_service.api.ops import Ops
 from audio_service.keys import KeyIdentity
 from audio_service.logs import log_request
-from audio_service.streaming.protocol import Checkpoint
+from audio_service.streaming.values import Checkpoint
 
 KEEP_ARRIVALS_S = 180.0  # how much audio's arrival times are kept for latency metrics
 

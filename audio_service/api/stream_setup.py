@@ -12,8 +12,8 @@ from audio_service.ops.stream_limits import stream_limiter
 from audio_service.settings import Settings
 from audio_service.streaming.decoder import DecodeBatch, WindowPolicy
 from audio_service.streaming.engine import StreamingEngine
-from audio_service.streaming.session import SessionConfig
 from audio_service.streaming.transcript import SpeakerLabeller
+from audio_service.streaming.values import SessionConfig
 from audio_service.vad.params import VadParams
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,9 @@ def session_config(s: Settings) -> SessionConfig:
     """The engine-wide session knobs from the settings."""
     return SessionConfig(
         partial_interval_s=s.stream_partial_interval_s,
-        adaptive_partials=s.stream_partial_policy == "adaptive",
         max_segment_s=s.stream_max_segment_s,
         max_backlog_s=s.stream_max_backlog_s,
         final_beam_size=s.stream_final_beam_size,
-        early_final=s.stream_early_final,
         short_segment_s=s.stream_short_segment_s,
         short_endpoint_s=s.stream_short_endpoint_s,
     )

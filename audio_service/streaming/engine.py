@@ -22,9 +22,10 @@ import numpy as np
 
 from audio_service.models.priority import lower_thread_priority
 from audio_service.schema import SAMPLE_RATE
-from audio_service.streaming.decoder import DecodeBatch, WindowPolicy, decode_batch
+from audio_service.streaming.decoder import DecodeBatch, DecodeResult, WindowPolicy, decode_batch
 from audio_service.streaming.job import DecodeJob, JobOwner
 from audio_service.streaming.session import StreamSession
+from audio_service.streaming.values import Checkpoint, Trace
 
 log = logging.getLogger(__name__)
 STATS_LOG_INTERVAL_S = 60.0
@@ -36,6 +37,21 @@ STATS_LOG_INTERVAL_S = 60.0
 # without being helped by coarser updates. Finals are always taken first.
 LOAD_SMOOTHING = 0.2
 MAX_PARTIAL_SCALE = 3.0
+
+
+class LoadMeter:
+    """How much longer than configured partial intervals are now: from the number of streams with
+    work ready each time the scheduler looks (see LOAD_SMOOTHING)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._ready = 0.0  # smoothed number of streams with work ready
+        self.scale = 1.0
+
+    def update(self, ready: int) -> None:
+        """Count ``ready`` streams now; updates :attr:`scale`."""
+        self._ready += LOAD_SMOOTHING * (ready - self._ready)
+        self.scale = min(MAX_PARTIAL_SCALE, 1.0 + max(0.0, self._ready - self.workers) / 2)
 
 
 @dataclass
@@ -89,8 +105,7 @@ class StreamingEngine:
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self._logged_at = time.monotonic()
-        self._ready = 0.0  # smoothed number of streams with work ready (see LOAD_SMOOTHING)
-        self.partial_scale = 1.0  # how much longer than configured partial intervals are now (load)
+        self._load = LoadMeter(self.workers)  # how much longer than configured partial intervals are now
         # One VAD thread: Silero is tiny, and one thread keeps every stream's frames in order.
         self._vad_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-vad")
         # Speaker tracking shares the decode thread's tier: below the event loop and VAD, above batch work.
@@ -122,7 +137,7 @@ class StreamingEngine:
         with self._cond:
             self._sessions.append(session)
         session.notify = self.wake  # a session finished off the decode thread wakes the scheduler
-        session.interval_scale = lambda: self.partial_scale
+        session.interval_scale = lambda: self._load.scale
 
     def remove(self, session: StreamSession) -> None:
         """Forget a session and free its state (a job in flight finishes and is ignored)."""
@@ -144,7 +159,7 @@ class StreamingEngine:
         await asyncio.get_running_loop().run_in_executor(self._vad_pool, session.feed, samples)
         self.wake()
 
-    async def mark(self, session: StreamSession, message) -> None:
+    async def mark(self, session: StreamSession, message: Checkpoint | Trace) -> None:
         """Queue a checkpoint/trace behind the audio already fed (same thread as the VAD: keeps order)."""
         await asyncio.get_running_loop().run_in_executor(self._vad_pool, session.mark, message)
         self.wake()
@@ -190,7 +205,7 @@ class StreamingEngine:
                 return jobs
         return []
 
-    def _decode(self, jobs: list[DecodeJob]) -> tuple[list | None, float, float]:
+    def _decode(self, jobs: list[DecodeJob]) -> tuple[list[DecodeResult] | None, float, float]:
         """One model call; its results (None when it failed: the sessions are told), wall and CPU time."""
         t0, cpu0 = time.perf_counter(), time.process_time()
         try:
@@ -219,7 +234,7 @@ class StreamingEngine:
             self._logged_at = time.monotonic()
             log.info(self.stats.summary(len(self._sessions)))
 
-    def _deliver(self, jobs: list[DecodeJob], results: list) -> None:
+    def _deliver(self, jobs: list[DecodeJob], results: list[DecodeResult]) -> None:
         for job, result in zip(jobs, results):
             if job.final and job.session.has_tracker:
                 # speaker embedding can take a while: keep it off the decode thread (the session
@@ -229,13 +244,11 @@ class StreamingEngine:
                 self._complete(job, result)
 
     def _update_load(self) -> None:
-        """Recompute :attr:`partial_scale` from how many streams have work ready now (under ``_cond``)."""
-        ready = sum(1 for s in self._sessions if s.has_work(True) or s.has_work(False))
-        self._ready += LOAD_SMOOTHING * (ready - self._ready)
-        self.partial_scale = min(MAX_PARTIAL_SCALE, 1.0 + max(0.0, self._ready - self.workers) / 2)
+        """Recompute the partial interval scale from how many streams have work ready now (under ``_cond``)."""
+        self._load.update(sum(1 for s in self._sessions if s.has_work(True) or s.has_work(False)))
 
     @staticmethod
-    def _complete(job: DecodeJob, result) -> None:
+    def _complete(job: DecodeJob, result: DecodeResult) -> None:
         try:
             job.session.complete(job, result, job.session.speaker_for(job, result))
         except Exception as exc:

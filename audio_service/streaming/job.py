@@ -1,13 +1,22 @@
-"""The unit of work between a stream session and the engine: one decode of one segment."""
+"""The unit of work between a stream session and the engine: one decode of one segment.
+
+A job refers back to the session it came from only through :class:`JobOwner`, the few calls the
+engine makes on it, so this module (and the engine's view of a job) does not depend on the session.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from audio_service.streaming.decoder import DecodeRequest, DecodeResult
-from audio_service.streaming.segment import StreamSegment
+from audio_service.streaming.endpointing import StreamSegment
+
+if TYPE_CHECKING:  # pragma: no cover
+    from audio_service.models.registry import LoadedModel
+
+JobKind = Literal["partial", "final", "early"]
 
 
 class JobOwner(Protocol):
@@ -34,9 +43,9 @@ class DecodeJob:
     final: bool
     request: DecodeRequest
     end: int  # absolute sample just past the decoded audio
-    model: Any  # the shared model that decodes it (the draft model for partials, if any)
-    early: bool = False  # a final pass of the open segment, taken before its endpoint (see _early_due)
+    model: LoadedModel  # the shared model that decodes it (the draft model for partials, if any)
+    early: bool = False  # a final pass of the open segment, taken before its endpoint (see Endpointer.early_end)
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> JobKind:
         return "early" if self.early else "final" if self.final else "partial"

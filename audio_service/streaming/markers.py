@@ -6,7 +6,8 @@ from collections import deque
 
 from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.endpointing import Endpointer
-from audio_service.streaming.protocol import Checkpoint, Trace, checkpoint_message, trace_message
+from audio_service.streaming.protocol import checkpoint_message, trace_message
+from audio_service.streaming.values import Checkpoint, Trace
 
 
 class Markers:

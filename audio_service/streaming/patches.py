@@ -1,34 +1,13 @@
-"""Segment snapshots and the patch messages that carry only what changed.
+"""The patch messages that carry only what changed of the segment views (:class:`~.values.SegmentView`).
 
 A client that merges segments by id (``state[seg["id"]] = seg``) holds the whole transcript.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-
-@dataclass(frozen=True)
-class WordView:
-    word: str
-    start: float
-    end: float
-    probability: float
-
-
-@dataclass(frozen=True)
-class SegmentView:
-    """What a client sees of one segment at one moment."""
-
-    id: int
-    text: str
-    start: float
-    end: float
-    is_final: bool
-    words: tuple[WordView, ...] = ()
-    speaker_id: str | None = None
-    language: str | None = None  # the language Whisper decoded the segment in
+from audio_service.streaming.values import SegmentView
 
 
 def segment_json(seg: SegmentView, with_words: bool = True) -> dict[str, Any]:

@@ -1,15 +1,15 @@
 """The streaming protocol: query parameters, client messages and server messages.
 
-Query parameters become a frozen :class:`StreamOptions`; client text frames become
-:class:`Checkpoint` or :class:`Trace`; every protocol violation is a :class:`ServiceError`
-subclass that carries the WebSocket close code (:class:`audio_service.errors.CloseCode`) the API layer uses.
+Query parameters become a frozen :class:`~.values.StreamOptions`; client text frames become a
+:class:`~.values.Checkpoint` or a :class:`~.values.Trace` (values, in :mod:`~.values`); every protocol
+violation is a :class:`ServiceError` subclass that carries the WebSocket close code
+(:class:`audio_service.errors.CloseCode`) the API layer uses.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from audio_service.audio.decode import pcm16_to_float
 from audio_service.errors import CloseCode, InvalidRequestError, OverloadedError, ServiceError, UnsupportedError
 from audio_service.models.decoding import MAX_PROMPT_CHARS, language_code
+from audio_service.streaming.values import Checkpoint, StreamOptions, Trace
 from audio_service.vad.params import VadParams
 
 MIN_TEXT_TIMEOUT_S = 1.0
@@ -71,22 +72,6 @@ def error_message(exc: ServiceError) -> dict[str, Any]:
 
 
 # --- query parameters --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StreamOptions:
-    """One stream's validated options."""
-
-    model: str | None = None
-    language: str | None = None
-    prompt: str | None = None
-    temperature: float = 0.0
-    response_format: str = "verbose_json"
-    word_timestamps: bool = True
-    skip_vad: bool = False
-    vad: VadParams = VadParams()
-    text_timeout_s: float = 5.0
-    diarize: bool = False
 
 
 _VAD_KWARGS = {
@@ -199,21 +184,6 @@ def _vad_params(raw: str | None, default: VadParams) -> VadParams:
 
 
 # --- client messages ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    checkpoint_id: Any  # echoed back exactly as sent
-
-    @property
-    def is_final(self) -> bool:
-        return self.checkpoint_id == "final"
-
-
-@dataclass(frozen=True)
-class Trace:
-    trace_id: Any
-    event_id: Any = None
 
 
 def parse_audio_frame(data: bytes, max_bytes: int) -> np.ndarray:

@@ -6,57 +6,109 @@ when audio or a client message arrives. All methods are thread-safe: audio is fe
 thread, results arrive on the engine thread, and the messages for the client leave through the
 ``emit`` callback in the order they were produced.
 
-The parts, each pure logic tested without a model (tests/test_streaming_state.py):
-- :mod:`~audio_service.streaming.endpointing`: VAD decisions -> segments opened, cut and closed;
-- :mod:`~audio_service.streaming.cuts`: the words on each side of a mid-speech cut;
-- :mod:`~audio_service.streaming.stabilize`: when to re-decode, local agreement, partial text;
-- :mod:`~audio_service.streaming.transcript`: ids, finality, context, the views sent as patches;
+The parts, each pure logic tested without a model (tests/test_streaming_state.py), each owning its
+state and changing it only through its own methods:
+- :mod:`~audio_service.streaming.endpointing`: VAD decisions -> segments opened, cut and closed (the
+  :class:`~.endpointing.Endpointer`, and each segment's span and early pass);
+- :mod:`~audio_service.streaming.cuts`: the words on each side of a mid-speech cut (each segment's edges);
+- :mod:`~audio_service.streaming.stabilize`: when to re-decode, local agreement, partial text (each
+  segment's hypothesis);
+- :mod:`~audio_service.streaming.transcript`: ids, finality, context, the views sent as patches (the
+  stream's :class:`~.transcript.StreamTranscript`, and what each segment has shown);
 - :mod:`~audio_service.streaming.markers`: checkpoints and traces, answered once their audio is done.
+
+The session itself owns only the audio buffer, the VAD and whether a job is in flight; a
+:class:`~.endpointing.StreamSegment` ties the per-segment parts together, and the session passes each part
+what it needs to read of the others. Values shared by all are in :mod:`~audio_service.streaming.values`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from audio_service.schema import SAMPLE_RATE, Audio
-from audio_service.streaming.cuts import clip, hand_over
 from audio_service.streaming.decoder import DecodeRequest, DecodeResult
-from audio_service.streaming.endpointing import Endpointer
+from audio_service.streaming.endpointing import Endpointer, StreamSegment
 from audio_service.streaming.job import DecodeJob
 from audio_service.streaming.markers import Markers
-from audio_service.streaming.patches import SegmentView, patch_message
-from audio_service.streaming.protocol import Checkpoint, StreamFinishedError, StreamLagError, StreamOptions, Trace
-from audio_service.streaming.segment import AudioBuffer, SessionConfig, StreamSegment
-from audio_service.streaming.stabilize import partial_due, partial_token_budget, stabilise, text_timed_out
+from audio_service.streaming.patches import patch_message
+from audio_service.streaming.protocol import StreamFinishedError, StreamLagError
 from audio_service.streaming.transcript import SpeakerLabeller, StreamTranscript, speakers_of
+from audio_service.streaming.values import Checkpoint, SegmentView, SessionConfig, StreamOptions, Trace
 from audio_service.vad.streaming import WINDOW, StreamingVad
+
+if TYPE_CHECKING:  # pragma: no cover
+    from audio_service.models.registry import LoadedModel
 
 SR = SAMPLE_RATE
 HARD_BACKLOG_MARGIN_S = 10.0
 
-__all__ = ["DecodeJob", "SessionConfig", "SpeakerLabeller", "StreamSession"]
+
+class FrameVad(Protocol):
+    """Speech probabilities window by window (:class:`~audio_service.vad.streaming.StreamingVad`)."""
+
+    position: int  # samples scored so far (start of the next window)
+
+    def push(self, samples: np.ndarray) -> np.ndarray: ...
+
+
+class AudioBuffer:
+    """Samples from ``start`` to ``end`` (absolute), kept as a list of chunks to avoid re-copying."""
+
+    def __init__(self) -> None:
+        self._chunks: deque[tuple[int, np.ndarray]] = deque()
+        self.start = 0
+        self.end = 0
+
+    def append(self, samples: np.ndarray) -> None:
+        if samples.size:
+            self._chunks.append((self.end, samples))
+            self.end += len(samples)
+
+    def slice(self, a: int, b: int) -> np.ndarray:
+        """Samples ``a`` to ``b`` (absolute); only what is still held."""
+        parts = []
+        for s, arr in self._chunks:
+            e = s + len(arr)
+            if e <= a or s >= b:
+                continue
+            parts.append(arr[max(0, a - s) : min(len(arr), b - s)])
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def drop_before(self, pos: int) -> None:
+        """Free whole chunks that end at or before ``pos``."""
+        while self._chunks and self._chunks[0][0] + len(self._chunks[0][1]) <= pos:
+            self._chunks.popleft()
+        self.start = self._chunks[0][0] if self._chunks else self.end
+
+    def clear(self) -> None:
+        self._chunks.clear()
+        self.start = self.end
 
 
 class StreamSession:
     """All state of one stream. ``emit`` receives each message for the client (dicts, or an exception).
 
     ``draft``: a cheaper shared model for partial hypotheses (finals always use ``model``); an
-    English-only draft is used once the stream's language is known to be English.
+    English-only draft is used once the stream's language is known to be English. ``vad``: the
+    frame VAD (None: Silero, made on the first feed, on the VAD thread, so ONNX loads there).
     """
 
     def __init__(
         self,
         options: StreamOptions,
-        model: Any,
+        model: LoadedModel,
         config: SessionConfig,
         emit: Callable[[Any], object],  # its return value is ignored
         tracker: SpeakerLabeller | None = None,
-        draft: Any = None,
+        draft: LoadedModel | None = None,
+        vad: FrameVad | None = None,
     ) -> None:
         self.options = options
         self.model = model
@@ -66,7 +118,7 @@ class StreamSession:
         self._tracker = tracker
         self._lock = threading.RLock()
         self._buf = AudioBuffer()
-        self._vad: StreamingVad | None = None  # made on the first feed, on the VAD thread (loads ONNX once)
+        self._vad = vad
         self._ep = Endpointer(options.vad, config)
         self._transcript = StreamTranscript(options.language, options.word_timestamps, config.context_chars)
         self._markers = Markers()
@@ -99,13 +151,7 @@ class StreamSession:
             if self.options.skip_vad:
                 self._ep.step_without_vad(before, self._buf.end, self._buf.start)
             else:
-                if self._vad is None:
-                    self._vad = StreamingVad()
-                probs = self._vad.push(samples)
-                base = self._vad.position - len(probs) * WINDOW
-                for i, p in enumerate(probs):
-                    self._ep.step(base + i * WINDOW, float(p), self._buf.start)
-                self._finish_early()
+                self._run_vad(samples)
             self._trim()
             # The API layer stops reading the socket at max_backlog_s (TCP back-pressure); this
             # hard limit only trips if a client gets past that, so memory stays bounded regardless.
@@ -116,6 +162,15 @@ class StreamSession:
                     param="audio",
                 )
             self._drain()
+
+    def _run_vad(self, samples: np.ndarray) -> None:
+        if self._vad is None:
+            self._vad = StreamingVad()
+        probs = self._vad.push(samples)
+        base = self._vad.position - len(probs) * WINDOW
+        for i, p in enumerate(probs):
+            self._ep.step(base + i * WINDOW, float(p), self._buf.start)
+        self._finish_early()
 
     def mark(self, message: Checkpoint | Trace) -> None:
         """A checkpoint or trace probe at the current audio position; answered when its audio is done."""
@@ -142,10 +197,11 @@ class StreamSession:
                 return False
             if final:
                 return self._ep.final_ready(self._buf.end, self.finished) or self._early_due() is not None
-            marker_at = self._markers.first_at
-            adaptive = self.config.adaptive_partials
-            interval = self.config.partial_interval_s * (self.interval_scale() if adaptive else 1.0)
-            return not self._ep.pending and partial_due(self._ep.open, self._buf.end, interval, marker_at, adaptive)
+            seg = self._ep.open
+            if self._ep.pending or seg is None:
+                return False
+            interval = self.config.partial_interval_s * self.interval_scale()
+            return seg.hyp.due(seg.start, seg.span.last_speech, self._buf.end, interval, self._markers.first_at)
 
     def _early_due(self) -> int | None:
         """The end of an early final pass to take now, if any (under the lock).
@@ -154,12 +210,11 @@ class StreamSession:
         discards is then free), never with a speaker tracker (its state must only see real finals),
         and once per silence.
         """
-        if not self.config.early_final or self._ep.pending or self._tracker is not None or self.interval_scale() > 1.0:
+        if self._ep.pending or self._tracker is not None or self.interval_scale() > 1.0:
             return None
-        end, seg = self._ep.early_end(self._buf.end), self._ep.open  # end is None without an open segment
-        return end if end is not None and seg is not None and end != seg.early_end else None
+        return self._ep.early_due(self._buf.end)
 
-    def model_for(self, final: bool) -> Any:
+    def model_for(self, final: bool) -> LoadedModel:
         """The shared model a job of this kind runs on."""
         draft = self.draft
         if final or draft is None or not (draft.multilingual or self._transcript.language == "en"):
@@ -171,41 +226,46 @@ class StreamSession:
         with self._lock:
             if not self.has_work(final):
                 return None
-            early = final and not self._ep.pending
-            if final:  # the oldest closed segment, or early: the open one, over the audio it will close with
-                seg = self._ep.open if early else self._ep.pending[0]
-                assert seg is not None  # has_work(): an early pass has an open segment
-                if early:
-                    early_end = self._early_due()
-                    assert early_end is not None  # has_work(): it is due
-                    seg.early_end, seg.early_result = early_end, None
-                    end = early_end
-                else:
-                    end = min(seg.audio_end or seg.end or seg.start, self._buf.end)
-                beam, max_tokens = self.config.final_beam_size, 0
-                prefix: tuple[int, ...] = ()
-            else:
-                seg = self._ep.open
-                assert seg is not None
-                end = self._buf.end
-                seg.submitted_at = end
-                beam, max_tokens = 1, partial_token_budget(seg, end)
-                # locked tokens are the vocabulary of the model that decoded them
-                prefix = seg.locked if seg.locked_by is self.model_for(False) else ()
-            request = DecodeRequest(
-                samples=self._buf.slice(seg.decode_from, end),
-                offset=seg.decode_from / SR,
-                language=self._transcript.language,
-                language_switch=self.options.language is None,
-                prompt_text=self.options.prompt or "",
-                context_text=self._transcript.context,
-                prefix_tokens=prefix,
-                beam_size=beam,
-                temperature=self.options.temperature,
-                max_tokens=max_tokens,
-            )
+            job = self._final_job() if final else self._partial_job()
             self._busy = True
-            return DecodeJob(self, seg, final, request, end, self.model_for(final), early)
+            return job
+
+    def _final_job(self) -> DecodeJob:
+        """The final pass of the oldest closed segment, or early: of the open one, over the audio it
+        will close with."""
+        if self._ep.pending:
+            seg = self._ep.pending[0]
+            end, early = min(seg.decode_to, self._buf.end), False
+        else:
+            early_end = self._early_due()
+            assert early_end is not None  # has_work(): it is due
+            seg, end, early = self._ep.begin_early(early_end), early_end, True
+        request = self._request(seg, end, beam_size=self.config.final_beam_size, max_tokens=0, prefix=())
+        return DecodeJob(self, seg, True, request, end, self.model_for(True), early)
+
+    def _partial_job(self) -> DecodeJob:
+        seg = self._ep.open
+        assert seg is not None  # has_work()
+        end = self._buf.end
+        seg.hyp.submit(end)
+        model = self.model_for(False)
+        budget = seg.hyp.token_budget(seg.start, end)
+        request = self._request(seg, end, beam_size=1, max_tokens=budget, prefix=seg.hyp.prefix_for(model))
+        return DecodeJob(self, seg, False, request, end, model)
+
+    def _request(self, seg: StreamSegment, end: int, beam_size: int, max_tokens: int, prefix: tuple[int, ...]) -> DecodeRequest:
+        return DecodeRequest(
+            samples=self._buf.slice(seg.decode_from, end),
+            offset=seg.decode_from / SR,
+            language=self._transcript.language,
+            language_switch=self.options.language is None,
+            prompt_text=self.options.prompt or "",
+            context_text=self._transcript.context,
+            prefix_tokens=prefix,
+            beam_size=beam_size,
+            temperature=self.options.temperature,
+            max_tokens=max_tokens,
+        )
 
     def speaker_for(self, job: DecodeJob, result: DecodeResult) -> list[str] | None:
         """Ask the speaker tracker (if any) who spoke a final segment: one label per word (one label
@@ -225,7 +285,7 @@ class StreamSession:
             if self._closed:
                 return
             if job.early:
-                job.segment.early_result = result
+                self._ep.early_done(job.segment, result)
             elif job.final:
                 self._finalize(job.segment, result, speakers)
             else:
@@ -237,25 +297,23 @@ class StreamSession:
     def _finish_early(self) -> None:
         """Make closed segments final with their early pass, where it decoded exactly their audio."""
         while self._ep.pending and not self._busy:
-            seg = self._ep.pending[0]
-            if seg.early_result is None or seg.early_end != seg.end or seg.audio_end is not None:
+            result = self._ep.early_final()
+            if result is None:
                 return  # no early pass, or speech resumed after it: the normal final pass runs
-            self._finalize(seg, seg.early_result, None)
+            self._finalize(self._ep.pending[0], result, None)
 
     def _finalize(self, seg: StreamSegment, result: DecodeResult, speakers: list[str] | None) -> None:
-        assert self._ep.pending[0] is seg
-        self._ep.pending.popleft()
-        result, speakers = clip(seg, result, speakers)
-        hand_over(seg, result, self._ep.pending[0] if self._ep.pending else self._ep.open)
-        self._send(self._transcript.final(seg, result, speakers))
+        nxt = self._ep.finalized(seg)
+        result, speakers = seg.edges.clip(result, speakers)
+        seg.edges.hand_over(result, None if nxt is None else nxt.edges)
+        self._send(self._transcript.final(seg.shown, result, speakers, seg.start, seg.shown_end))
 
     def _update_partial(self, job: DecodeJob, result: DecodeResult) -> None:
         seg = job.segment
-        shown = stabilise(seg, result, job.end)
-        seg.locked_by = job.model
+        shown = seg.hyp.take(result, job.end, job.model, seg.edges, seg.shown.text)
         if shown is not None:
-            self._send([self._transcript.partial(seg, shown)])
-        elif seg is self._ep.open and text_timed_out(seg, job.end, self.options.text_timeout_s):
+            self._send([self._transcript.partial(seg.shown, shown, seg.start, seg.shown_end)])
+        elif seg is self._ep.open and seg.shown.view is not None and seg.hyp.timed_out(job.end, self.options.text_timeout_s):
             self._ep.close_open(job.end)  # speech that goes on opens the next segment (VAD, or the next frame without VAD)
 
     def _send(self, views: list[SegmentView]) -> None:

@@ -3,6 +3,9 @@
 Ids are given when a segment first shows text, so they increase in time order without gaps. A final
 segment is sent once with ``is_final: true``; when a speaker tracker labels its words with more than
 one speaker it is split into one final segment per run of words. Pure logic, no model.
+
+Each segment carries a :class:`Shown`, the state this module owns: its id and the view last sent;
+:class:`StreamTranscript` holds the stream-wide rest (the next id, the language, the prompt context).
 """
 
 from __future__ import annotations
@@ -12,8 +15,7 @@ from typing import Protocol
 from audio_service.diarization.words import label_runs
 from audio_service.schema import SAMPLE_RATE, Audio
 from audio_service.streaming.decoder import DecodedWord, DecodeResult
-from audio_service.streaming.patches import SegmentView, WordView
-from audio_service.streaming.segment import StreamSegment
+from audio_service.streaming.values import SegmentView, WordView
 
 
 class SpeakerLabeller(Protocol):
@@ -41,8 +43,25 @@ def _word_views(words: tuple[DecodedWord, ...] | list[DecodedWord]) -> tuple[Wor
     return tuple(WordView(w.word.strip(), w.start, w.end, w.probability) for w in words)
 
 
+class Shown:
+    """What the client was shown of one segment: its id (given on its first text) and its newest view.
+    Only :class:`StreamTranscript` changes it."""
+
+    def __init__(self) -> None:
+        self.id: int | None = None
+        self.view: SegmentView | None = None
+
+    @property
+    def text(self) -> str | None:
+        """The text shown last; None before the segment showed any."""
+        return None if self.view is None else self.view.text
+
+
 class StreamTranscript:
-    """One stream's ids, language and prompt context; turns decode results into segment views."""
+    """One stream's ids, language and prompt context; turns decode results into segment views.
+
+    ``start``/``end`` arguments locate a segment (absolute samples) for a view with no words.
+    """
 
     def __init__(self, language: str | None, word_timestamps: bool, context_chars: int) -> None:
         self.language = language  # the language of the last final segment (None: not heard yet)
@@ -55,52 +74,55 @@ class StreamTranscript:
         self.next_id += 1
         return self.next_id - 1
 
-    def partial(self, seg: StreamSegment, result: DecodeResult) -> SegmentView:
+    def partial(self, shown: Shown, result: DecodeResult, start: int, end: int) -> SegmentView:
         """The view of a changed partial hypothesis (the segment gets its id on its first text)."""
-        if seg.id is None:
-            seg.id = self.take_id()
-        seg.view = self._view(seg, result, final=False)
-        return seg.view
+        if shown.id is None:
+            shown.id = self.take_id()
+        shown.view = self._view(shown.id, result, start, end, final=False)
+        return shown.view
 
-    def final(self, seg: StreamSegment, result: DecodeResult, speakers: list[str] | None) -> list[SegmentView]:
-        """The final views of ``seg`` (``result`` already clipped to it); none when it never showed and said nothing."""
+    def final(self, shown: Shown, result: DecodeResult, speakers: list[str] | None, start: int, end: int) -> list[SegmentView]:
+        """The final views of a segment (``result`` already clipped to it); none when it never showed
+        and said nothing."""
         text = result.text
-        if not text and seg.id is None:
+        if not text and shown.id is None:
             return []
-        if seg.id is None:
-            seg.id = self.take_id()
-        if text and result.language != self.language:
+        if shown.id is None:
+            shown.id = self.take_id()
+        self._remember(result)
+        if speakers is None or not result.words or len(set(speakers)) == 1:
+            shown.view = self._view(shown.id, result, start, end, final=True, speaker=speakers[0] if speakers else None)
+            return [shown.view]
+        return self._split(shown, result, speakers)
+
+    def _remember(self, result: DecodeResult) -> None:
+        """Keep a final's language and text for the prompt of the next segment."""
+        if result.text and result.language != self.language:
             if self.language is not None:  # text in the previous language would pull the decoder back to it
                 self.context = ""
             self.language = result.language
-        context = (self.context + " " + text).strip()
+        context = (self.context + " " + result.text).strip()
         if len(context) > self.context_chars:  # keep whole words
             context = context[-self.context_chars :].split(" ", 1)[-1]
         self.context = context
-        if speakers is None or not result.words or len(set(speakers)) == 1:
-            seg.view = self._view(seg, result, final=True, speaker=speakers[0] if speakers else None)
-            return [seg.view]
-        return self._split(seg, result, speakers)
 
-    def _split(self, seg: StreamSegment, result: DecodeResult, speakers: list[str]) -> list[SegmentView]:
-        """Final segments, one per run of words of one speaker: the first keeps ``seg``'s id, the rest
-        take new ids. Ids stay in time order because no later segment has one yet: partials of the
-        next segment wait until every closed segment is final."""
+    def _split(self, shown: Shown, result: DecodeResult, speakers: list[str]) -> list[SegmentView]:
+        """Final segments, one per run of words of one speaker: the first keeps the segment's id, the
+        rest take new ids. Ids stay in time order because no later segment has one yet: partials of
+        the next segment wait until every closed segment is final."""
         views = []
         for i, (speaker, words) in enumerate(label_runs(speakers, result.words)):
-            sid = seg.id if i == 0 else self.take_id()
+            sid = shown.id if i == 0 else self.take_id()
             assert sid is not None
             text = "".join(w.word for w in words)
-            shown = _word_views(words) if self.word_timestamps else ()
-            views.append(SegmentView(sid, text, words[0].start, words[-1].end, True, shown, speaker, result.language))
-        seg.view = views[0]
+            words_shown = _word_views(words) if self.word_timestamps else ()
+            views.append(SegmentView(sid, text, words[0].start, words[-1].end, True, words_shown, speaker, result.language))
+        shown.view = views[0]
         return views
 
-    def _view(self, seg: StreamSegment, result: DecodeResult, final: bool, speaker: str | None = None) -> SegmentView:
+    def _view(self, sid: int, result: DecodeResult, start: int, end: int, final: bool, speaker: str | None = None) -> SegmentView:
         words = _word_views(result.words)
-        start = words[0].start if words else seg.start / SAMPLE_RATE
-        end = words[-1].end if words else (seg.end or seg.decoded_end) / SAMPLE_RATE
-        assert seg.id is not None
-        return SegmentView(
-            seg.id, result.text, start, end, final, words if self.word_timestamps else (), speaker, result.language
-        )
+        start_s = words[0].start if words else start / SAMPLE_RATE
+        end_s = words[-1].end if words else end / SAMPLE_RATE
+        shown = words if self.word_timestamps else ()
+        return SegmentView(sid, result.text, start_s, end_s, final, shown, speaker, result.language)

@@ -1,0 +1,86 @@
+"""The streaming package's immutable values: what a stream is configured with, what a client sends
+between audio frames, and what a client is shown of a segment.
+
+Every type here is a frozen dataclass with no behaviour beyond reading its fields, so any module of
+the package may import this one and none of them can change what another holds. The mutable state of
+a stream lives with the part that owns it (see :mod:`audio_service.streaming.session`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from audio_service.vad.params import VadParams
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Engine-wide knobs, taken from :class:`Settings`."""
+
+    partial_interval_s: float = 0.5
+    max_segment_s: float = 15.0
+    max_backlog_s: float = 60.0
+    final_beam_size: int = 5
+    context_chars: int = 200
+    short_segment_s: float = 2.0
+    short_endpoint_s: float = 1.5
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """One stream's validated options (its query parameters, see :func:`~.protocol.parse_options`)."""
+
+    model: str | None = None
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float = 0.0
+    response_format: str = "verbose_json"
+    word_timestamps: bool = True
+    skip_vad: bool = False
+    vad: VadParams = VadParams()
+    text_timeout_s: float = 5.0
+    diarize: bool = False
+
+
+# --- client messages: markers, answered once the audio before them is done ------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    checkpoint_id: Any  # echoed back exactly as sent
+
+    @property
+    def is_final(self) -> bool:
+        return self.checkpoint_id == "final"
+
+
+@dataclass(frozen=True)
+class Trace:
+    trace_id: Any
+    event_id: Any = None
+
+
+# --- what a client sees -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WordView:
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class SegmentView:
+    """What a client sees of one segment at one moment."""
+
+    id: int
+    text: str
+    start: float
+    end: float
+    is_final: bool
+    words: tuple[WordView, ...] = ()
+    speaker_id: str | None = None
+    language: str | None = None  # the language Whisper decoded the segment in
