@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.endpointing import Endpointer
@@ -24,7 +25,7 @@ class Markers:
         """Position of the oldest marker still waiting, if any."""
         return self._queue[0][0] if self._queue else None
 
-    def answer(self, ep: Endpointer, received: int) -> list[dict]:
+    def answer(self, ep: Endpointer, received: int) -> list[dict[str, Any]]:
         """The messages of the markers that can be answered now: a trace once every audio before it is
         transcribed, a checkpoint once every segment before it is final."""
         out = []

@@ -17,7 +17,7 @@ import numpy as np
 from audio_service.audio.decode import pcm16_to_float
 from audio_service.errors import CloseCode, InvalidRequestError, OverloadedError, ServiceError, UnsupportedError
 from audio_service.models.decoding import MAX_PROMPT_CHARS, language_code
-from audio_service.streaming.values import Checkpoint, StreamOptions, Trace
+from audio_service.streaming.values import Checkpoint, JsonValue, StreamOptions, Trace
 from audio_service.vad.params import VadParams
 
 MIN_TEXT_TIMEOUT_S = 1.0
@@ -229,7 +229,7 @@ def _check_id_size(value: Any, name: str) -> None:
 # --- server messages ---------------------------------------------------------------------------
 
 
-def checkpoint_message(checkpoint_id: Any) -> dict[str, Any]:
+def checkpoint_message(checkpoint_id: JsonValue) -> dict[str, Any]:
     return {"checkpoint_id": checkpoint_id}
 
 

@@ -105,7 +105,7 @@ class StreamSession:
         options: StreamOptions,
         model: LoadedModel,
         config: SessionConfig,
-        emit: Callable[[Any], object],  # its return value is ignored
+        emit: Callable[[dict[str, Any] | BaseException], object],  # a message for the client; its return value is ignored
         tracker: SpeakerLabeller | None = None,
         draft: LoadedModel | None = None,
         vad: FrameVad | None = None,

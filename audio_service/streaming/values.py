@@ -9,9 +9,12 @@ a stream lives with the part that owns it (see :mod:`audio_service.streaming.ses
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Union
 
 from audio_service.vad.params import VadParams
+
+# A JSON value as a client sent it (checkpoint and trace ids are echoed back exactly)
+JsonValue = Union[str, int, float, bool, None, list["JsonValue"], dict[str, "JsonValue"]]
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class StreamOptions:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    checkpoint_id: Any  # echoed back exactly as sent
+    checkpoint_id: JsonValue
 
     @property
     def is_final(self) -> bool:
@@ -57,8 +60,8 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class Trace:
-    trace_id: Any
-    event_id: Any = None
+    trace_id: JsonValue
+    event_id: JsonValue = None
 
 
 # --- what a client sees -----------------------------------------------------------------------------
