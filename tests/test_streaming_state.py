@@ -347,7 +347,7 @@ def test_early_final_pass_is_dropped_when_speech_resumes():
 
     # while streams wait for the model: only the endpoint's final pass
     s, _ = vad_session()
-    s.interval_scale = lambda: 1.5
+    s.follow_load(lambda: 1.5)
     s.feed(speech(3.0))
     s.feed(quiet(0.3))
     assert not s.has_work(final=True)

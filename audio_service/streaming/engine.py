@@ -136,8 +136,7 @@ class StreamingEngine:
     def add(self, session: StreamSession) -> None:
         with self._cond:
             self._sessions.append(session)
-        session.notify = self.wake  # a session finished off the decode thread wakes the scheduler
-        session.interval_scale = lambda: self._load.scale
+        session.follow_load(lambda: self._load.scale)
 
     def remove(self, session: StreamSession) -> None:
         """Forget a session and free its state (a job in flight finishes and is ignored)."""
@@ -247,11 +246,10 @@ class StreamingEngine:
         """Recompute the partial interval scale from how many streams have work ready now (under ``_cond``)."""
         self._load.update(sum(1 for s in self._sessions if s.has_work(True) or s.has_work(False)))
 
-    @staticmethod
-    def _complete(job: DecodeJob, result: DecodeResult) -> None:
+    def _complete(self, job: DecodeJob, result: DecodeResult) -> None:
         try:
             job.session.complete(job, result, job.session.speaker_for(job, result))
         except Exception as exc:
             log.exception("streaming session failed")
             job.session.fail(exc)
-        job.session.notify()
+        self.wake()  # a session done off the decode thread (speaker tracking) may have work again

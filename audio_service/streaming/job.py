@@ -6,7 +6,6 @@ engine makes on it, so this module (and the engine's view of a job) does not dep
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -21,8 +20,6 @@ JobKind = Literal["partial", "final", "early"]
 
 class JobOwner(Protocol):
     """What the engine calls on the session a job came from (:class:`audio_service.streaming.session.StreamSession`)."""
-
-    notify: Callable[[], None]
 
     @property
     def has_tracker(self) -> bool: ...

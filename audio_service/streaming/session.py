@@ -126,8 +126,12 @@ class StreamSession:
         self._closed = False
         self.finished = False
         self.waiting_since = time.monotonic()  # for fair scheduling between streams
-        self.notify: Callable[[], None] = lambda: None  # set by the engine
-        self.interval_scale: Callable[[], float] = lambda: 1.0  # set by the engine: partials get rarer under load
+        self._load_scale: Callable[[], float] = lambda: 1.0  # partials get rarer under load (see follow_load)
+
+    def follow_load(self, scale: Callable[[], float]) -> None:
+        """Take partial intervals (and whether early final passes are free) from the engine's load:
+        ``scale()`` is how much longer than configured intervals are now (1.0: no stream waits)."""
+        self._load_scale = scale
 
     @property
     def has_tracker(self) -> bool:
@@ -200,7 +204,7 @@ class StreamSession:
             seg = self._ep.open
             if self._ep.pending or seg is None:
                 return False
-            interval = self.config.partial_interval_s * self.interval_scale()
+            interval = self.config.partial_interval_s * self._load_scale()
             return seg.hyp.due(seg.start, seg.span.last_speech, self._buf.end, interval, self._markers.first_at)
 
     def _early_due(self) -> int | None:
@@ -210,7 +214,7 @@ class StreamSession:
         discards is then free), never with a speaker tracker (its state must only see real finals),
         and once per silence.
         """
-        if self._ep.pending or self._tracker is not None or self.interval_scale() > 1.0:
+        if self._ep.pending or self._tracker is not None or self._load_scale() > 1.0:
             return None
         return self._ep.early_due(self._buf.end)
 
