@@ -51,14 +51,13 @@ SR = 16000
 RESULTS = ROOT / "bench" / "results" / "streaming.json"
 # Settings of each run (server environment). "previous": the fixed-interval settings (every partial
 # on the stream's model, at a fixed interval, also over silence; final passes only at the endpoint;
-# encoder inputs in 5 s steps; one model instance with a thread per core; numpy's BLAS on every
+# one model instance with a thread per core; numpy's BLAS on every
 # core), to report gains as ratios.
 PREVIOUS = {
     "stream_batching": True,
     "stream_partial_model": "",
     "stream_partial_policy": "fixed",
     "stream_early_final": False,
-    "stream_fixed_buckets": True,
     "stream_cpu_threads": 0,
     "blas_threads": 0,
 }

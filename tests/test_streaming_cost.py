@@ -11,12 +11,12 @@ from types import SimpleNamespace
 import numpy as np
 
 from audio_service.schema import SAMPLE_RATE
-from audio_service.streaming.decoder import DecodedWord, DecodeResult
 from audio_service.streaming.engine import MAX_PARTIAL_SCALE, StreamingEngine
 from audio_service.streaming.protocol import StreamOptions
 from audio_service.streaming.segment import SessionConfig, StreamSegment
 from audio_service.streaming.session import StreamSession
 from audio_service.streaming.stabilize import SPEECH_TAIL_S, partial_due, partial_token_budget, stabilise
+from audio_service.whisper.types import DecodedWord, DecodeResult
 
 SR = SAMPLE_RATE
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from audio_service.streaming.decoder import DecodeRequest, DecodeResult
 from audio_service.streaming.segment import StreamSegment
+from audio_service.whisper.types import DecodeRequest, DecodeResult
 
 
 class JobOwner(Protocol):

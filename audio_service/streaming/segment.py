@@ -16,7 +16,7 @@ import numpy as np
 from audio_service.streaming.patches import SegmentView
 
 if TYPE_CHECKING:
-    from audio_service.streaming.decoder import DecodeResult
+    from audio_service.whisper.types import DecodeResult
 
 
 @dataclass(frozen=True)

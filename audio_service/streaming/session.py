@@ -25,7 +25,6 @@ import numpy as np
 
 from audio_service.schema import SAMPLE_RATE, Audio
 from audio_service.streaming.cuts import clip, hand_over
-from audio_service.streaming.decoder import DecodeRequest, DecodeResult
 from audio_service.streaming.endpointing import Endpointer
 from audio_service.streaming.job import DecodeJob
 from audio_service.streaming.markers import Markers
@@ -35,6 +34,7 @@ from audio_service.streaming.segment import AudioBuffer, SessionConfig, StreamSe
 from audio_service.streaming.stabilize import partial_due, partial_token_budget, stabilise, text_timed_out
 from audio_service.streaming.transcript import SpeakerLabeller, StreamTranscript, speakers_of
 from audio_service.vad.streaming import WINDOW, StreamingVad
+from audio_service.whisper.types import DecodeRequest, DecodeResult
 
 SR = SAMPLE_RATE
 HARD_BACKLOG_MARGIN_S = 10.0

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.cuts import clip, norm
-from audio_service.streaming.decoder import DecodeResult
 from audio_service.streaming.segment import StreamSegment
+from audio_service.whisper.types import DecodeResult
 
 MIN_PARTIAL_S = 0.6  # shorter windows make Whisper guess; wait for a little more audio
 # The VAD decides in 32 ms windows and its probability trails the speech a little: audio this close

@@ -1,8 +1,11 @@
-"""How both decoding paths talk to Whisper: languages, prompt limits, tokenizers, word timings.
+"""What both decoding paths ask of Whisper itself: languages, language detection, tokenizers, prompts,
+suppressed tokens, word timings.
 
-The batch pipeline (``pipeline/asr.py`` through faster-whisper, ``pipeline/align.py``) and the
-streaming decoder (``streaming/decoder.py``, CTranslate2 directly) call these, so a change here
-reaches both. The quality rules (no-speech, loops) are in :mod:`audio_service.models.whisper_rules`.
+The batch path (:mod:`audio_service.whisper.batch`, forced alignment) and the streaming path
+(:mod:`audio_service.whisper.stream`) call these, so a change here reaches both. faster-whisper's
+private names (``_LANGUAGE_CODES``, ``get_prompt``, ``find_alignment``, ``get_suppressed_tokens``) are used
+only here and in :mod:`audio_service.whisper.silero` (its VAD session): that is why faster-whisper is pinned to the release
+tested (``~=``).
 """
 
 from __future__ import annotations
@@ -10,19 +13,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     from faster_whisper.tokenizer import Tokenizer
 
-    from audio_service.models.registry import LoadedModel
+    from audio_service.whisper.rules import DecodeOptions
+    from audio_service.whisper.types import LoadedModel
 
-WINDOW_S = 30.0  # Whisper's input window: the longest audio one decode sees
-MEL_FRAMES_PER_S = 100  # Whisper's feature frames per second of audio
 # With the language unset, a window confidently in another language than the one spoken so far switches to
 # it; below this, short or noisy windows are often given a neighbouring language (jfk's "ask not": 0.4).
 LANGUAGE_SWITCH_PROB = 0.7
 MAX_PROMPT_CHARS = 4000  # a client prompt; Whisper keeps only its last ~220 tokens anyway
-# Punctuation glued to the word before or after it in word timings (openai-whisper's defaults).
-PREPEND_PUNCTUATIONS = "\"'“¿([{-"
-APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 
 
 def heard_language(current: str | None, detected: str, probability: float) -> str:
@@ -58,6 +58,35 @@ def decode_language(model: LoadedModel, language: str | None, task: str = "trans
     return language
 
 
+def storage(array: Any) -> Any:
+    """``array`` as a CTranslate2 StorageView (one already is: it may live on a GPU)."""
+    import ctranslate2
+    import numpy as np
+
+    return (
+        array if isinstance(array, ctranslate2.StorageView) else ctranslate2.StorageView.from_array(np.ascontiguousarray(array))
+    )
+
+
+def languages_heard(ct2_whisper: Any, encoder_output: Any) -> list[tuple[str, float]]:
+    """The most likely language (code, probability) of each window in ``encoder_output`` (a CTranslate2
+    StorageView or array of encoder outputs): Whisper's language detection, as faster-whisper runs it.
+
+    Every language detection of the service goes through here: the streaming windows, the windows the
+    batch decoder encodes, and :func:`detect_language` on a file's audio."""
+    return [(ranked[0][0][2:-2], float(ranked[0][1])) for ranked in ct2_whisper.detect_language(storage(encoder_output))]
+
+
+def detect_language(model: LoadedModel, samples: np.ndarray) -> tuple[str, float]:
+    """The language spoken in the first 30 s of ``samples`` and its probability (one encoder pass)."""
+    from faster_whisper.audio import pad_or_trim
+
+    whisper = model.whisper
+    features = whisper.feature_extractor(samples[: whisper.feature_extractor.n_samples])
+    encoded = whisper.encode(pad_or_trim(features[..., : whisper.feature_extractor.nb_max_frames]))
+    return languages_heard(whisper.model, encoded)[0]
+
+
 def tokenizer(model: LoadedModel, language: str, task: str = "transcribe") -> Tokenizer:
     """The model's tokenizer for one language and task (cheap: wraps the shared HF tokenizer)."""
     from faster_whisper.tokenizer import Tokenizer
@@ -70,19 +99,40 @@ def text_tokens(model: LoadedModel, text: str) -> list[int]:
     return model.whisper.hf_tokenizer.encode(text, add_special_tokens=False).ids
 
 
-def decoding_kwargs() -> dict[str, Any]:
-    """Options every faster-whisper ``transcribe`` call gets, so its word timings follow the rules here."""
-    return {"prepend_punctuations": PREPEND_PUNCTUATIONS, "append_punctuations": APPEND_PUNCTUATIONS}
+def suppressed_tokens(tok: Tokenizer, options: DecodeOptions) -> list[int]:
+    """The token ids generation may not produce: ``options.suppress_tokens`` with -1 expanded to the
+    tokenizer's non-speech tokens, plus the task, start and no-speech tokens (faster-whisper's expansion)."""
+    from faster_whisper.transcribe import get_suppressed_tokens
+
+    return list(get_suppressed_tokens(tok, list(options.suppress_tokens)))
 
 
-def word_alignment(whisper: Any, tok: Tokenizer, tokens: list[int], encoder_output: Any, num_frames: int) -> list[dict]:
+def prompt_tokens(model: LoadedModel, tok: Tokenizer, previous: list[int], prefix: list[int] | None = None) -> list[int]:
+    """Whisper's decoder prompt without timestamps: ``previous`` text tokens, the start sequence, ``prefix``."""
+    return model.whisper.get_prompt(tok, previous_tokens=previous, without_timestamps=True) + list(prefix or ())
+
+
+def word_alignment(
+    model: LoadedModel, tok: Tokenizer, tokens: list[int], encoder_output: Any, num_frames: int, options: DecodeOptions
+) -> list[dict]:
     """Word timings of ``tokens`` from the cross-attention (faster-whisper's ``find_alignment``), with
     punctuation merged into its word and empty words dropped; times are seconds from the window start."""
     from faster_whisper.transcribe import merge_punctuations
 
-    alignment = whisper.find_alignment(tok, [tokens], encoder_output, num_frames)[0]
-    merge_punctuations(alignment, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
+    alignment = model.whisper.find_alignment(tok, [tokens], storage(encoder_output), num_frames)[0]
+    merge_punctuations(alignment, options.prepend_punctuations, options.append_punctuations)
     return [a for a in alignment if a["word"]]
+
+
+def encode_window(model: LoadedModel, samples: np.ndarray) -> tuple[Any, int]:
+    """The encoder output of up to 30 s of ``samples`` padded to Whisper's window, and how many of its
+    feature frames hold audio."""
+    from faster_whisper.audio import pad_or_trim
+
+    whisper = model.whisper
+    features = whisper.feature_extractor(samples)[..., :-1]
+    num_frames = min(features.shape[-1], whisper.feature_extractor.nb_max_frames)
+    return whisper.encode(pad_or_trim(features)), num_frames
 
 
 class _LanguageWatch:
@@ -100,9 +150,7 @@ class _LanguageWatch:
 
     def encode(self, features: Any, *args: Any, **kwargs: Any) -> Any:
         encoded = self._model.encode(features, *args, **kwargs)
-        for ranked in self._model.detect_language(encoded):
-            token, probability = ranked[0]
-            self._heard.append((token[2:-2], float(probability)))
+        self._heard.extend(languages_heard(self._model, encoded))
         return encoded
 
 
