@@ -10,6 +10,7 @@ tested (``~=``).
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,12 +100,22 @@ def text_tokens(model: LoadedModel, text: str) -> list[int]:
     return model.whisper.hf_tokenizer.encode(text, add_special_tokens=False).ids
 
 
-def suppressed_tokens(tok: Tokenizer, options: DecodeOptions) -> list[int]:
+def suppressed_tokens(model: LoadedModel, tok: Tokenizer, options: DecodeOptions) -> list[int]:
     """The token ids generation may not produce: ``options.suppress_tokens`` with -1 expanded to the
-    tokenizer's non-speech tokens, plus the task, start and no-speech tokens (faster-whisper's expansion)."""
+    tokenizer's non-speech tokens, plus the task, start and no-speech tokens (faster-whisper's expansion).
+
+    Computed once per model: the expansion takes milliseconds (it tokenizes every symbol), and its tokens
+    are the same for every language and task."""
     from faster_whisper.transcribe import get_suppressed_tokens
 
-    return list(get_suppressed_tokens(tok, list(options.suppress_tokens)))
+    known = _SUPPRESSED.setdefault(model.whisper, {})
+    if options.suppress_tokens not in known:
+        known[options.suppress_tokens] = list(get_suppressed_tokens(tok, list(options.suppress_tokens)))
+    return known[options.suppress_tokens]
+
+
+# faster-whisper model -> suppress_tokens option -> the expanded ids (dropped with the model)
+_SUPPRESSED: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], list[int]]] = weakref.WeakKeyDictionary()
 
 
 def prompt_tokens(model: LoadedModel, tok: Tokenizer, previous: list[int], prefix: list[int] | None = None) -> list[int]:

@@ -75,7 +75,7 @@ def decode_batch(
             storage(np.concatenate([encoded[i] for i in idx])),
             [prompts[i] for i in idx],
             max_length=min(whisper.max_length, max(len(prompts[i]) for i in idx) + max_new),
-            **generate_options(options, tokenizer(languages[idx[0]], requests[idx[0]].task), beam, temp),
+            **generate_options(model, options, tokenizer(languages[idx[0]], requests[idx[0]].task), beam, temp),
         )
         for i, res in zip(idx, out):
             results[i] = res
@@ -100,7 +100,7 @@ def decode_batch(
     return out_results
 
 
-def generate_options(options: DecodeOptions, tok: Any, beam_size: int, temperature: float) -> dict[str, Any]:
+def generate_options(model: LoadedModel, options: DecodeOptions, tok: Any, beam_size: int, temperature: float) -> dict[str, Any]:
     """CTranslate2 ``generate`` keyword arguments for one decode at ``beam_size`` and ``temperature``: the
     values faster-whisper's ``transcribe`` passes for ``options`` (sampling draws one hypothesis, where
     faster-whisper draws ``best_of``: a stream re-decodes its window soon anyway)."""
@@ -112,7 +112,7 @@ def generate_options(options: DecodeOptions, tok: Any, beam_size: int, temperatu
         "repetition_penalty": options.repetition_penalty,
         "no_repeat_ngram_size": options.no_repeat_ngram_size,
         "suppress_blank": options.suppress_blank,
-        "suppress_tokens": suppressed_tokens(tok, options),
+        "suppress_tokens": suppressed_tokens(model, tok, options),
         "sampling_temperature": temperature if sampling else 1.0,
         "sampling_topk": 0 if sampling else 1,
         "return_scores": True,
