@@ -51,3 +51,16 @@ def test_only_the_whisper_package_may_import_faster_whisper() -> None:
         if p.suffix == ".py" or (p / "__init__.py").exists()
     }
     assert {m.removeprefix("audio_service.") for m in contract["source_modules"]} == top - {"__init__", "whisper"}
+
+
+def test_the_decode_types_load_without_faster_whisper() -> None:
+    """Streaming's pure modules and the fake backend use ``whisper.types`` without loading faster-whisper or
+    CTranslate2 (their import costs seconds and, for CTranslate2, native threads)."""
+    import subprocess
+    import sys
+
+    modules = ["audio_service.whisper.types", "audio_service.streaming.transcript", "audio_service.streaming.stabilize"]
+    loaded = "sorted({m.split('.')[0] for m in sys.modules} & {'ctranslate2', 'faster_whisper'})"
+    code = f"import sys, {', '.join(modules)}; print({loaded})"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
