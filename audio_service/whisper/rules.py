@@ -50,6 +50,7 @@ class DecodeOptions:
 
     @classmethod
     def from_settings(cls, s: Settings) -> DecodeOptions:
+        """The service's options: built once per app (``create_app``) for the batch service and the stream engine."""
         return cls(beam_size=s.beam_size)
 
     def fallback(self, requested: tuple[float, ...]) -> tuple[float, ...]:
@@ -74,7 +75,8 @@ def compression_ratio(text: str) -> float:
 
 
 def is_silence(no_speech_prob: float, avg_logprob: float, options: DecodeOptions = DEFAULT_OPTIONS) -> bool:
-    """Whisper's "this window is silence": a likely no-speech token *and* an unsure decode."""
+    """Whisper's "this window is silence": a likely no-speech token *and* an unsure decode (at or below the
+    log-probability threshold, as faster-whisper skips a window)."""
     return no_speech_prob > options.no_speech_threshold and not avg_logprob > options.log_prob_threshold
 
 
