@@ -24,6 +24,7 @@ from audio_service.ops.metrics import serve_on_port
 from audio_service.pipeline.batch import BatchService
 from audio_service.pipeline.fanout import BlockTranscriber
 from audio_service.settings import Settings
+from audio_service.whisper.rules import DecodeOptions
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,14 @@ def create_app(settings: Settings, fanout: BlockTranscriber | None = None, backe
     backend = backend or DecodingBackend()
     registry = ModelRegistry(settings, backend.load)
     ops = Ops.build(settings)
+    decode = DecodeOptions.from_settings(settings)  # one set of decoding options for files and streams
+    trackers = speaker_tracker_factory(settings.stream_speaker_context_s)
     services = Services(
         settings=settings,
         registry=registry,
-        batch=BatchService(settings, registry, fanout, backend.transcribe),
+        batch=BatchService(settings, registry, fanout, backend.transcribe, decode),
         ops=ops,
-        streaming=build_streaming(settings, backend.decode_windows, speaker_tracker_factory(settings.stream_speaker_context_s)),
+        streaming=build_streaming(settings, backend.decode_windows, trackers, decode),
         backend=backend,
     )
     ops.metrics.replica.labels(replica_name(settings)).set(1)

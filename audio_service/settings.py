@@ -225,13 +225,6 @@ class Settings(BaseSettings):
             "Empty = the stream's model."
         ),
     )
-    stream_full_window: bool = Field(
-        False, description="Encode every window as Whisper's full 30 s (slower); default: audio + 1 s padding."
-    )
-    stream_fixed_buckets: bool = Field(
-        False,
-        description="Round every encoder input up to 5 s; default: 1 s steps when a model call has one window.",
-    )
 
     # --- scale-out on Ray Serve (the ray extra; audio_service/scale/ray_serve.py) ---
     ray: CliImplicitFlag[bool] = Field(

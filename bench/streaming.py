@@ -55,7 +55,6 @@ RESULTS = ROOT / "bench" / "results" / "streaming.json"
 PREVIOUS = {
     "stream_batching": True,
     "stream_partial_model": "",
-    "stream_fixed_buckets": True,
     "stream_cpu_threads": 0,
     "blas_threads": 0,
 }

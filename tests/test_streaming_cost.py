@@ -12,11 +12,11 @@ import numpy as np
 
 from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.cuts import CutEdges
-from audio_service.streaming.decoder import DecodedWord, DecodeResult
 from audio_service.streaming.engine import MAX_PARTIAL_SCALE, LoadMeter
 from audio_service.streaming.session import StreamSession
 from audio_service.streaming.stabilize import SPEECH_TAIL_S, Hypothesis
 from audio_service.streaming.values import SessionConfig, StreamOptions
+from audio_service.whisper.types import DecodedWord, DecodeResult
 
 SR = SAMPLE_RATE
 

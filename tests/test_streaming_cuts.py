@@ -13,7 +13,9 @@ import pytest
 
 from audio_service.models.registry import ModelRegistry
 from audio_service.settings import Settings
-from audio_service.streaming.decoder import DecodeRequest, WindowPolicy, decode_batch
+from audio_service.whisper.rules import DecodeOptions
+from audio_service.whisper.stream import decode_batch
+from audio_service.whisper.types import DecodeRequest, WindowPolicy
 from tests.audio_utils import JFK, JFK_TEXT, load_16k, normalize, wer
 from tests.stream_client import stream
 
@@ -41,7 +43,7 @@ def test_one_batch_mixes_prompt_lengths(jfk):
         DecodeRequest(audio, 0.0, "en", prompt_text="A speech.", context_text=" ".join(words[:9])),
         DecodeRequest(audio, 0.0, "en", context_text=" ".join(words[:30]), beam_size=1),
     ]
-    results = decode_batch(model, requests, WindowPolicy())
+    results = decode_batch(model, requests, WindowPolicy(), DecodeOptions())
     assert len(results) == len(requests)
     for i, r in enumerate(results):
         assert r.words and all(0.0 <= w.start <= w.end <= 4.5 for w in r.words), r

@@ -12,7 +12,6 @@ import pytest
 
 from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.cuts import CUT_CONTEXT, CUT_CONTEXT_WAIT_S, CutEdges, norm, repeated_lead
-from audio_service.streaming.decoder import DecodedWord, DecodeResult
 from audio_service.streaming.endpointing import Endpointer
 from audio_service.streaming.protocol import StreamFinishedError
 from audio_service.streaming.session import StreamSession
@@ -21,6 +20,7 @@ from audio_service.streaming.transcript import Shown, StreamTranscript
 from audio_service.streaming.values import Checkpoint, SessionConfig, StreamOptions, Trace
 from audio_service.vad.params import VadParams
 from audio_service.vad.streaming import WINDOW
+from audio_service.whisper.types import DecodedWord, DecodeResult
 
 SR = SAMPLE_RATE
 PAD = 200 * SR // 1000  # VadParams().speech_pad_ms

@@ -1,10 +1,10 @@
-"""Whisper's quality rules (models/whisper_rules.py): pure logic, no model."""
+"""Whisper's quality rules (whisper/rules.py): pure logic, no model."""
 
 from __future__ import annotations
 
 import pytest
 
-from audio_service.models.whisper_rules import is_looping, is_silence, repetition_start
+from audio_service.whisper.rules import is_looping, is_silence, repetition_start
 
 
 def words(text: str) -> list[str]:
@@ -70,7 +70,7 @@ def _fw_segment(text: str, words: list | None):
 
 
 def test_a_loop_without_word_timings_is_cut_not_dropped():
-    from audio_service.models.whisper_rules import without_loop
+    from audio_service.whisper.rules import without_loop
 
     loop = " Today I will play a game called Park, and" + " I will play a game called Park, and" * 5
     cut = without_loop(_fw_segment(loop, None), encode=str.split)
@@ -82,7 +82,7 @@ def test_a_loop_without_word_timings_is_cut_not_dropped():
 def test_a_loop_with_word_timings_ends_at_its_last_kept_word():
     from faster_whisper.transcribe import Word
 
-    from audio_service.models.whisper_rules import without_loop
+    from audio_service.whisper.rules import without_loop
 
     pieces = words("Today I will play a game called Park, and" + " I will play a game called Park, and" * 5)
     timed = [Word(2.0 + 0.2 * i, 2.15 + 0.2 * i, w, 0.9) for i, w in enumerate(pieces)]
@@ -92,7 +92,7 @@ def test_a_loop_with_word_timings_ends_at_its_last_kept_word():
 
 
 def test_loops_needs_a_short_phrase_said_again_not_just_good_compression():
-    from audio_service.models.whisper_rules import repetition_start, text_words
+    from audio_service.whisper.rules import repetition_start, text_words
 
     twice = text_words(" ".join([JFK_SENTENCE] * 2))  # compresses like a loop (ratio > 2.4), but is speech
     assert repetition_start(twice) == len(twice)
@@ -100,7 +100,7 @@ def test_loops_needs_a_short_phrase_said_again_not_just_good_compression():
     assert repetition_start(loop) < len(loop)
 
 
-# --- the decoding rules both paths share (models/decoding.py, vad/params.py) -------------------
+# --- the decoding rules both paths share (whisper/decoding.py, vad/params.py) -------------------
 
 
 class _Model:
@@ -115,9 +115,9 @@ def test_language_rules_reach_the_batch_form_and_the_stream():
 
     from audio_service.api.forms import TranscriptionParams
     from audio_service.errors import InvalidRequestError
-    from audio_service.models.decoding import decode_language, language_code
     from audio_service.streaming.protocol import parse_options
     from audio_service.vad.params import VadParams
+    from audio_service.whisper.decoding import decode_language, language_code
 
     assert language_code(" DE ") == "de" and language_code("") is None and language_code(None) is None
     with pytest.raises(ValueError) as rule:
@@ -140,10 +140,11 @@ def test_a_stream_s_vad_kwargs_drive_silero_as_the_batch_s_parameters_do():
 
     from audio_service.streaming.protocol import parse_options
     from audio_service.vad.params import BATCH_VAD, VadParams
+    from audio_service.whisper.silero import silero_options
 
     kwargs = {"threshold": 0.6, "min_silence_duration_ms": 160, "speech_pad_ms": 400}
     stream_vad = parse_options({"vad_kwargs": json.dumps(kwargs)}, VadParams(), 5.0).vad
-    assert asdict(stream_vad.faster_whisper_options()) == asdict(replace(BATCH_VAD, threshold=0.6).faster_whisper_options())
-    opts = BATCH_VAD.faster_whisper_options()
+    assert asdict(silero_options(stream_vad)) == asdict(silero_options(replace(BATCH_VAD, threshold=0.6)))
+    opts = silero_options(BATCH_VAD)
     assert (opts.min_silence_duration_ms, opts.speech_pad_ms, opts.neg_threshold) == (160, 400, None)
     assert VadParams(threshold=0.6).off_threshold == pytest.approx(0.45)

@@ -15,9 +15,10 @@ from audio_service.ops.stream_limits import StreamLimiter
 from audio_service.pipeline import asr
 from audio_service.pipeline.batch import BatchService
 from audio_service.settings import Settings
-from audio_service.streaming import decoder
 from audio_service.streaming.engine import StreamingEngine
 from audio_service.streaming.transcript import SpeakerLabeller
+from audio_service.whisper import stream
+from audio_service.whisper.types import DecodeBatch
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class DecodingBackend:
 
     load: ModelLoader = load_faster_whisper
     transcribe: asr.Transcribe = asr.transcribe
-    decode_windows: decoder.DecodeBatch = decoder.decode_batch
+    decode_windows: DecodeBatch = stream.decode_batch
 
 
 @dataclass(frozen=True)

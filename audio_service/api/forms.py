@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.datastructures import FormData, UploadFile
 
 from audio_service.errors import InvalidRequestError
-from audio_service.models.decoding import MAX_PROMPT_CHARS, language_code
 from audio_service.pipeline.batch import BatchJob
 from audio_service.schema import Task
+from audio_service.whisper.decoding import MAX_PROMPT_CHARS, language_code
 
 
 class TranscriptionParams(BaseModel):

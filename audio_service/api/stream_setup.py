@@ -10,24 +10,27 @@ from audio_service.api.deps import Services, StreamingServices
 from audio_service.models.registry import resolve_device, stream_workers
 from audio_service.ops.stream_limits import stream_limiter
 from audio_service.settings import Settings
-from audio_service.streaming.decoder import DecodeBatch, WindowPolicy
 from audio_service.streaming.engine import StreamingEngine
 from audio_service.streaming.transcript import SpeakerLabeller
 from audio_service.streaming.values import SessionConfig
 from audio_service.vad.params import VadParams
+from audio_service.whisper.rules import DecodeOptions
+from audio_service.whisper.types import DecodeBatch
 
 log = logging.getLogger(__name__)
 
 
-def build_streaming(s: Settings, decode: DecodeBatch, speaker_trackers: Callable[..., SpeakerLabeller]) -> StreamingServices:
-    """The app's streaming services; the app's lifespan starts the engine and stops both."""
+def build_streaming(
+    s: Settings, decode: DecodeBatch, speaker_trackers: Callable[..., SpeakerLabeller], options: DecodeOptions
+) -> StreamingServices:
+    """The app's streaming services, decoding under ``options``; the app's lifespan starts the engine and stops both."""
     engine = StreamingEngine(
         batching=stream_batching(s),
         max_batch=s.stream_max_batch,
-        window=WindowPolicy(full=s.stream_full_window, fixed_buckets=s.stream_fixed_buckets),
         partial_batch_audio_s=s.stream_partial_batch_audio_s,
         workers=stream_workers(s),
         decode=decode,
+        options=options,
     )
     return StreamingServices(engine=engine, limiter=stream_limiter(s), speaker_trackers=speaker_trackers)
 

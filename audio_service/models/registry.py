@@ -13,51 +13,20 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from audio_service.errors import ModelUnavailableError, NotFoundError
 from audio_service.models.packaged import packaged_model_dir, set_default_cache_dir
 from audio_service.models.priority import limit_numpy_blas, limit_torch_threads, lower_thread_priority
 from audio_service.settings import Settings
-
-if TYPE_CHECKING:  # pragma: no cover
-    from faster_whisper import WhisperModel
+from audio_service.whisper.load import load_whisper, resolve_device
+from audio_service.whisper.types import LoadedModel, ModelSpec
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    id: str
-    source: str  # "packaged:<name>", hub id, or local directory
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    spec: ModelSpec
-    whisper: WhisperModel
-    device: str
-    compute_type: str
-
-    @property
-    def multilingual(self) -> bool:
-        return bool(self.whisper.model.is_multilingual)
-
 
 # Loads one model: (settings, spec, CPU threads per call, calls at once) -> the loaded model. The
 # service's is :func:`load_faster_whisper`; tests build the app on a fake one (tests/fast/).
 ModelLoader = Callable[[Settings, ModelSpec, int, int], LoadedModel]
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` becomes ``cuda`` when CTranslate2 sees a GPU, else ``cpu``."""
-    if device != "auto":
-        return device
-    import ctranslate2
-
-    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
 def stream_workers(s: Settings) -> int:
@@ -179,25 +148,16 @@ class ModelRegistry:
 
 def load_faster_whisper(s: Settings, spec: ModelSpec, threads: int, workers: int) -> LoadedModel:
     """faster-whisper's ``WhisperModel`` for ``spec`` (blocking; raises :class:`ModelUnavailableError`)."""
-    from faster_whisper import WhisperModel
-
     device = resolve_device(s.device)
     compute_type = resolve_compute_type(s.compute_type, device)
     try:
         path = model_path(s, spec)
         log.info("loading model %s from %s on %s (%s, %d threads per call)", spec.id, path, device, compute_type, threads)
-        whisper = WhisperModel(
-            str(path),
-            device=device,
-            compute_type=compute_type,
-            cpu_threads=threads,
-            num_workers=workers,  # calls that may run at once (batch workers, stream engine workers)
-            download_root=str(s.model_cache_dir / "hub"),
-        )
+        # workers: calls that may run at once (batch workers, stream engine workers)
+        return load_whisper(spec, path, device, compute_type, threads, workers, s.model_cache_dir / "hub")
     except Exception as exc:  # weights missing, no hub access, bad directory...
         log.exception("model %s failed to load", spec.id)
         raise ModelUnavailableError(f"Model {spec.id!r} could not be loaded: {exc}", param="model") from exc
-    return LoadedModel(spec, whisper, device, compute_type)
 
 
 def model_path(s: Settings, spec: ModelSpec) -> Path | str:

@@ -23,13 +23,15 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from audio_service.errors import InvalidRequestError
 from audio_service.extras import installed, require
-from audio_service.models.decoding import WINDOW_S, decode_language, text_tokens, tokenizer, word_alignment
 from audio_service.schema import Audio, Segment, SpeechSpan, Transcript, Word
+from audio_service.whisper.decoding import decode_language, detect_language, encode_window, text_tokens, tokenizer, word_alignment
+from audio_service.whisper.rules import DEFAULT_OPTIONS
+from audio_service.whisper.types import WINDOW_S
 
 if TYPE_CHECKING:  # pragma: no cover
-    from audio_service.models.registry import LoadedModel
     from audio_service.pipeline.align_mms import MmsAligner
     from audio_service.settings import Settings
+    from audio_service.whisper.types import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +125,7 @@ class AlignerRegistry:
 def _tokenizer(model: LoadedModel, audio: Audio, language: str | None):
     language = decode_language(model, language)
     if language is None:
-        language, _, _ = model.whisper.detect_language(audio.samples[: int(WINDOW_S * audio.sample_rate)])
+        language, _ = detect_language(model, audio.samples)
     return tokenizer(model, language), language
 
 
@@ -147,7 +149,6 @@ def whisper_align_text(model: LoadedModel, audio: Audio, text: str, language: st
     the window are kept and the next window starts at the last kept word's end, so long audio is
     covered without transcribing it.
     """
-    wm = model.whisper
     tok, language = _tokenizer(model, audio, language)
     words, word_tokens = tok.split_to_word_tokens(tok.encode(" " + text.strip()) + [tok.eot])
     words, word_tokens = words[:-1], word_tokens[:-1]  # drop the end-of-text marker
@@ -156,7 +157,7 @@ def whisper_align_text(model: LoadedModel, audio: Audio, text: str, language: st
     while i < len(words):
         window = audio.slice(offset, offset + WINDOW_S)
         j = _fit(word_tokens, i)
-        timed = _align_window(wm, tok, window, [t for w in word_tokens[i:j] for t in w])
+        timed = _align_window(model, tok, window, [t for w in word_tokens[i:j] for t in w])
         finished = j == len(words) and offset + WINDOW_S >= audio.duration
         keep = len(timed) if finished else _kept(timed, window.duration)
         for a in timed[:keep]:
@@ -172,13 +173,10 @@ def whisper_align_text(model: LoadedModel, audio: Audio, text: str, language: st
     )
 
 
-def _align_window(wm, tok, window: Audio, tokens: list[int]) -> list[dict]:
-    from faster_whisper.audio import pad_or_trim
-
-    features = wm.feature_extractor(window.samples)[..., :-1]
-    num_frames = min(features.shape[-1], int(WINDOW_S * wm.frames_per_second))
-    encoder_output = wm.encode(pad_or_trim(features))
-    return word_alignment(wm, tok, tokens, encoder_output, num_frames)
+def _align_window(model: LoadedModel, tok, window: Audio, tokens: list[int]) -> list[dict]:
+    # the word timings of a text follow the punctuation rules of transcription (decoding options' defaults)
+    encoder_output, num_frames = encode_window(model, window.samples)
+    return word_alignment(model, tok, tokens, encoder_output, num_frames, DEFAULT_OPTIONS)
 
 
 def _fit(word_tokens: list[list[int]], i: int) -> int:

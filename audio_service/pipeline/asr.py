@@ -4,8 +4,8 @@ The default decoder is faster-whisper's own transcribe loop over the speech our 
 as faster-whisper packs it, so the text is what faster-whisper returns run directly (the service is
 never less accurate than the engine it wraps; ``bench/accuracy.py`` compares them file by file).
 
-All per-call state lives in local objects (a ``BatchedInferencePipeline`` or a language-watching view
-is only a thin wrapper around the shared model), so any number of threads may transcribe at once.
+faster-whisper itself is called through :mod:`audio_service.whisper.batch`, under the same
+:class:`~audio_service.whisper.rules.DecodeOptions` as the streaming decoder.
 """
 
 from __future__ import annotations
@@ -15,30 +15,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from audio_service.models.decoding import (
-    MEL_FRAMES_PER_S,
-    WINDOW_S,
-    decode_language,
-    decoding_kwargs,
-    heard_language,
-    language_watching,
-    text_tokens,
-)
-from audio_service.models.whisper_rules import is_silence, without_loop
 from audio_service.pipeline.chunking import Packed, TimeMap, pack
 from audio_service.pipeline.segmenter import resegment
 from audio_service.schema import Audio, Segment, SpeechSpan, Task, Transcript, Word
 from audio_service.vad.params import BATCH_VAD
 from audio_service.vad.silero import silero_vad
+from audio_service.whisper.batch import transcribe_batched, transcribe_sequential
+from audio_service.whisper.decoding import decode_language, detect_language, heard_language, text_tokens
+from audio_service.whisper.rules import DecodeOptions, is_silence, without_loop
+from audio_service.whisper.types import MEL_FRAMES_PER_S, WINDOW_S
 
 if TYPE_CHECKING:  # pragma: no cover
-    from audio_service.models.registry import LoadedModel
+    from audio_service.whisper.types import LoadedModel
 
 log = logging.getLogger(__name__)
 
-# Whisper's own fallback temperatures. The reference API's temperature 0 means "raise the temperature
-# until the thresholds pass", so a request for 0 (the default) decodes with this list, as faster-whisper does.
-FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 UTTERANCE_S = 1.5  # code-switched files are re-detected utterance by utterance, each at least this long
 
 
@@ -47,8 +38,8 @@ class AsrOptions:
     task: Task = "transcribe"
     language: str | None = None
     prompt: str | None = None
-    temperatures: tuple[float, ...] = (0.0,)
-    beam_size: int = 5
+    temperatures: tuple[float, ...] = (0.0,)  # the client's; (0.0,) is Whisper's fallback list (DecodeOptions.fallback)
+    decode: DecodeOptions = DecodeOptions()  # the service's decoding options (beam size, thresholds, ...)
     # Word timing costs little next to decoding, and gives sentence-sized segments (see segmenter).
     word_timestamps: bool = True
     batch_size: int = 8
@@ -104,7 +95,7 @@ def transcribe(
     if not packed.windows:
         return Transcript(opts.task, "en" if opts.task == "translate" else (language or "en"), audio.duration, ())
     clock = TimeMap(packed.pieces)
-    report = _reporter(on_segment, clock) if on_segment is not None else None
+    report = _reporter(on_segment, clock, opts.decode) if on_segment is not None else None
     detect_runs = language is None and opts.task == "transcribe" and model.multilingual
     windows: list[tuple[str, float]] = []  # the language heard in each window (sequential, language unset)
     if opts.decoder == "batched":
@@ -115,7 +106,7 @@ def transcribe(
     runs = [_Run(0.0, packed.audio.duration, info.language, raw)]
     if any(heard_language(info.language, lang, p) != info.language for lang, p in windows):
         runs = _decode_language_runs(model, packed, opts, runs[0])
-    keep = _Keep(model)
+    keep = _Keep(model, opts.decode)
     # a translation's segments are in English, the transcript's language
     kept = [(s, None if opts.task == "translate" else r.language) for r in runs for s in keep(r.segments)]
     segments = tuple(_segment(i, s, clock, lang) for i, (s, lang) in enumerate(kept))
@@ -158,26 +149,14 @@ def _clips(packed: Packed, opts: AsrOptions) -> list[float] | None:
     return [t for w in packed.windows for t in w]
 
 
-def _temperatures(opts: AsrOptions) -> list[float]:
-    return list(FALLBACK_TEMPERATURES) if opts.temperatures == (0.0,) else list(opts.temperatures)
+def _request_kwargs(opts: AsrOptions) -> dict:
+    """The per-request arguments both faster-whisper entry points share."""
+    return {"task": opts.task, "initial_prompt": opts.prompt or None, "word_timestamps": opts.word_timestamps}
 
 
-def _common_kwargs(language: str | None, opts: AsrOptions) -> dict:
-    """Decoding options both faster-whisper entry points share."""
-    return {
-        "language": language,
-        "task": opts.task,
-        "beam_size": opts.beam_size,
-        "initial_prompt": opts.prompt or None,
-        "word_timestamps": opts.word_timestamps,
-        "vad_filter": False,  # our VAD already chose the speech
-        **decoding_kwargs(),
-    }
-
-
-def _reporter(on_segment: Callable[[float, str], None], clock: TimeMap) -> Callable[[object], None]:
+def _reporter(on_segment: Callable[[float, str], None], clock: TimeMap, options: DecodeOptions) -> Callable[[object], None]:
     def report(s) -> None:
-        if _has_text(s):
+        if _has_text(s, options):
             on_segment(clock.original(float(s.end), is_end=True), s.text)
 
     return report
@@ -196,14 +175,15 @@ def _collect(segments: Iterable, report: Callable[[object], None] | None) -> lis
 def _batched(
     model: LoadedModel, audio: Audio, windows: list[tuple[float, float]], language: str | None, opts: AsrOptions, report=None
 ):
-    from faster_whisper import BatchedInferencePipeline
-
-    segments, info = BatchedInferencePipeline(model.whisper).transcribe(
+    segments, info = transcribe_batched(
+        model,
         audio.samples,
-        clip_timestamps=[{"start": a, "end": b} for a, b in windows],
-        batch_size=opts.batch_size,
-        temperature=list(opts.temperatures[:1]),  # the batched decoder has no fallback
-        **_common_kwargs(language, opts),
+        windows,
+        opts.decode,
+        opts.temperatures[0],  # the batched decoder has no fallback
+        opts.batch_size,
+        language=language,
+        **_request_kwargs(opts),
     )
     return _collect(segments, report), info
 
@@ -218,15 +198,14 @@ def _sequential(
     watch_language: bool = False,
 ):
     """faster-whisper's transcribe loop; with ``watch_language``, also the language Whisper hears in
-    each window it encodes (one decoder step per window on the encoder output it computed anyway)."""
-    whisper = model.whisper
+    each window it encodes."""
     windows: list[tuple[str, float]] = []
-    if watch_language:
-        whisper = language_watching(whisper, windows)
-    kwargs = _common_kwargs(language, opts)
+    kwargs = _request_kwargs(opts)
     if clips is not None:
         kwargs["clip_timestamps"] = clips
-    segments, info = whisper.transcribe(audio.samples, temperature=_temperatures(opts), **kwargs)
+    temperatures = opts.decode.fallback(opts.temperatures)
+    heard = windows if watch_language else None
+    segments, info = transcribe_sequential(model, audio.samples, opts.decode, temperatures, heard, language=language, **kwargs)
     return _collect(segments, report), info, windows
 
 
@@ -240,7 +219,7 @@ def _decode_language_runs(model: LoadedModel, packed: Packed, opts: AsrOptions, 
     """
     runs: list[_Run] = []
     for start, end in _utterances(packed):
-        lang, prob, _ = model.whisper.detect_language(audio=packed.audio.slice(start, end).samples)
+        lang, prob = detect_language(model, packed.audio.slice(start, end).samples)
         lang = heard_language(runs[-1].language if runs else first.language, lang, prob)
         if runs and runs[-1].language == lang:
             runs[-1] = _Run(runs[-1].start, end, lang, [])
@@ -283,23 +262,24 @@ def _utterances(packed: Packed) -> list[tuple[float, float]]:
     return cuts
 
 
-def _has_text(s) -> bool:
-    return bool(s.text.strip()) and not is_silence(s.no_speech_prob, s.avg_logprob)
+def _has_text(s, options: DecodeOptions) -> bool:
+    return bool(s.text.strip()) and not is_silence(s.no_speech_prob, s.avg_logprob, options)
 
 
 class _Keep:
     """What of a list of decoded segments to return: loops cut where they start repeating, and
     Whisper's no-speech windows dropped (the sequential decoder has dropped them already)."""
 
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(self, model: LoadedModel, options: DecodeOptions) -> None:
         self._model = model
+        self._options = options
 
     def __call__(self, segments: list) -> list:
         out = [self._without_loop(s) for s in segments if s.text.strip()]
-        return [s for s in out if s is not None and _has_text(s)]
+        return [s for s in out if s is not None and _has_text(s, self._options)]
 
     def _without_loop(self, s):
-        return without_loop(s, lambda text: text_tokens(self._model, text))
+        return without_loop(s, lambda text: text_tokens(self._model, text), self._options)
 
 
 def _segment(i: int, s, clock: TimeMap, language: str | None = None) -> Segment:

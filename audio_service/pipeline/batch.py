@@ -24,7 +24,7 @@ from audio_service.diarization.offline import DiarizerRegistry, SpeakerBounds
 from audio_service.diarization.words import assign_speakers
 from audio_service.errors import InvalidRequestError
 from audio_service.leases import leases
-from audio_service.models.registry import LoadedModel, ModelRegistry
+from audio_service.models.registry import ModelRegistry
 from audio_service.pipeline import asr
 from audio_service.pipeline.align import AlignerRegistry
 from audio_service.pipeline.blocks import Block, join, speech_blocks
@@ -34,6 +34,8 @@ from audio_service.schema import Audio, SpeechSpan, Task, Transcript
 from audio_service.settings import Settings
 from audio_service.vad import VadRegistry
 from audio_service.vad.params import BATCH_VAD, ENGINE_VAD
+from audio_service.whisper.rules import DecodeOptions
+from audio_service.whisper.types import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +82,10 @@ class BatchService:
         registry: ModelRegistry,
         fanout: BlockTranscriber | None = None,
         transcribe: asr.Transcribe = asr.transcribe,
+        decode: DecodeOptions | None = None,
     ) -> None:
         self._settings = settings
+        self._decode = decode or DecodeOptions.from_settings(settings)  # the decoding options of every file
         self._transcribe = transcribe
         self._registry = registry
         self._fanout = fanout
@@ -227,7 +231,7 @@ class BatchService:
             language=job.language,
             prompt=job.prompt,
             temperatures=job.temperatures,
-            beam_size=self._settings.beam_size,
+            decode=self._decode,
             word_timestamps=job.word_timestamps or job.timed_segments or job.diarize,
             batch_size=self._settings.batch_size,
             max_window_s=job.max_clip_len,

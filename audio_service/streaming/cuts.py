@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from audio_service.schema import SAMPLE_RATE
-from audio_service.streaming.decoder import DecodeResult
+from audio_service.whisper.types import DecodeResult
 
 CUT_CONTEXT_S = 1.0
 CUT_CONTEXT_WAIT_S = 2.0  # a cut segment's final pass waits this long at most for the audio after the cut

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 
 from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.cuts import CUT_CONTEXT, CUT_CONTEXT_WAIT_S, CutEdges
-from audio_service.streaming.decoder import DecodeResult
 from audio_service.streaming.stabilize import Hypothesis
 from audio_service.streaming.transcript import Shown
 from audio_service.streaming.values import SessionConfig
 from audio_service.vad.params import VadParams
 from audio_service.vad.streaming import WINDOW
+from audio_service.whisper.types import DecodeResult
 
 SR = SAMPLE_RATE
 MIN_FINAL_SAMPLES = SR // 10  # a closed segment shorter than this, never shown, has nothing audible

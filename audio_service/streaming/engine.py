@@ -22,10 +22,12 @@ import numpy as np
 
 from audio_service.models.priority import lower_thread_priority
 from audio_service.schema import SAMPLE_RATE
-from audio_service.streaming.decoder import DecodeBatch, DecodeResult, WindowPolicy, decode_batch
 from audio_service.streaming.job import DecodeJob, JobOwner
 from audio_service.streaming.session import StreamSession
 from audio_service.streaming.values import Checkpoint, Trace
+from audio_service.whisper.rules import DecodeOptions
+from audio_service.whisper.stream import decode_batch
+from audio_service.whisper.types import DecodeBatch, DecodeResult, WindowPolicy
 
 log = logging.getLogger(__name__)
 STATS_LOG_INTERVAL_S = 60.0
@@ -90,6 +92,7 @@ class StreamingEngine:
         partial_batch_audio_s: float = 40.0,
         workers: int = 1,
         decode: DecodeBatch = decode_batch,
+        options: DecodeOptions | None = None,
     ) -> None:
         self.workers = max(1, workers)
         self.max_batch = max(1, max_batch) if batching else 1
@@ -98,6 +101,7 @@ class StreamingEngine:
         self.partial_batch_audio_s = partial_batch_audio_s
         self.window = window or WindowPolicy()
         self._decode_batch = decode
+        self.options = options or DecodeOptions()  # the decoding options of every window (the batch path's too)
         self.stats = EngineStats()
         self._decode_s: weakref.WeakKeyDictionary[JobOwner, float] = weakref.WeakKeyDictionary()
         self._sessions: list[StreamSession] = []
@@ -208,7 +212,7 @@ class StreamingEngine:
         """One model call; its results (None when it failed: the sessions are told), wall and CPU time."""
         t0, cpu0 = time.perf_counter(), time.process_time()
         try:
-            results = self._decode_batch(jobs[0].model, [j.request for j in jobs], self.window)
+            results = self._decode_batch(jobs[0].model, [j.request for j in jobs], self.window, self.options)
         except Exception as exc:  # a model failure must not kill the scheduler or other streams
             log.exception("streaming decode failed for %d stream(s)", len(jobs))
             for j in jobs:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from audio_service.streaming.decoder import DecodeRequest, DecodeResult
 from audio_service.streaming.endpointing import StreamSegment
+from audio_service.whisper.types import DecodeRequest, DecodeResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from audio_service.models.registry import LoadedModel

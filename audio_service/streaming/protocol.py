@@ -16,9 +16,9 @@ import numpy as np
 
 from audio_service.audio.decode import pcm16_to_float
 from audio_service.errors import CloseCode, InvalidRequestError, OverloadedError, ServiceError, UnsupportedError
-from audio_service.models.decoding import MAX_PROMPT_CHARS, language_code
 from audio_service.streaming.values import Checkpoint, JsonValue, StreamOptions, Trace
 from audio_service.vad.params import VadParams
+from audio_service.whisper.decoding import MAX_PROMPT_CHARS, language_code
 
 MIN_TEXT_TIMEOUT_S = 1.0
 MAX_TEXT_TIMEOUT_S = 29.0

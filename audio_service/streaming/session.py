@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from audio_service.schema import SAMPLE_RATE, Audio
-from audio_service.streaming.decoder import DecodeRequest, DecodeResult
 from audio_service.streaming.endpointing import Endpointer, StreamSegment
 from audio_service.streaming.job import DecodeJob
 from audio_service.streaming.markers import Markers
@@ -42,6 +41,7 @@ from audio_service.streaming.protocol import StreamFinishedError, StreamLagError
 from audio_service.streaming.transcript import SpeakerLabeller, StreamTranscript, speakers_of
 from audio_service.streaming.values import Checkpoint, SegmentView, SessionConfig, StreamOptions, Trace
 from audio_service.vad.streaming import WINDOW, StreamingVad
+from audio_service.whisper.types import DecodeRequest, DecodeResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from audio_service.models.registry import LoadedModel

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.cuts import CutEdges, norm
-from audio_service.streaming.decoder import DecodeResult
+from audio_service.whisper.types import DecodeResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from audio_service.models.registry import LoadedModel

@@ -14,8 +14,8 @@ from typing import Protocol
 
 from audio_service.diarization.words import label_runs
 from audio_service.schema import SAMPLE_RATE, Audio
-from audio_service.streaming.decoder import DecodedWord, DecodeResult
 from audio_service.streaming.values import SegmentView, WordView
+from audio_service.whisper.types import DecodedWord, DecodeResult
 
 
 class SpeakerLabeller(Protocol):

@@ -1,13 +1,12 @@
 """Silero VAD's parameters: one type for the batch VAD (whole files) and the streaming VAD (frame by frame).
 
-Both run the Silero model that ships with faster-whisper; a stream may override these per
-connection (``vad_kwargs``), the batch pipeline uses :data:`BATCH_VAD` or :data:`ENGINE_VAD`.
+Both run the Silero model that ships with faster-whisper (``audio_service.whisper.silero``); a stream
+may override these per connection (``vad_kwargs``), the batch pipeline uses :data:`BATCH_VAD` or :data:`ENGINE_VAD`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -24,18 +23,6 @@ class VadParams:
     def off_threshold(self) -> float:
         """The probability below which speech has stopped (hysteresis below ``threshold``)."""
         return self.neg_threshold if self.neg_threshold is not None else max(self.threshold - 0.15, 0.01)
-
-    def faster_whisper_options(self) -> Any:
-        """The same parameters as faster-whisper's ``VadOptions`` (its whole-file Silero VAD)."""
-        from faster_whisper.vad import VadOptions
-
-        return VadOptions(
-            threshold=self.threshold,
-            neg_threshold=self.neg_threshold,
-            min_speech_duration_ms=self.min_speech_duration_ms,
-            min_silence_duration_ms=self.min_silence_duration_ms,
-            speech_pad_ms=self.speech_pad_ms,
-        )
 
 
 # faster-whisper's batched defaults: short silences split spans, generous padding keeps word edges

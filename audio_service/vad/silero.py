@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from audio_service.schema import Audio, SpeechSpan
 from audio_service.vad.params import BATCH_VAD, VadParams
+from audio_service.whisper.silero import speech_timestamps
 
 
 def silero_vad(audio: Audio, params: VadParams = BATCH_VAD) -> list[SpeechSpan]:
     """Speech spans found by Silero VAD (ONNX model bundled with faster-whisper)."""
-    from faster_whisper.vad import get_speech_timestamps
-
-    stamps = get_speech_timestamps(audio.samples, params.faster_whisper_options(), sampling_rate=audio.sample_rate)
+    stamps = speech_timestamps(audio.samples, params, audio.sample_rate)
     sr = audio.sample_rate
     return [SpeechSpan(s["start"] / sr, s["end"] / sr) for s in stamps]

@@ -4,12 +4,15 @@ faster-whisper's :class:`SileroVADModel` scores a whole file at once: every 512-
 fed with the 64 samples before it as context, and the LSTM state ``h``/``c`` is carried from one
 batch of windows to the next. We do exactly the same, but keep the context, the state and the
 not-yet-complete window per stream, so a stream can be scored frame by frame. The ONNX session
-itself is the shared, stateless one (``get_vad_model()``); ``InferenceSession.run`` is thread-safe.
+itself is the shared, stateless one (:func:`~audio_service.whisper.silero.silero_session`);
+``InferenceSession.run`` is thread-safe.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from audio_service.whisper.silero import silero_session
 
 WINDOW = 512  # samples per Silero window at 16 kHz (32 ms)
 CONTEXT = 64
@@ -19,9 +22,7 @@ class StreamingVad:
     """Per-stream Silero state; :meth:`push` returns the probabilities of the windows it completed."""
 
     def __init__(self) -> None:
-        from faster_whisper.vad import get_vad_model
-
-        self._session = get_vad_model().session
+        self._session = silero_session()
         self._h = np.zeros((1, 1, 128), dtype=np.float32)
         self._c = np.zeros((1, 1, 128), dtype=np.float32)
         self._context = np.zeros(CONTEXT, dtype=np.float32)

@@ -18,11 +18,11 @@ from types import SimpleNamespace
 import numpy as np
 
 from audio_service.api.deps import DecodingBackend
-from audio_service.models.registry import LoadedModel, ModelSpec
 from audio_service.pipeline.asr import AsrOptions
 from audio_service.schema import SAMPLE_RATE, Audio, Segment, SpeechSpan, Transcript, Word
 from audio_service.settings import Settings
-from audio_service.streaming.decoder import DecodedWord, DecodeRequest, DecodeResult, WindowPolicy
+from audio_service.whisper.rules import DecodeOptions
+from audio_service.whisper.types import DecodedWord, DecodeRequest, DecodeResult, LoadedModel, ModelSpec, WindowPolicy
 
 STEP_S = 0.5  # one word per half second of sound
 FLOOR = 1e-3  # RMS below this is silence
@@ -139,7 +139,9 @@ class FakeBackend:
         language = opts.language or opts.file_language or "en"
         return Transcript(opts.task, language, audio.duration, tuple(segments))
 
-    def decode_windows(self, model, requests: list[DecodeRequest], window: WindowPolicy) -> list[DecodeResult]:
+    def decode_windows(
+        self, model, requests: list[DecodeRequest], window: WindowPolicy, options: DecodeOptions
+    ) -> list[DecodeResult]:
         self.stream_gate.wait()
         self.stream_calls += 1
         out = []

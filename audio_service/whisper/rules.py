@@ -1,19 +1,70 @@
-"""Whisper's own quality rules, in one place for the batch pipeline and the streaming decoder.
+"""Whisper's decoding options and quality rules, in one place for the batch and the streaming path.
 
-These are the thresholds and checks openai-whisper and faster-whisper apply to a decoded window;
-both of our decoding paths call them here, so a change to a rule reaches both.
+:class:`DecodeOptions` holds what every decode of the service uses: beam size, the fallback temperatures,
+the no-speech / log-probability / compression-ratio thresholds, the suppressed tokens, conditioning on
+previous text, the penalties and the punctuation merged into word timings. The batch path hands them to
+faster-whisper's ``transcribe`` (:mod:`audio_service.whisper.batch`), the streaming path to CTranslate2's
+``generate`` (:mod:`audio_service.whisper.stream`); both judge a decoded window with the functions here,
+which compute what faster-whisper computes (its ``generate_with_fallback`` and ``generate_segments``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-NO_SPEECH_PROB = 0.6
-LOW_LOGPROB = -1.0
-COMPRESSION_RATIO_LIMIT = 2.4  # a hypothesis that compresses better than this is looping
+if TYPE_CHECKING:  # pragma: no cover
+    from audio_service.settings import Settings
+
+# Whisper's own fallback temperatures. The reference API's temperature 0 means "raise the temperature
+# until the thresholds pass", so a request for 0 (the default) decodes with this list, as faster-whisper does.
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 MIN_REPETITION_CHARS = 60  # shorter text compresses badly whatever it says: the ratio means nothing
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """The decoding options of both paths; the defaults are faster-whisper's ``transcribe`` defaults.
+
+    Per-request choices (task, language, prompt, the client's temperature, a stream pass's beam) travel
+    with the request; these are the rules every request is decoded under.
+    """
+
+    beam_size: int = 5
+    temperatures: tuple[float, ...] = FALLBACK_TEMPERATURES
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4  # a hypothesis that compresses better than this is looping
+    suppress_tokens: tuple[int, ...] = (-1,)  # -1: the tokenizer's non-speech tokens (whisper.decoding.suppressed_tokens)
+    suppress_blank: bool = True
+    condition_on_previous_text: bool = True
+    length_penalty: float = 1.0
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    patience: float = 1.0
+    # punctuation glued to the word before or after it in word timings (openai-whisper's defaults)
+    prepend_punctuations: str = "\"'“¿([{-"
+    append_punctuations: str = "\"'.。,，!！?？:：”)]}、"
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> DecodeOptions:
+        """The service's options: built once per app (``create_app``) for the batch service and the stream engine."""
+        return cls(beam_size=s.beam_size)
+
+    def fallback(self, requested: tuple[float, ...]) -> tuple[float, ...]:
+        """The temperatures to try for a client's ``requested`` ones: 0 alone means Whisper's fallback list."""
+        return self.temperatures if requested == (0.0,) else requested
+
+
+DEFAULT_OPTIONS = DecodeOptions()
+
+
+def avg_logprob(score: float, seq_len: int, options: DecodeOptions = DEFAULT_OPTIONS) -> float:
+    """The average log-probability of a hypothesis from CTranslate2's length-normalised ``score`` of its
+    ``seq_len`` tokens, as faster-whisper recovers it (the end-of-text token counts in the average)."""
+    return score * seq_len**options.length_penalty / (seq_len + 1)
 
 
 def compression_ratio(text: str) -> float:
@@ -23,14 +74,15 @@ def compression_ratio(text: str) -> float:
     return get_compression_ratio(text)
 
 
-def is_silence(no_speech_prob: float, avg_logprob: float) -> bool:
-    """Whisper's "this window is silence": a likely no-speech token *and* an unsure decode."""
-    return no_speech_prob > NO_SPEECH_PROB and avg_logprob < LOW_LOGPROB
+def is_silence(no_speech_prob: float, avg_logprob: float, options: DecodeOptions = DEFAULT_OPTIONS) -> bool:
+    """Whisper's "this window is silence": a likely no-speech token *and* an unsure decode (at or below the
+    log-probability threshold, as faster-whisper skips a window)."""
+    return no_speech_prob > options.no_speech_threshold and not avg_logprob > options.log_prob_threshold
 
 
-def is_looping(text: str) -> bool:
+def is_looping(text: str, options: DecodeOptions = DEFAULT_OPTIONS) -> bool:
     """Whisper's repetition-loop sign on a decoded text."""
-    return len(text) > MIN_REPETITION_CHARS and compression_ratio(text) > COMPRESSION_RATIO_LIMIT
+    return len(text) > MIN_REPETITION_CHARS and compression_ratio(text) > options.compression_ratio_threshold
 
 
 TAIL_PHRASE_WORDS = 4  # a phrase this long said again up to the very end is Whisper filling padding
@@ -40,7 +92,7 @@ TAIL_PHRASE_WORDS = 4  # a phrase this long said again up to the very end is Whi
 LOOP_PHRASE_MAX_WORDS = 12
 
 
-def repetition_start(words: Sequence[str], tail_phrases: bool = False) -> int:
+def repetition_start(words: Sequence[str], tail_phrases: bool = False, options: DecodeOptions = DEFAULT_OPTIONS) -> int:
     """How many leading ``words`` (each with its leading space, as Whisper spells them) to keep so a
     looping text stops before it repeats itself; ``len(words)`` when it does not loop.
 
@@ -56,7 +108,7 @@ def repetition_start(words: Sequence[str], tail_phrases: bool = False) -> int:
         cut = _repeated_tail(norm)
         if cut is not None:
             return cut
-    if not is_looping("".join(words)):
+    if not is_looping("".join(words), options):
         return len(words)
     cut = _first_repeat(norm)
     return len(words) if cut is None else cut
@@ -103,16 +155,16 @@ def _repeated_tail(norm: list[str]) -> int | None:
     return best
 
 
-def without_loop(s, encode: Callable[[str], list[int]]):
+def without_loop(s, encode: Callable[[str], list[int]], options: DecodeOptions = DEFAULT_OPTIONS):
     """Decoded segment ``s`` cut where it starts repeating itself (``None`` if nothing is left).
 
     Without word timings (the client asked for none) the text's own words are cut and the end
     time is estimated from the share of the text kept: a looping segment must not vanish whole.
     """
-    if not is_looping(s.text):
+    if not is_looping(s.text, options):
         return s
     pieces = [w.word for w in s.words] if s.words else text_words(s.text)
-    keep = repetition_start(pieces)
+    keep = repetition_start(pieces, options=options)
     if keep == len(pieces):
         return s
     if keep == 0:
