@@ -90,7 +90,7 @@ class ServerSettings(Group):
         le=65535,
         description=(
             "Also serve /metrics on this port of server.host (0 = only on the main port). Under Ray Serve replica k of a node "
-            "uses metrics_port + k, so Prometheus scrapes every replica (through the Serve proxy, /metrics reaches one replica "
+            "uses this port + k, so Prometheus scrapes every replica (through the Serve proxy, /metrics reaches one replica "
             "at a time)."
         ),
     )

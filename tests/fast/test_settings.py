@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 import pytest
 from pydantic import ValidationError
 
 from audio_service.cli import build_settings
 from audio_service.settings import Settings, env_name, flat_names, groups
+
+
+@pytest.fixture(autouse=True)
+def no_outside_settings(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Only what a test sets: no AUDIO_SERVICE_* variable of the machine, no .env file of the checkout."""
+    for name in [name for name in os.environ if name.startswith("AUDIO_SERVICE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -94,3 +103,11 @@ def test_every_field_has_one_flat_name() -> None:
     assert table["AUDIO_SERVICE_RATE_LIMIT_STORAGE"] == ("quotas", "storage")
     assert table["AUDIO_SERVICE_PORT"] == ("server", "port")
     assert env_name("streaming", "max_batch") == "AUDIO_SERVICE_STREAMING__MAX_BATCH"
+
+
+def test_a_dotenv_file_takes_both_kinds_of_names(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    (tmp_path / ".env").write_text(
+        "AUDIO_SERVICE_STREAMING__MAX_BATCH=5\nAUDIO_SERVICE_PORT=9005\nAUDIO_SERVICE_API_KEY=a-client-variable\n"
+    )
+    settings = Settings()
+    assert settings.streaming.max_batch == 5 and settings.server.port == 9005
