@@ -17,9 +17,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VENV=/opt/venv \
-    AUDIO_SERVICE_HOST=0.0.0.0 \
-    AUDIO_SERVICE_PORT=8000 \
-    AUDIO_SERVICE_MODEL_CACHE_DIR=/var/cache/audio-service \
+    AUDIO_SERVICE_SERVER__HOST=0.0.0.0 \
+    AUDIO_SERVICE_SERVER__PORT=8000 \
+    AUDIO_SERVICE_MODELS__CACHE_DIR=/var/cache/audio-service \
     HF_HOME=/var/cache/audio-service/huggingface
 
 # python3 + venv (the CUDA base has none), curl for the HEALTHCHECK. Audio decoding needs no system
@@ -51,10 +51,10 @@ ENV PATH="/opt/venv/bin:${PATH}"
 VOLUME ["/var/cache/audio-service"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
-    CMD ["sh", "-c", "curl -fsS http://127.0.0.1:${AUDIO_SERVICE_PORT}/health || exit 1"]
+    CMD ["sh", "-c", "curl -fsS http://127.0.0.1:${AUDIO_SERVICE_SERVER__PORT}/health || exit 1"]
 
 # SIGTERM starts a graceful drain (503 for new work, in-flight requests finish, streams are flushed
-# and closed with 1012) of at most AUDIO_SERVICE_SHUTDOWN_GRACE_S (60 s); give the container longer
+# and closed with 1012) of at most AUDIO_SERVICE_SERVER__SHUTDOWN_GRACE_S (60 s); give the container longer
 # than that before it is killed: `docker stop -t 75`, compose's stop_grace_period: 75s.
 STOPSIGNAL SIGTERM
 CMD ["audio-service", "serve"]

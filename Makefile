@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh $(wildcard clients/python/
 install: $(VENV)/.installed
 
 serve: install
-	$(VENV)/bin/audio-service serve --host $(HOST) --port $(PORT)
+	$(VENV)/bin/audio-service serve --server.host $(HOST) --server.port $(PORT)
 
 test: install
 	$(PY) -m pytest -q -rs --durations=15

@@ -37,7 +37,7 @@ def create_app(settings: Settings, fanout: BlockTranscriber | None = None, backe
     registry = ModelRegistry(settings, backend.load)
     ops = Ops.build(settings)
     decode = DecodeOptions.from_settings(settings)  # one set of decoding options for files and streams
-    trackers = speaker_tracker_factory(settings.stream_speaker_context_s)
+    trackers = speaker_tracker_factory(settings.streaming.speaker_context_s)
     services = Services(
         settings=settings,
         registry=registry,
@@ -47,7 +47,7 @@ def create_app(settings: Settings, fanout: BlockTranscriber | None = None, backe
         backend=backend,
     )
     ops.metrics.replica.labels(replica_name(settings)).set(1)
-    workers = max(1, settings.inference_workers)
+    workers = max(1, settings.batch.workers)
     ops.metrics.sample(
         queue_depth=lambda: max(0, services.batch.queue.admitted - workers),
         busy_workers=lambda: min(services.batch.queue.admitted, workers),
@@ -60,7 +60,11 @@ def create_app(settings: Settings, fanout: BlockTranscriber | None = None, backe
             log.warning("no API keys configured: the server is open to anyone who can reach it")
         services.streaming.engine.start()
         loader = asyncio.create_task(_preload(services))
-        stop_metrics = serve_on_port(ops.metrics, settings.host, settings.metrics_port) if settings.metrics_port else None
+        stop_metrics = (
+            serve_on_port(ops.metrics, settings.server.host, settings.server.metrics_port)
+            if settings.server.metrics_port
+            else None
+        )
         try:
             yield
         finally:
@@ -80,8 +84,10 @@ def create_app(settings: Settings, fanout: BlockTranscriber | None = None, backe
     )
     app.state.services = services
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
-    app.add_middleware(BodyTimeoutMiddleware, idle_s=settings.upload_idle_timeout_s, total_s=settings.upload_timeout_s)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_upload_bytes)
+    app.add_middleware(
+        BodyTimeoutMiddleware, idle_s=settings.server.upload_idle_timeout_s, total_s=settings.server.upload_timeout_s
+    )
     app.add_middleware(OpsMiddleware, ops=ops)  # sees every response, errors included
     app.add_middleware(ReplicaHeaderMiddleware, name=replica_name(settings))  # outermost: even health checks say who answered
     app.include_router(system.router)
@@ -95,17 +101,17 @@ def create_app(settings: Settings, fanout: BlockTranscriber | None = None, backe
 
 async def _preload(services: Services) -> None:
     """Load the configured models off the event loop, then mark the server ready."""
-    for name in services.settings.preload_models:
+    for name in services.settings.models.preload:
         try:
             await asyncio.to_thread(services.registry.get, name)
-            await asyncio.to_thread(services.registry.get, name, stream=True)  # the same one unless stream_cpu_threads differs
+            await asyncio.to_thread(services.registry.get, name, stream=True)  # the same one unless streaming.cpu_threads differs
         except Exception:  # logged by the registry; /ready stays 503 for this model
             log.error("preloading %s failed", name)
             return
-    if services.settings.stream_partial_model:  # streams' draft model: optional, so never a reason to stay unready
+    if services.settings.streaming.partial_model:  # streams' draft model: optional, so never a reason to stay unready
         try:
-            await asyncio.to_thread(services.registry.get, services.settings.stream_partial_model, stream=True)
+            await asyncio.to_thread(services.registry.get, services.settings.streaming.partial_model, stream=True)
         except Exception:
-            log.warning("stream_partial_model %s could not be loaded", services.settings.stream_partial_model)
+            log.warning("streaming.partial_model %s could not be loaded", services.settings.streaming.partial_model)
     services.ready = True
-    log.info("ready: %s", ", ".join(services.settings.preload_models) or "no models preloaded")
+    log.info("ready: %s", ", ".join(services.settings.models.preload) or "no models preloaded")

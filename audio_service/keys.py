@@ -1,7 +1,7 @@
 """API keys: named, stored as SHA-256 hashes, compared in constant time.
 
-Keys come from ``Settings.api_keys`` (plain keys in the environment; each gets the name
-``key-<first 8 hex digits of its hash>``) and from ``Settings.keys_file``, a JSON file::
+Keys come from ``Settings.auth.api_keys`` (plain keys in the environment; each gets the name
+``key-<first 8 hex digits of its hash>``) and from ``Settings.auth.keys_file``, a JSON file::
 
     {"keys": [{"name": "alice", "sha256": "<hex>", "requests_per_minute": 100,
                "audio_seconds_per_minute": 600, "max_streams": 2}]}

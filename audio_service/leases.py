@@ -1,8 +1,8 @@
 """Counted slots ("leases") under a limit: in this process, or in Redis for a whole deployment.
 
 Used for the concurrent streams per API key (``ops/stream_limits.py``) and for the batch waiting room
-(``pipeline/queue.py``). One process (the default, ``rate_limit_storage=memory://``) counts in a dict on
-the event loop. Several processes or Ray Serve replicas that share ``rate_limit_storage=redis://...``
+(``pipeline/queue.py``). One process (the default, ``quotas.storage=memory://``) counts in a dict on
+the event loop. Several processes or Ray Serve replicas that share ``quotas.storage=redis://...``
 count in Redis: each name has a sorted set of leases scored by their expiry. Admission is one Lua
 script (drop expired leases, compare the count with the limit, add), so two replicas cannot both take
 the last slot. Each process renews its open leases every third of ``lease_s``; a replica that dies stops
@@ -140,12 +140,12 @@ class RedisLeases(Leases):
 
 
 def shared_storage(settings: Settings) -> str | None:
-    """The Redis URI the deployment shares (``rate_limit_storage``), or None when counting in memory."""
-    uri = settings.rate_limit_storage.removeprefix("async+")
+    """The Redis URI the deployment shares (``quotas.storage``), or None when counting in memory."""
+    uri = settings.quotas.storage.removeprefix("async+")
     return uri if uri.split("://", 1)[0] in ("redis", "rediss", "unix") else None
 
 
 def leases(settings: Settings, prefix: str) -> Leases:
     """In Redis when the quota storage is Redis (shared by the deployment), else in this process."""
     uri = shared_storage(settings)
-    return Leases(prefix) if uri is None else RedisLeases(uri, settings.stream_lease_s, prefix)
+    return Leases(prefix) if uri is None else RedisLeases(uri, settings.quotas.lease_s, prefix)

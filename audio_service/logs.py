@@ -1,4 +1,4 @@
-"""Logging set-up: plain text or one JSON object per line (``Settings.log_format``).
+"""Logging set-up: plain text or one JSON object per line (``Settings.server.log_format``).
 
 Request and stream-end lines are logged on the ``audio_service.requests`` logger with their fields
 in ``extra={"fields": {...}}``: JSON lines carry them as top-level keys, text lines as ``k=v``.

@@ -47,7 +47,7 @@ from tests.server import ServerProcess
 from tests.stream_client import stream
 
 MODEL = "whisper-base"
-COMPUTE_TYPE = "int8"  # what the service's compute_type=auto picks on a CPU
+COMPUTE_TYPE = "int8"  # what the service's models.compute_type=auto picks on a CPU
 CODE_SWITCH_WAV = "accuracy_code_switch.wav"
 MEETINGS = (DATA / "ami_dev00.wav", DATA / "two_speakers.wav")
 Runner = Callable[[Path, np.ndarray], Output]
@@ -62,7 +62,7 @@ class Engine:
         from audio_service.models.packaged import packaged_model_dir
         from audio_service.settings import Settings
 
-        self.model_dir = packaged_model_dir(MODEL, Settings().model_cache_dir)
+        self.model_dir = packaged_model_dir(MODEL, Settings().models.cache_dir)
         self.model = WhisperModel(str(self.model_dir), device="cpu", compute_type=COMPUTE_TYPE, cpu_threads=os.cpu_count() or 1)
         self.pipeline = BatchedInferencePipeline(self.model)
 

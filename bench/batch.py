@@ -37,7 +37,7 @@ def main() -> None:
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
     settings = Settings()
-    model_dir = packaged_model_dir("whisper-base", settings.model_cache_dir)
+    model_dir = packaged_model_dir("whisper-base", settings.models.cache_dir)
     direct = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=os.cpu_count() or 1)
 
     def direct_batched(path: Path) -> str:

@@ -3,12 +3,12 @@
     python bench/scale.py            # full run: a 10-minute file, 8 x 60 s concurrent requests
     python bench/scale.py --quick    # a 4-minute file, 8 x jfk, fewer streaming levels
 
-Every server has one inference thread per replica (``cpu_threads=1``, ``inference_workers=1``), so
+Every server has one inference thread per replica (``models.cpu_threads=1``, ``batch.workers=1``), so
 1 -> 2 replicas doubles the compute given to the service. Figures (each also as a 2-replica / 1-replica
 ratio), written to ``bench/results/scale.json`` with the machine:
 
 - batch throughput: audio seconds transcribed per wall second under 8 concurrent requests;
-- fan-out latency: wall time of one long file (``ray_fanout_block_s`` blocks spread over the replicas);
+- fan-out latency: wall time of one long file (``ray.fanout_block_s`` blocks spread over the replicas);
 - Ray overhead: median jfk latency through Ray Serve (1 replica) / the single-process server;
 - streaming capacity: most concurrent real-time streams with p95 final latency <= 3 s (bench/streaming.py).
 """
@@ -32,7 +32,6 @@ from bench.streaming import capacity, jfk_repeated, level  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 
 SR = 16000
-THREADS = {"cpu_threads": 1, "inference_workers": 1}
 FANOUT_BLOCK_S = 120.0
 
 
@@ -46,14 +45,14 @@ def post(srv: ServerProcess, path: Path) -> dict:
 
 
 def start(log: Path, replicas: int | None) -> ServerProcess:
-    """The single-process server (``replicas=None``) or ``serve --ray --replicas N``, all replicas up."""
-    ray = {} if replicas is None else {"ray": "true", "replicas": replicas, "ray_fanout_block_s": FANOUT_BLOCK_S}
+    """The single-process server (``replicas=None``) or ``serve --ray.enabled --ray.replicas N``, all replicas up."""
+    ray = {} if replicas is None else {"ray": {"enabled": "true", "replicas": replicas, "fanout_block_s": FANOUT_BLOCK_S}}
     srv = ServerProcess(
         log_path=log,
         extra_env={"RAY_USAGE_STATS_ENABLED": "0"},
-        max_streams_per_key=1000,
-        max_queued_requests=64,
-        **THREADS,
+        models={"cpu_threads": 1},  # one inference thread per replica
+        batch={"workers": 1, "max_queued_requests": 64},
+        quotas={"max_streams_per_key": 1000},
         **ray,
     )
     srv.start(timeout=600)

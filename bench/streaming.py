@@ -2,15 +2,14 @@
 
     python bench/streaming.py              # full run (12-15 minutes on 2 cores: capacity is searched)
     python bench/streaming.py --quick      # short version (about 3 minutes)
-    python bench/streaming.py --previous   # also the older settings, in the same run (ratios)
-    python bench/streaming.py --levels 1 --runs current,previous --no-long --out streaming_n1.json   # one stream
+    python bench/streaming.py --levels 1 --runs current --no-long --out streaming_n1.json   # one stream
 
 Starts the real server once per run (the current defaults - on a CPU, no cross-session batching -
-then batching on; ``--previous`` adds the older settings), streams real speech from
-concurrent WebSocket clients at real-time pace, prints tables and writes
-``bench/results/streaming.json`` (``--out``). On a GPU: ``python bench/streaming.py --device cuda
---previous``. ``CT2_FORCE_CPU_ISA=AVX2`` measures CTranslate2's AVX2 kernels on an AVX-512 machine
-(recorded in the JSON). Definitions:
+then batching on), streams real speech from concurrent WebSocket clients at real-time pace, prints
+tables, compares them with the results recorded in ``bench/results/`` (the ``--out`` file as it was
+before the run, or ``--compare``: ratio = this run / recorded) and writes ``bench/results/streaming.json``
+(``--out``). On a GPU: ``python bench/streaming.py --device cuda``. ``CT2_FORCE_CPU_ISA=AVX2`` measures
+CTranslate2's AVX2 kernels on an AVX-512 machine (recorded in the JSON). Definitions:
 
 - partial latency: wall time from sending the end of a word's audio to the first patch showing it;
 - final latency: wall time from sending the end of a segment's speech (its last word) to the patch
@@ -49,21 +48,11 @@ from tests.stream_client import StreamResult, first_appearance, stream  # noqa: 
 
 SR = 16000
 RESULTS = ROOT / "bench" / "results" / "streaming.json"
-# Settings of each run (server environment). "previous": the older settings that can still be set
-# (every partial on the stream's model; encoder inputs in 5 s steps; one model instance with a thread
-# per core; numpy's BLAS on every core), to report gains as ratios.
-PREVIOUS = {
-    "stream_batching": True,
-    "stream_partial_model": "",
-    "stream_cpu_threads": 0,
-    "blas_threads": 0,
-}
-RUNS = {
-    "on": {"stream_batching": True},
-    "off": {"stream_batching": False},
+# Settings of each run by group (the server's environment, see tests/server.py)
+RUNS: dict[str, dict[str, dict[str, object]]] = {
+    "on": {"streaming": {"batching": True}},
+    "off": {"streaming": {"batching": False}},
     "current": {},
-    "previous": PREVIOUS,
-    "previous off": {**PREVIOUS, "stream_batching": False},
 }
 ESPEAK_TEXTS = [
     "The weather service expects heavy rain along the northern coast tomorrow morning, with strong winds in the afternoon.",
@@ -206,7 +195,7 @@ def run_server(
         return (row["final_p95"] or 99) > CAPACITY_P95_FINAL_S or row["errors"]
 
     # the per-key stream limit (default 10, one "key" on an open server) must not cap the capacity probe
-    with ServerProcess(log_path=log, max_streams_per_key=1000, **RUNS[name]) as srv:
+    with ServerProcess(log_path=log, quotas={"max_streams_per_key": 1000}, **RUNS[name]) as srv:
         rows: dict[int, dict] = {}
 
         def probe(n):
@@ -240,7 +229,9 @@ def run_server(
     }
 
 
-def long_file_wer(audio: np.ndarray, reference: str, workdir: Path, pace: float, settings: dict, log: Path) -> dict:
+def long_file_wer(
+    audio: np.ndarray, reference: str, workdir: Path, pace: float, settings: dict[str, dict[str, object]], log: Path
+) -> dict:
     path = write_wav(workdir / "long.wav", audio)
     with ServerProcess(log_path=log, **settings) as srv:
         t0 = time.perf_counter()
@@ -276,18 +267,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer levels, shorter audio (about 2 minutes)")
     ap.add_argument("--frame-ms", type=int, default=100, help="frame size for the concurrency runs (WhisperLive used 100)")
-    ap.add_argument("--previous", action="store_true", help="add a run with the older settings (for ratios)")
-    ap.add_argument("--runs", help=f"comma-separated runs instead of current,on[,previous] ({', '.join(RUNS)})")
+    ap.add_argument("--runs", help=f"comma-separated runs instead of current,on ({', '.join(RUNS)})")
     ap.add_argument("--levels", help="comma-separated stream counts instead of the default levels (no capacity search)")
     ap.add_argument("--no-long", action="store_true", help="skip the long-file WER")
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], help="the servers' device (default: their default, auto)")
     ap.add_argument("--out", default=RESULTS.name, help=f"results file name in bench/results (default {RESULTS.name})")
+    ap.add_argument("--compare", help="recorded results file in bench/results to compare with (default: the --out file)")
     args = ap.parse_args()
     out = RESULTS.parent / args.out  # an absolute path stays as it is
+    recorded_path = RESULTS.parent / (args.compare or args.out)
+    recorded = json.loads(recorded_path.read_text()) if recorded_path.exists() else None  # read before --out is replaced
     if args.device:
         for settings in RUNS.values():
-            settings["device"] = args.device
-    runs = args.runs.split(",") if args.runs else ["current", "on"] + (["previous"] if args.previous else [])
+            settings["models"] = {**settings.get("models", {}), "device": args.device}
+    runs = args.runs.split(",") if args.runs else ["current", "on"]
     load_before = os.getloadavg()
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -305,8 +298,8 @@ def main() -> None:
         longf = {}
         if not args.no_long:
             long_audio, long_ref = _first_minute(work) if args.quick else long_file(work)
-            for name in ["current"] + (["previous"] if "previous" in runs else []):
-                longf[name] = long_file_wer(long_audio, long_ref, work, 0.0 if args.quick else 4.0, RUNS[name], work / "long.log")
+            pace = 0.0 if args.quick else 4.0
+            longf["current"] = long_file_wer(long_audio, long_ref, work, pace, RUNS["current"], work / "long.log")
     load_after = os.getloadavg()
     results = {
         "machine": {**machine_info(), "loadavg_before": load_before, "loadavg_after": load_after},
@@ -316,10 +309,11 @@ def main() -> None:
         "runs": res,
         "long_file": longf,
         "wall_s": round(time.perf_counter() - t_start, 1),
+        "compared_with": recorded_path.name if recorded else None,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
-    report(res, longf)
+    report(res, longf, recorded, recorded_path.name)
     print(f"\nload average before {load_before}, after {load_after}; wrote {out}")
 
 

@@ -13,11 +13,15 @@ def table(title: str, header: list[str], rows: list[list]) -> None:
         print("| " + " | ".join("-" if v is None else str(v) for v in r) + " |")
 
 
-def report(res: dict[str, dict], longf: dict[str, dict]) -> None:
-    """The tables: latency and lag per run, CPU per stream-second side by side, capacity, long file."""
+def report(res: dict[str, dict], longf: dict[str, dict], recorded: dict | None = None, recorded_name: str = "") -> None:
+    """The tables: latency and lag per run, CPU per stream-second, capacity, long file; each beside the
+    same run in ``recorded`` (results of an earlier run, from bench/results) where it has one."""
+    old = (recorded or {}).get("runs", {})
+    same = [name for name in res if name in old]
+    recorded_at = f" (recorded: bench/results/{recorded_name})" if same else ""
 
-    def at(name, n, key):
-        return next((r[key] for r in res[name]["levels"] if r["streams"] == n), None)
+    def at(runs, name, n, key):
+        return next((r[key] for r in runs[name]["levels"] if r["streams"] == n), None)
 
     for name, run in res.items():
         table(
@@ -35,37 +39,39 @@ def report(res: dict[str, dict], longf: dict[str, dict]) -> None:
             ],
         )
     ns = sorted({r["streams"] for run in res.values() for r in run["levels"]})
-    names = list(res)
-    base = "current" if "current" in res else "on"
-    ratio = "previous" in res and base in res
+    key = "cpu_per_stream_audio_s"
     table(
-        "Server CPU seconds per second of audio per stream" + (f" (ratio = {base} / previous)" if ratio else ""),
-        ["N", *names] + (["ratio"] if ratio else []),
+        "Server CPU seconds per second of audio per stream"
+        + (recorded_at[:-1] + "; ratio = this run / recorded)" if same else ""),
+        ["N", *res, *[f"{m} recorded" for m in same], *[f"{m} ratio" for m in same]],
         [
-            [n, *[at(m, n, "cpu_per_stream_audio_s") for m in names]]
-            + ([_ratio(at(base, n, "cpu_per_stream_audio_s"), at("previous", n, "cpu_per_stream_audio_s"))] if ratio else [])
+            [n, *[at(res, m, n, key) for m in res]]
+            + [at(old, m, n, key) for m in same]
+            + [_ratio(at(res, m, n, key), at(old, m, n, key)) for m in same]
             for n in ns
         ],
     )
     table(
-        f"Capacity (p95 final <= {CAPACITY_P95_FINAL_S} s) and one stream's cost",
+        f"Capacity (p95 final <= {CAPACITY_P95_FINAL_S} s) and one stream's cost" + recorded_at,
         ["run", "streams", "CPU-s per stream-s at N=1", "streams per core", "levels (N: final p95)"],
         [
             [
-                name,
+                label,
                 f"{'>= ' if run['capacity_is_lower_bound'] else ''}{run['capacity']}",
                 run["cpu_per_stream_s_at_1"],
                 run["streams_per_core"],
                 ", ".join(f"{r['streams']}: {r['final_p95']}" for r in run["levels"]),
             ]
-            for name, run in res.items()
+            for label, run in [*res.items(), *[(f"{m} recorded", old[m]) for m in same]]
         ],
     )
-    if longf:
+    old_long = (recorded or {}).get("long_file") or {}
+    rows = [*longf.items(), *[(f"{m} recorded", old_long[m]) for m in longf if m in old_long]]
+    if rows:
         table(
             "Long file",
             ["run", "duration", "pace", "streaming WER", "batch WER", "ratio"],
-            [[name, f["duration_s"], f["pace"], f["streaming_wer"], f["batch_wer"], f["ratio"]] for name, f in longf.items()],
+            [[name, f["duration_s"], f["pace"], f["streaming_wer"], f["batch_wer"], f["ratio"]] for name, f in rows],
         )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from audio_service.settings import ENV_PREFIX, flat_names  # noqa: E402
 from bench.report_accuracy import markdown as accuracy_markdown  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -147,7 +148,7 @@ def streaming(name: str, d: dict, title: str) -> list[str]:
     for run, r in d["runs"].items():
         if run.startswith("previous"):
             continue  # earlier defaults, kept in the JSON for comparison: see CHANGELOG.md
-        label = "the defaults" if not r["settings"] else ", ".join(f"`{k}={json.dumps(v)}`" for k, v in r["settings"].items())
+        label = "the defaults" if not r["settings"] else ", ".join(f"`{k}={json.dumps(v)}`" for k, v in _dotted(r["settings"]))
         cap = f"{'at least ' if r['capacity_is_lower_bound'] else ''}{r['capacity']}"
         out += [
             f"Run `{run}` ({label}): capacity **{cap}** streams, server CPU per audio second with one stream"
@@ -165,6 +166,14 @@ def streaming(name: str, d: dict, title: str) -> list[str]:
         )
         out.append("")
     return out[:-1] if out[-1] == "" else out
+
+
+def _dotted(settings: dict) -> list[tuple[str, object]]:
+    """A run's settings as ``group.field`` names, also where they were recorded with single-level names."""
+    flat = {name[len(ENV_PREFIX) :].lower(): ".".join(path) for name, path in flat_names().items()}
+    return [(f"{k}.{f}", v2) for k, v in settings.items() if isinstance(v, dict) for f, v2 in v.items()] + [
+        (flat.get(k, k), v) for k, v in settings.items() if not isinstance(v, dict)
+    ]
 
 
 def scale(d: dict) -> list[str]:
@@ -201,7 +210,7 @@ def scale(d: dict) -> list[str]:
         "",
         f"`python bench/scale.py{' --quick' if d['quick'] else ''}` (not in `make bench`; {d['wall_s']:.0f} s wall), one "
         f"inference thread per"
-        " replica (`cpu_threads=1`, `inference_workers=1`). "
+        " replica (`models.cpu_threads=1`, `batch.workers=1`). "
         + _where("scale", d)
         + " Why the ratios stay below 2 on two cores: [Scale out](scale-out.md#scale-figures).",
         "",

@@ -13,20 +13,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from audio_service.settings import Settings  # noqa: E402
+from audio_service.settings import ENV_PREFIX, env_name, flag_name, flat_name, groups  # noqa: E402
 
 DOCS = ROOT / "docs" / "configuration.md"
 START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
 
 
 def table() -> str:
-    rows = ["| setting (env `AUDIO_SERVICE_…` / flag) | default | meaning |", "| --- | --- | --- |"]
-    for name, field in Settings.model_fields.items():
-        default = field.get_default(call_default_factory=True)
-        shown = json.dumps(default) if isinstance(default, (list, dict)) else str(default)
-        if name == "model_cache_dir":
-            shown = "~/.cache/audio-service"
-        rows.append(f"| `{name.upper()}` / `--{name.replace('_', '-')}` | `{shown}` | {field.description} |")
+    rows = [
+        "| setting | environment variable | flag | default | meaning | single-level name (warns) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for group, model in groups().items():
+        rows.append(f"| **{group}** | | | | {model.__doc__} | |")
+        for name, field in model.model_fields.items():
+            default = field.get_default(call_default_factory=True)
+            shown = json.dumps(default) if isinstance(default, (list, dict)) else str(default)
+            if (group, name) == ("models", "cache_dir"):
+                shown = "~/.cache/audio-service"  # not this machine's home directory
+            flat = ENV_PREFIX + flat_name(model, name, field).upper()
+            rows.append(
+                f"| `{group}.{name}` | `{env_name(group, name)}` | `{flag_name(group, name)}` | `{shown}` | {field.description} "
+                f"| `{flat}` |"
+            )
     return "\n".join(rows)
 
 

@@ -19,7 +19,7 @@ def jfk() -> np.ndarray:
 def server(tmp_path_factory: pytest.TempPathFactory):
     """One real server on the default model, shared by tests that need no special settings."""
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with ServerProcess(log_path=log, url_fetch_allowlist=["127.0.0.1"]) as srv:
+    with ServerProcess(log_path=log, server={"url_fetch_allowlist": ["127.0.0.1"]}) as srv:
         yield srv
 
 

@@ -22,9 +22,12 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``audio-service serve`` with the given settings; use as a context manager."""
+    """``audio-service serve`` with the given settings, by group (``streaming={"max_batch": 4}``, passed as
+    ``AUDIO_SERVICE_STREAMING__MAX_BATCH``); use as a context manager."""
 
-    def __init__(self, log_path: Path | None = None, extra_env: dict[str, str] | None = None, **settings: object) -> None:
+    def __init__(
+        self, log_path: Path | None = None, extra_env: dict[str, str] | None = None, **settings: dict[str, object]
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
@@ -43,11 +46,12 @@ class ServerProcess:
         paths = [self.extra_env.get("PYTHONPATH", ""), str(ROOT), env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         env.update({k: v for k, v in self.extra_env.items() if k != "PYTHONPATH"})
-        for key, value in self.settings.items():
-            env[f"AUDIO_SERVICE_{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+        for group, fields in self.settings.items():
+            for name, value in fields.items():
+                env[f"AUDIO_SERVICE_{group.upper()}__{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
         out = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "audio_service", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "audio_service", "serve", "--server.host", "127.0.0.1", "--server.port", str(self.port)],
             cwd=ROOT,
             env=env,
             stdout=out,

@@ -139,12 +139,12 @@ def test_a_stream_keeps_each_language_of_code_switched_speech(server, tmp_path):
 
 
 def test_the_batched_decoder_option_transcribes_real_speech(tmp_path):
-    """``batch_decoder=batched`` (faster-whisper's batched pipeline over our packed windows)."""
+    """``batch.decoder=batched`` (faster-whisper's batched pipeline over our packed windows)."""
     from audio_service.models.registry import ModelRegistry
     from audio_service.pipeline.batch import BatchJob, BatchService
     from audio_service.settings import Settings
 
-    settings = Settings(batch_decoder="batched")
+    settings = Settings(batch={"decoder": "batched"})
     registry = ModelRegistry(settings)
     service = BatchService(settings, registry)
     files = ["en_librispeech_1272-128104-0000.wav", "en_librispeech_1995-1837-0001.wav"]

@@ -224,7 +224,7 @@ def test_cli_error_exit_code(server):
 
 def test_api_key_paths(make_server):
     """Header auth for HTTP and streams, the query-parameter key (browser style), and a wrong key."""
-    srv = make_server(api_keys=["k1"])
+    srv = make_server(auth={"api_keys": ["k1"]})
     with asc.Client(srv.base_url, api_key="k1") as ok:
         assert wer(JFK_TEXT, ok.transcribe(JFK, language="en").text) <= 0.1
         assert wer(JFK_TEXT, ok.stream(JFK, language="en").result().final_text) <= 0.12

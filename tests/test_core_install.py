@@ -159,9 +159,9 @@ def test_prepare_models_skips_the_pyannote_checkpoint(hook, tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIO_SERVICE_")}
     env["PYTHONPATH"] = os.pathsep.join([str(hook), str(ROOT)])
     proc = subprocess.run(
-        [sys.executable, "-m", "audio_service", "prepare-models", "--preload-models", '["whisper-tiny.en"]'],
+        [sys.executable, "-m", "audio_service", "prepare-models", "--models.preload", '["whisper-tiny.en"]'],
         cwd=ROOT,
-        env={**env, "AUDIO_SERVICE_MODEL_CACHE_DIR": str(tmp_path)},
+        env={**env, "AUDIO_SERVICE_MODELS__CACHE_DIR": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=300,

@@ -22,7 +22,7 @@ def test_sigterm_drains_batch_and_streams_then_exits_0(tmp_path) -> None:
     jfk = load_16k(JFK)
     reading, reading_text = english_reading(pause_s=2.0)  # 85 s
     long_wav = write_wav(tmp_path / "reading.wav", reading)
-    srv = ServerProcess(log_path=tmp_path / "server.log", shutdown_grace_s=150).start()
+    srv = ServerProcess(log_path=tmp_path / "server.log", server={"shutdown_grace_s": 150}).start()
     try:
         batch: dict = {}
         sigterm_at: list[float] = []

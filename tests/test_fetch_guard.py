@@ -131,11 +131,8 @@ def fetch_server(tmp_path_factory):
     hook = tmp_path_factory.mktemp("rebind_dns")
     (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
     settings = dict(
-        url_fetch_allowlist=[LEGIT],
-        url_fetch_timeout_s=3.0,
-        max_upload_bytes=1_500_000,
-        preload_models=["whisper-tiny.en"],
-        default_model="whisper-tiny.en",
+        server={"url_fetch_allowlist": [LEGIT], "url_fetch_timeout_s": 3.0, "max_upload_bytes": 1_500_000},
+        models={"preload": ["whisper-tiny.en"], "default": "whisper-tiny.en"},
     )
     log = tmp_path_factory.mktemp("fetch_server") / "server.log"
     with ServerProcess(log_path=log, extra_env={"PYTHONPATH": str(hook)}, **settings) as srv:

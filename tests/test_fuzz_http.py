@@ -23,7 +23,7 @@ def fuzz_server(tmp_path_factory):
     from tests.server import ServerProcess
 
     log = tmp_path_factory.mktemp("fuzz_http") / "server.log"
-    settings_ = dict(preload_models=["whisper-tiny.en"], default_model="whisper-tiny.en", max_queued_requests=64)
+    settings_ = dict(models={"preload": ["whisper-tiny.en"], "default": "whisper-tiny.en"}, batch={"max_queued_requests": 64})
     with ServerProcess(log_path=log, **settings_) as srv:
         srv.log = log  # type: ignore[attr-defined]
         yield srv

@@ -55,7 +55,7 @@ def ws_server(tmp_path_factory):
     from tests.server import ServerProcess
 
     # The default model: whisper-tiny.en repeats phrases when streaming jfk.flac even alone (reported).
-    settings_ = dict(max_streams_per_key=200, stream_send_timeout_s=5.0)
+    settings_ = dict(quotas={"max_streams_per_key": 200}, streaming={"send_timeout_s": 5.0})
     with ServerProcess(log_path=tmp_path_factory.mktemp("fuzz_ws") / "server.log", **settings_) as srv:
         yield srv
 

@@ -38,7 +38,7 @@ def keys(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory, keys):
     log = tmp_path_factory.mktemp("ops") / "server.log"
-    with ServerProcess(log_path=log, keys_file=str(keys["file"]), log_format="json") as s:
+    with ServerProcess(log_path=log, auth={"keys_file": str(keys["file"])}, server={"log_format": "json"}) as s:
         s.log = log
         yield s
 
@@ -165,7 +165,7 @@ def test_stream_over_audio_quota_is_flushed_then_closed(srv, keys, jfk) -> None:
 
 def test_audio_quota_shared_through_redis_by_two_servers(tmp_path, keys) -> None:
     with RedisServer() as redis_server:
-        settings = {"keys_file": str(keys["file"]), "rate_limit_storage": redis_server.url}
+        settings = {"auth": {"keys_file": str(keys["file"])}, "quotas": {"storage": redis_server.url}}
         with (
             ServerProcess(log_path=tmp_path / "a.log", **settings) as a,
             ServerProcess(log_path=tmp_path / "b.log", **settings) as b,

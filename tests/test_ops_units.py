@@ -45,7 +45,7 @@ def test_reset_format_like_openai() -> None:
 
 def test_audio_budget_is_charged_after_decoding_and_may_overdraw() -> None:
     async def scenario() -> list:
-        quotas = Quotas(Settings(audio_seconds_per_minute=20, requests_per_minute=2))
+        quotas = Quotas(Settings(quotas={"audio_seconds_per_minute": 20, "requests_per_minute": 2}))
         small, other = KeyIdentity("small"), KeyIdentity("other", audio_seconds_per_minute=5)
         out = []
         for _ in range(3):  # 11 s twice fits (the second overdraws), the third is refused
@@ -91,7 +91,7 @@ def test_container_stop_matches_the_drain() -> None:
     from tests.server import ROOT
 
     assert "STOPSIGNAL SIGTERM" in (ROOT / "Dockerfile").read_text()
-    grace = Settings().shutdown_grace_s
+    grace = Settings().server.shutdown_grace_s
     services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
     ours = {name: svc for name, svc in services.items() if "build" in svc}  # not Prometheus/Grafana
     assert ours

@@ -101,7 +101,7 @@ LOAD_CHECKPOINT = textwrap.dedent(
     from audio_service.models.segmentation import whisperx_segmentation_path
     from audio_service.settings import Settings
 
-    set_default_cache_dir(Settings().model_cache_dir)  # what the server's ModelRegistry does
+    set_default_cache_dir(Settings().models.cache_dir)  # what the server's ModelRegistry does
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = Model.from_pretrained(str(whisperx_segmentation_path())).eval()

@@ -29,7 +29,9 @@ def check_serve_config(config: dict):
     auto = deployment.autoscaling_config
     assert 1 <= auto["min_replicas"] <= auto["max_replicas"] and auto["target_ongoing_requests"] > 0
     assert deployment.ray_actor_options.num_cpus > 0
-    assert app.runtime_env["env_vars"]["AUDIO_SERVICE_RATE_LIMIT_STORAGE"].startswith("redis://")  # cluster-wide limits
+    env = app.runtime_env["env_vars"]
+    assert env["AUDIO_SERVICE_QUOTAS__STORAGE"].startswith("redis://")  # cluster-wide limits
+    assert all("__" in name for name in env if name.startswith("AUDIO_SERVICE_"))  # grouped names, no warnings
     return app, deployment
 
 
@@ -72,28 +74,30 @@ def test_deployment_options_follow_the_settings() -> None:
     from audio_service.scale.ray_serve import deployment_options
     from audio_service.settings import Settings
 
-    cpu = deployment_options(Settings(replicas=3, ray_num_cpus=2), cluster_gpus=0)
+    cpu = deployment_options(Settings(ray={"replicas": 3, "num_cpus": 2}), cluster_gpus=0)
     assert cpu["num_replicas"] == 3 and cpu["ray_actor_options"] == {"num_cpus": 2, "num_gpus": 0.0}
     gpu = deployment_options(Settings(), cluster_gpus=4)
     assert gpu["ray_actor_options"]["num_gpus"] == 1.0
-    assert deployment_options(Settings(device="cpu"), cluster_gpus=4)["ray_actor_options"]["num_gpus"] == 0.0
-    shared = deployment_options(Settings(ray_num_gpus=0.5), cluster_gpus=4)
+    assert deployment_options(Settings(models={"device": "cpu"}), cluster_gpus=4)["ray_actor_options"]["num_gpus"] == 0.0
+    shared = deployment_options(Settings(ray={"num_gpus": 0.5}), cluster_gpus=4)
     assert shared["ray_actor_options"]["num_gpus"] == 0.5
-    auto = deployment_options(Settings(ray_autoscaling={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 8}))
+    auto = deployment_options(Settings(ray={"autoscaling": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 8}}))
     assert "num_replicas" not in auto
     assert auto["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 8}
     assert isinstance(auto["autoscaling_config"]["max_replicas"], int)
 
 
 def test_replica_threads_follow_its_cpu_reservation() -> None:
-    """Pure logic: a CPU replica's automatic thread counts come from ray_num_cpus, explicit ones stay."""
+    """Pure logic: a CPU replica's automatic thread counts come from ray.num_cpus, explicit ones stay."""
     from audio_service.scale.ray_serve import replica_threads
     from audio_service.settings import Settings
 
-    assert replica_threads(Settings(device="cpu", ray_num_cpus=1)) == {"cpu_threads": 1, "stream_workers": 1}
-    assert replica_threads(Settings(device="cpu", ray_num_cpus=4, stream_cpu_threads=2)) == {
-        "cpu_threads": 4,
-        "stream_workers": 2,
+    cpu = {"device": "cpu"}
+    one = {"models": {"cpu_threads": 1}, "streaming": {"workers": 1}}
+    assert replica_threads(Settings(models=cpu, ray={"num_cpus": 1})) == one
+    assert replica_threads(Settings(models=cpu, ray={"num_cpus": 4}, streaming={"cpu_threads": 2})) == {
+        "models": {"cpu_threads": 4},
+        "streaming": {"workers": 2},
     }
-    assert replica_threads(Settings(device="cpu", ray_num_cpus=0.5)) == {"cpu_threads": 1, "stream_workers": 1}
-    assert replica_threads(Settings(device="cpu", cpu_threads=3, stream_workers=2)) == {}
+    assert replica_threads(Settings(models=cpu, ray={"num_cpus": 0.5})) == one
+    assert replica_threads(Settings(models={**cpu, "cpu_threads": 3}, streaming={"workers": 2})) == {}

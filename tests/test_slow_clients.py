@@ -34,12 +34,9 @@ def slow_server(tmp_path_factory):
     from tests.server import ServerProcess
 
     settings = dict(
-        request_header_timeout_s=HEADER_S,
-        upload_idle_timeout_s=IDLE_S,
-        upload_timeout_s=TOTAL_S,
-        stream_send_timeout_s=SEND_S,
-        preload_models=["whisper-tiny.en"],
-        default_model="whisper-tiny.en",
+        server={"request_header_timeout_s": HEADER_S, "upload_idle_timeout_s": IDLE_S, "upload_timeout_s": TOTAL_S},
+        streaming={"send_timeout_s": SEND_S},
+        models={"preload": ["whisper-tiny.en"], "default": "whisper-tiny.en"},
     )
     with ServerProcess(log_path=tmp_path_factory.mktemp("slow") / "server.log", **settings) as srv:
         yield srv

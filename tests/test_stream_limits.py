@@ -1,5 +1,5 @@
 """Leases in a real Redis shared by several processes' limiters (as several replicas would): the stream
-limit is shared, leases of a live process are renewed past ``stream_lease_s``, a dead process's lapse;
+limit is shared, leases of a live process are renewed past ``quotas.lease_s``, a dead process's lapse;
 and two work queues share one batch waiting room."""
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ def test_limit_is_shared_renewed_and_freed_when_a_holder_dies(redis_url) -> None
 
 def test_storage_picks_the_limiter() -> None:
     assert type(stream_limiter(Settings()).counter) is Leases
-    assert isinstance(stream_limiter(Settings(rate_limit_storage="redis://127.0.0.1:1/0")).counter, RedisLeases)
-    assert isinstance(stream_limiter(Settings(rate_limit_storage="async+redis://127.0.0.1:1/0")).counter, RedisLeases)
+    assert isinstance(stream_limiter(Settings(quotas={"storage": "redis://127.0.0.1:1/0"})).counter, RedisLeases)
+    assert isinstance(stream_limiter(Settings(quotas={"storage": "async+redis://127.0.0.1:1/0"})).counter, RedisLeases)
 
 
 def test_redis_outage_falls_back_to_counting_in_process() -> None:

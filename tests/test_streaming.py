@@ -30,7 +30,9 @@ SR = 16000
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
     log = tmp_path_factory.mktemp("streaming") / "server.log"
-    with ServerProcess(log_path=log, api_keys=KEYS, max_streams_per_key=2, stream_max_frame_bytes=32000) as s:
+    with ServerProcess(
+        log_path=log, auth={"api_keys": KEYS}, quotas={"max_streams_per_key": 2}, streaming={"max_frame_bytes": 32000}
+    ) as s:
         yield s
 
 
@@ -128,7 +130,7 @@ def test_fast_client_is_paced_not_dropped(make_server, jfk):
     The server stops reading while the stream holds 8 s of untranscribed audio (TCP back-pressure),
     so its memory stays bounded and every word still arrives.
     """
-    srv2 = make_server(stream_max_backlog_s=8.0)
+    srv2 = make_server(streaming={"max_backlog_s": 8.0})
     gap = np.zeros(SR, np.float32)
     audio = np.concatenate([jfk, gap, jfk, gap, jfk, gap, jfk])
     r = run(stream(srv2.ws_url, audio, pace=0, params={"language": "en"}, timeout_s=180))

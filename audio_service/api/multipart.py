@@ -42,8 +42,10 @@ async def audio_source(form: FormData, services: Services):
         url = value.strip()
     else:
         upload: UploadFile = value
-        if upload.size is not None and upload.size > settings.max_upload_bytes:
-            raise PayloadTooLargeError(f"The file exceeds the {settings.max_upload_bytes}-byte upload limit.", param="file")
+        if upload.size is not None and upload.size > settings.server.max_upload_bytes:
+            raise PayloadTooLargeError(
+                f"The file exceeds the {settings.server.max_upload_bytes}-byte upload limit.", param="file"
+            )
         if upload.size is not None and upload.size <= 4096:
             head = await upload.read()
             await upload.seek(0)
@@ -53,7 +55,10 @@ async def audio_source(form: FormData, services: Services):
             yield upload.file
             return
     fetched = await fetch_to_tempfile(
-        url, max_bytes=settings.max_upload_bytes, timeout_s=settings.url_fetch_timeout_s, allowlist=settings.url_fetch_allowlist
+        url,
+        max_bytes=settings.server.max_upload_bytes,
+        timeout_s=settings.server.url_fetch_timeout_s,
+        allowlist=settings.server.url_fetch_allowlist,
     )
     try:
         yield fetched

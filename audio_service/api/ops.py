@@ -23,7 +23,7 @@ class Ops:
     @classmethod
     def build(cls, settings: Settings) -> Ops:
         return cls(
-            keys=KeyStore([k.get_secret_value() for k in settings.api_keys], settings.keys_file),
+            keys=KeyStore([k.get_secret_value() for k in settings.auth.api_keys], settings.auth.keys_file),
             quotas=Quotas(settings),
             metrics=Metrics(),
             drain=Drain(),

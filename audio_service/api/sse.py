@@ -3,7 +3,7 @@
 Events (``data: {json}`` lines): ``transcript.text.delta`` events, then ``transcript.text.done``
 with the whole ``text`` (the same as the non-streamed answer: same job, same pipeline). Each event
 carries an extra ``audio_position_s``: how far into the file transcription has come, so clients can
-show progress. While a block (``batch_block_s``) decodes, deltas with an empty ``delta`` report the
+show progress. While a block (``batch.block_s``) decodes, deltas with an empty ``delta`` report the
 position as each batch of windows finishes; when the block is done, one delta per final segment
 carries its text, so the deltas' texts join exactly into the done event's text. A failure after the events
 began is sent as an ``error`` event with the usual error body. The pipeline runs on the worker pool

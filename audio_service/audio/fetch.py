@@ -95,7 +95,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         if not _allowed(host, addresses, self.allowlist):
             raise InvalidRequestError(
                 f"The audio URL's host {host!r} resolves to a non-public address; "
-                "the server's url_fetch_allowlist does not allow it.",
+                "the server's setting server.url_fetch_allowlist does not allow it.",
                 param="file",
                 code="url_not_allowed",
             )
@@ -146,7 +146,7 @@ async def fetch_to_tempfile(
     except asyncio.TimeoutError:
         out.close()
         raise InvalidRequestError(
-            f"Fetching the audio URL took longer than {timeout_s:g} s (url_fetch_timeout_s).",
+            f"Fetching the audio URL took longer than {timeout_s:g} s (server.url_fetch_timeout_s).",
             param="file",
             code="url_fetch_timeout",
         ) from None

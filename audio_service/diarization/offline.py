@@ -226,13 +226,14 @@ class DiarizerRegistry:
     """Client-sent ``diarization_model`` names -> the one shared diarizer backing them."""
 
     def __init__(self, settings: Settings) -> None:
-        self._aliases = dict(settings.diarizers)
-        self._default = settings.default_diarizer
+        self._aliases = dict(settings.diarization.diarizers)
+        self._default = settings.diarization.default
         self._backends: dict[str, Callable[[], Diarizer]] = {"offline": OfflineDiarizer}
-        source = str(settings.diarization_pipeline_dir) if settings.diarization_pipeline_dir else None
-        if source or settings.hub_token:
+        source = str(settings.diarization.pipeline_dir) if settings.diarization.pipeline_dir else None
+        if source or settings.diarization.hub_token:
             self._backends["community-1"] = lambda: CommunityDiarizer(
-                source or COMMUNITY_1, settings.hub_token.get_secret_value() if settings.hub_token else None
+                source or COMMUNITY_1,
+                settings.diarization.hub_token.get_secret_value() if settings.diarization.hub_token else None,
             )
         self._instances: dict[str, Diarizer] = {}
         self._lock = threading.Lock()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from audio_service.errors import ModelUnavailableError
 from audio_service.models.checksum import is_verified, record_verified, sha256_of
-from audio_service.settings import Settings
+from audio_service.settings import ModelSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ SEGMENTATION_SHA256 = "0b5b3216d60a2d32fc086b47ea8c67589aaeb26b7e07fcbe620d6d0b8
 _SEGMENTATION_FILE = Path("pyannote-segmentation") / "pytorch_model.bin"
 
 # The cache models without settings at hand look in (the segmentation model is shared process-wide);
-# the ModelRegistry sets it from Settings.model_cache_dir, like torch.hub.set_dir.
-_default_cache_dir: Path = Settings.model_fields["model_cache_dir"].default
+# the ModelRegistry sets it from Settings.models.cache_dir, like torch.hub.set_dir.
+_default_cache_dir: Path = ModelSettings.model_fields["cache_dir"].default
 
 
 def set_default_cache_dir(cache_dir: Path) -> None:

@@ -10,7 +10,7 @@ measured in throughput). Linux's scheduler shares a busy core by weight: nice 0 
 numpy's OpenBLAS keeps a thread per core that busy-waits after every call: the small matrix products
 of a model call (mel filters, alignment) left the other core spinning for the whole call. Measured
 on a 2-core CPU (tiny.en, a 2 s window): 58 ms wall for 116 ms of CPU, and 73 ms for 73 ms with one
-BLAS thread. So numpy's BLAS runs on the calling thread (``blas_threads``); CTranslate2 and torch
+BLAS thread. So numpy's BLAS runs on the calling thread (``models.blas_threads``); CTranslate2 and torch
 have their own pools.
 """
 
@@ -41,7 +41,7 @@ def limit_numpy_blas(threads: int = 1) -> None:
 
 def limit_torch_threads(threads: int) -> None:
     """torch's intra-op threads (diarization, pyannote VAD, speaker embeddings, MMS alignment) follow
-    ``cpu_threads`` when it is set, as CTranslate2's do; 0 = leave torch's default (every core).
+    ``models.cpu_threads`` when it is set, as CTranslate2's do; 0 = leave torch's default (every core).
 
     Why it matters: model threads run at a lower priority (above), so on a shared core one of torch's
     threads gets a small share of it, and every parallel op waits for that thread. Beside one busy

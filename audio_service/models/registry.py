@@ -30,13 +30,13 @@ ModelLoader = Callable[[Settings, ModelSpec, int, int], LoadedModel]
 
 
 def stream_workers(s: Settings) -> int:
-    """Streaming model calls at once: ``stream_workers``, else one per ``stream_cpu_threads`` cores on a CPU,
+    """Streaming model calls at once: ``streaming.workers``, else one per ``streaming.cpu_threads`` cores on a CPU,
     one on a GPU (the batched generate already fills it)."""
-    if s.stream_workers:
-        return s.stream_workers
-    if resolve_device(s.device) != "cpu" or not s.stream_cpu_threads:
+    if s.streaming.workers:
+        return s.streaming.workers
+    if resolve_device(s.models.device) != "cpu" or not s.streaming.cpu_threads:
         return 1
-    return max(1, (os.cpu_count() or 1) // s.stream_cpu_threads)
+    return max(1, (os.cpu_count() or 1) // s.streaming.cpu_threads)
 
 
 def resolve_compute_type(compute_type: str, device: str) -> str:
@@ -50,20 +50,20 @@ class ModelRegistry:
 
     def __init__(self, settings: Settings, loader: ModelLoader | None = None) -> None:
         self._loader = loader or load_faster_whisper
-        limit_numpy_blas(settings.blas_threads)  # once per process that runs models (see models/priority.py)
-        limit_torch_threads(settings.cpu_threads)
+        limit_numpy_blas(settings.models.blas_threads)  # once per process that runs models (see models/priority.py)
+        limit_torch_threads(settings.models.cpu_threads)
         self._settings = settings
-        self._specs = {mid: ModelSpec(mid, src) for mid, src in settings.models.items()}
-        self._aliases = dict(settings.aliases)
+        self._specs = {mid: ModelSpec(mid, src) for mid, src in settings.models.sources.items()}
+        self._aliases = dict(settings.models.aliases)
         for alias, target in self._aliases.items():
             if target not in self._specs:
                 raise ValueError(f"alias {alias!r} points to unknown model {target!r}")
-        if settings.default_model not in self._specs and settings.default_model not in self._aliases:
-            raise ValueError(f"default_model {settings.default_model!r} is not in the model table")
+        if settings.models.default not in self._specs and settings.models.default not in self._aliases:
+            raise ValueError(f"models.default {settings.models.default!r} is not in the model table")
         self._loaded: dict[tuple[str, int], LoadedModel] = {}  # (model id, CPU threads per call)
         self._lock = threading.Lock()
         self._load_locks: dict[str, threading.Lock] = {mid: threading.Lock() for mid in self._specs}
-        set_default_cache_dir(settings.model_cache_dir)  # for the shared segmentation model (pyannote)
+        set_default_cache_dir(settings.models.cache_dir)  # for the shared segmentation model (pyannote)
         self.load_seconds: dict[str, float] = {}  # model id -> how long loading took (metrics)
 
     # --- names ---
@@ -78,7 +78,7 @@ class ModelRegistry:
 
     def resolve(self, name: str | None) -> ModelSpec:
         """Map a client-sent model name (or None for the default) to its spec."""
-        key = name or self._settings.default_model
+        key = name or self._settings.models.default
         key = self._aliases.get(key, key)
         spec = self._specs.get(key)
         if spec is None:
@@ -98,7 +98,7 @@ class ModelRegistry:
         """The shared loaded model for ``name``; loads it on first use (blocking: call off the event loop).
 
         ``stream``: the instance all streams share. On a CPU it is a second instance when
-        ``stream_cpu_threads`` differs from ``cpu_threads`` (CTranslate2 fixes threads per call at load);
+        ``streaming.cpu_threads`` differs from ``models.cpu_threads`` (CTranslate2 fixes threads per call at load);
         on a GPU, and otherwise, batch and streams share one.
         """
         spec = self.resolve(name)
@@ -121,10 +121,10 @@ class ModelRegistry:
         """(CPU threads per call, calls at once) of the batch or the stream instance."""
         s = self._settings
         cores = os.cpu_count() or 1
-        batch = (s.cpu_threads or cores, max(1, s.inference_workers + 1))  # batch workers and the stream engine
-        if not stream or resolve_device(s.device) != "cpu" or not s.stream_cpu_threads:
+        batch = (s.models.cpu_threads or cores, max(1, s.batch.workers + 1))  # batch workers and the stream engine
+        if not stream or resolve_device(s.models.device) != "cpu" or not s.streaming.cpu_threads:
             return batch
-        threads = min(s.stream_cpu_threads, cores)
+        threads = min(s.streaming.cpu_threads, cores)
         return (threads, stream_workers(s)) if threads != batch[0] else batch
 
     def _load_in_low_priority_thread(self, spec: ModelSpec, threads: int, workers: int) -> LoadedModel:
@@ -148,13 +148,13 @@ class ModelRegistry:
 
 def load_faster_whisper(s: Settings, spec: ModelSpec, threads: int, workers: int) -> LoadedModel:
     """faster-whisper's ``WhisperModel`` for ``spec`` (blocking; raises :class:`ModelUnavailableError`)."""
-    device = resolve_device(s.device)
-    compute_type = resolve_compute_type(s.compute_type, device)
+    device = resolve_device(s.models.device)
+    compute_type = resolve_compute_type(s.models.compute_type, device)
     try:
         path = model_path(s, spec)
         log.info("loading model %s from %s on %s (%s, %d threads per call)", spec.id, path, device, compute_type, threads)
         # workers: calls that may run at once (batch workers, stream engine workers)
-        return load_whisper(spec, path, device, compute_type, threads, workers, s.model_cache_dir / "hub")
+        return load_whisper(spec, path, device, compute_type, threads, workers, s.models.cache_dir / "hub")
     except Exception as exc:  # weights missing, no hub access, bad directory...
         log.exception("model %s failed to load", spec.id)
         raise ModelUnavailableError(f"Model {spec.id!r} could not be loaded: {exc}", param="model") from exc
@@ -163,5 +163,5 @@ def load_faster_whisper(s: Settings, spec: ModelSpec, threads: int, workers: int
 def model_path(s: Settings, spec: ModelSpec) -> Path | str:
     """Local directory for packaged or local models; the hub id otherwise (faster-whisper downloads it)."""
     if spec.source.startswith("packaged:"):
-        return packaged_model_dir(spec.source.split(":", 1)[1], s.model_cache_dir)
+        return packaged_model_dir(spec.source.split(":", 1)[1], s.models.cache_dir)
     return Path(spec.source) if Path(spec.source).expanduser().exists() else spec.source

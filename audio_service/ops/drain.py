@@ -5,7 +5,7 @@ handler starts :meth:`Drain.run` *before* uvicorn begins its own shutdown (which
 connections): ``/ready`` turns 503 at once, new requests get 503 and new streams close with 1012,
 in-flight HTTP requests finish, and every open stream gets its buffered audio transcribed and its
 segments sent final, then closes with 1012 so its client reconnects elsewhere. Only then (or after
-``shutdown_grace_s``) does uvicorn shut down; the process exits with status 0.
+``server.shutdown_grace_s``) does uvicorn shut down; the process exits with status 0.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Per-key quotas: requests per minute and audio seconds per minute (fixed one-minute windows).
 
 Counters live in the ``limits`` library's storage: in memory (per process) by default, in Redis
-when ``rate_limit_storage`` is a ``redis://`` URI, so several server processes share one budget.
+when ``quotas.storage`` is a ``redis://`` URI, so several server processes share one budget.
 Audio is counted in milliseconds. A batch file is charged its decoded duration once it has been
 transcribed (the last request of a window may overdraw it; the next one is refused), a stream is
 charged frame by frame as audio arrives (a frame over the budget is refused and the stream ends).
@@ -75,21 +75,21 @@ class Quotas:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        uri = _async_uri(settings.rate_limit_storage)
+        uri = _async_uri(settings.quotas.storage)
         options = {"implementation": "redispy"} if "redis" in uri.split("://", 1)[0] else {}
         self._limiter = FixedWindowRateLimiter(storage_from_string(uri, **options))
 
     # --- per-key limits ---
     def requests_limit(self, who: KeyIdentity) -> int:
         v = who.requests_per_minute
-        return int(self._settings.requests_per_minute if v is None else v)
+        return int(self._settings.quotas.requests_per_minute if v is None else v)
 
     def audio_limit_s(self, who: KeyIdentity) -> float:
         v = who.audio_seconds_per_minute
-        return float(self._settings.audio_seconds_per_minute if v is None else v)
+        return float(self._settings.quotas.audio_seconds_per_minute if v is None else v)
 
     def streams_limit(self, who: KeyIdentity) -> int:
-        return int(self._settings.max_streams_per_key if who.max_streams is None else who.max_streams)
+        return int(self._settings.quotas.max_streams_per_key if who.max_streams is None else who.max_streams)
 
     def _requests_item(self, who: KeyIdentity) -> RateLimitItemPerMinute:
         return RateLimitItemPerMinute(self.requests_limit(who), namespace="requests")

@@ -7,7 +7,7 @@ operator maps (``Settings.aligners``) to the aligners this server has:
   faster-whisper's ``find_alignment``); offline, every language the model knows. In transcriptions the
   decoder's own word timestamps are exactly this, so it adds no work there.
 * ``mms_fa``: torchaudio's MMS forced aligner (wav2vec2 CTC + ``forced_align``), only where the
-  deployment puts its checkpoint (``model.pt``) in ``Settings.mms_fa_dir`` and installs the ``mms`` extra.
+  deployment puts its checkpoint (``model.pt``) in ``Settings.alignment.mms_fa_dir`` and installs the ``mms`` extra.
 
 An alias may list several aligners separated by ``|``: the first one available serves it, so the
 default ``mms_fa -> mms_fa|whisper`` upgrades itself when MMS weights are installed.
@@ -47,10 +47,10 @@ class AlignerRegistry:
     """Resolves aligner names to available aligners and runs them."""
 
     def __init__(self, settings: Settings) -> None:
-        self._aliases = dict(settings.aligners)
-        self._default = settings.default_aligner
+        self._aliases = dict(settings.alignment.aligners)
+        self._default = settings.alignment.default
         self._available = {"whisper"}
-        self._mms_dir = Path(settings.mms_fa_dir).expanduser() if settings.mms_fa_dir else None
+        self._mms_dir = Path(settings.alignment.mms_fa_dir).expanduser() if settings.alignment.mms_fa_dir else None
         # weights without the mms extra: names that fall back (mms_fa|whisper) do; mms_fa alone gets the extra's name
         self._mms_needs_extra = False
         if self._mms_dir is not None and (self._mms_dir / "model.pt").is_file():
@@ -58,7 +58,7 @@ class AlignerRegistry:
                 self._available.add("mms_fa")
             else:
                 self._mms_needs_extra = True
-                log.warning("mms_fa_dir holds MMS weights but the mms extra is not installed: mms_fa is not available")
+                log.warning("alignment.mms_fa_dir holds MMS weights but the mms extra is not installed: mms_fa is not available")
         self._mms: MmsAligner | None = None
         self._lock = threading.Lock()
 

@@ -1,6 +1,6 @@
 """torchaudio's MMS forced aligner (wav2vec2 CTC + ``forced_align``), where its weights are installed.
 
-Loaded only when the deployment puts ``model.pt`` in ``Settings.mms_fa_dir`` (see
+Loaded only when the deployment puts ``model.pt`` in ``Settings.alignment.mms_fa_dir`` (see
 :class:`audio_service.pipeline.align.AlignerRegistry`); nothing is ever downloaded.
 """
 

@@ -91,7 +91,9 @@ class BatchService:
         self._fanout = fanout
         # the waiting room is shared by the deployment when the quotas are in Redis
         seats = leases(settings, "audio_service:queue:")
-        self._queue = WorkQueue(settings.inference_workers, settings.max_queued_requests, settings.retry_after_s, "batch", seats)
+        self._queue = WorkQueue(
+            settings.batch.workers, settings.batch.max_queued_requests, settings.batch.retry_after_s, "batch", seats
+        )
         self.aligners = AlignerRegistry(settings)
         self.diarizers = DiarizerRegistry(settings)
         self.vads = VadRegistry()
@@ -131,12 +133,12 @@ class BatchService:
         """
         # a bad file is refused at once, not after waiting behind long jobs for a worker
         await asyncio.to_thread(probe_audio, source)
-        if self._fanout is not None and self._settings.ray_fanout_block_s > 0 and progress is None:
+        if self._fanout is not None and self._settings.ray.fanout_block_s > 0 and progress is None:
             return await self.run_fanned_out(source, job, self._fanout)
         return await self._queue.run(self.run_sync, source, job, progress)
 
     async def run_fanned_out(self, source: str | BinaryIO, job: BatchJob, transcriber: BlockTranscriber) -> Transcript:
-        """Cut the file into ``ray_fanout_block_s`` blocks here, transcribe them on this process's workers
+        """Cut the file into ``ray.fanout_block_s`` blocks here, transcribe them on this process's workers
         and through ``transcriber`` at once, join them and diarize the whole file here. No worker is held
         while the blocks run (remote ones may come back to this process's workers)."""
         t0 = time.perf_counter()
@@ -157,7 +159,7 @@ class BatchService:
     def _split(self, source: str | BinaryIO, job: BatchJob) -> list[Block]:
         """The file's blocks with their speech (on a worker: decoding and VAD)."""
         self._check_task(job, self._registry.get(job.model))
-        raw = (preprocess(b, job.preprocessing) for b in iter_audio_blocks(source, self._settings.ray_fanout_block_s))
+        raw = (preprocess(b, job.preprocessing) for b in iter_audio_blocks(source, self._settings.ray.fanout_block_s))
         return list(speech_blocks(raw, lambda audio: self._speech(audio, job)))
 
     async def transcribe_block(self, task: BlockTask) -> Transcript:
@@ -166,7 +168,7 @@ class BatchService:
 
     async def transcribe_here(self, task: BlockTask) -> BlockResult:
         """The in-process lane of a fanned-out file: the block on this service's workers."""
-        return BlockResult(await self.transcribe_block(task), self._settings.replica_name or "local")
+        return BlockResult(await self.transcribe_block(task), self._settings.server.replica_name or "local")
 
     def _block_sync(self, task: BlockTask) -> Transcript:
         audio = task.audio()
@@ -184,7 +186,7 @@ class BatchService:
     def run_sync(self, source: str | BinaryIO, job: BatchJob, progress: ProgressCallback | None = None) -> Transcript:
         """The whole pipeline, blocking. Also used directly by benchmarks.
 
-        The file is decoded block by block (``Settings.batch_block_s``), so memory does not grow
+        The file is decoded block by block (``Settings.batch.block_s``), so memory does not grow
         with its duration; only diarization, which clusters speakers over the whole file, decodes
         it as one block.
         """
@@ -192,7 +194,7 @@ class BatchService:
         model = self._registry.get(job.model)
         self._check_task(job, model)
         opts = self._asr_options(job)
-        raw = (preprocess(b, job.preprocessing) for b in iter_audio_blocks(source, self._settings.batch_block_s))
+        raw = (preprocess(b, job.preprocessing) for b in iter_audio_blocks(source, self._settings.batch.block_s))
         aligner = self._aligner(job)
         parts: list[tuple[float, Transcript]] = []
         kept: list[Audio] = []  # the whole file, only when diarization needs it at once
@@ -233,9 +235,9 @@ class BatchService:
             temperatures=job.temperatures,
             decode=self._decode,
             word_timestamps=job.word_timestamps or job.timed_segments or job.diarize,
-            batch_size=self._settings.batch_size,
+            batch_size=self._settings.batch.size,
             max_window_s=job.max_clip_len,
-            decoder=self._settings.batch_decoder,
+            decoder=self._settings.batch.decoder,
         )
 
     def _diarize(self, transcript: Transcript, audio: Audio, job: BatchJob) -> Transcript:
@@ -250,7 +252,7 @@ class BatchService:
             return [SpeechSpan(0.0, audio.duration)]
         vad = self.vads.get(job.vad_model)
         if job.vad_model == "silero":  # the engine's own VAD settings for the decoder that runs
-            return vad(audio, ENGINE_VAD if self._settings.batch_decoder == "sequential" else BATCH_VAD)
+            return vad(audio, ENGINE_VAD if self._settings.batch.decoder == "sequential" else BATCH_VAD)
         return vad(audio)
 
     async def close(self) -> None:

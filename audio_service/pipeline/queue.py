@@ -2,11 +2,11 @@
 
 Work runs in threads (CTranslate2 and numpy release the GIL), so the event loop stays free:
 ``/health`` answers while a long file is transcribed. A request that finds every worker busy waits
-in the waiting room; when it is full (``max_queued_requests``), :class:`OverloadedError` tells the
+in the waiting room; when it is full (``batch.max_queued_requests``), :class:`OverloadedError` tells the
 client to retry later instead of letting the backlog, and the memory it holds, grow without bound.
 
 The waiting room's seats are :mod:`audio_service.leases`: counted in this process, or, with a Redis
-``rate_limit_storage``, across the whole deployment (every Ray Serve replica shares one waiting room).
+``quotas.storage``, across the whole deployment (every Ray Serve replica shares one waiting room).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Scale out on Ray Serve: the same FastAPI app as one Serve deployment of N replicas.
 
-``audio-service serve --ray --replicas N`` joins the cluster at ``ray_address`` / ``RAY_ADDRESS`` (or
-starts a local one), deploys, serves on ``host``:``port`` through Serve's HTTP proxy and, on SIGTERM or
+``audio-service serve --ray.enabled --ray.replicas N`` joins the cluster at ``ray.address`` / ``RAY_ADDRESS``
+(or starts a local one), deploys, serves on ``server.host``:``server.port`` through Serve's HTTP proxy and, on SIGTERM or
 Ctrl-C, deletes the application and stops the local cluster it started. Operators can deploy the same
 application with ``serve run`` / ``serve deploy`` and ``deploy/ray/serve.yaml`` (:func:`app_builder`).
 
@@ -10,9 +10,9 @@ object (pickled to the replicas), loads its own models before it takes traffic, 
 ``x-audio-service-replica`` header. Serve's router sends each request and each WebSocket stream (one
 long request) to the least loaded of two sampled replicas; a stream stays on its replica for its life.
 Cluster-wide stream limits and the shared batch waiting room need a shared store:
-``rate_limit_storage=redis://...``.
+``quotas.storage=redis://...``.
 
-A batch file longer than ``ray_fanout_block_s`` is cut into blocks by the replica that received it; the
+A batch file longer than ``ray.fanout_block_s`` is cut into blocks by the replica that received it; the
 receiver transcribes blocks on its own workers and keeps one block in flight per other replica through a
 handle to this same deployment (``transcribe_block``: see :class:`BlocksOnReplicas` for why not all at
 once); it joins them on the file's clock and diarizes the whole file itself, so speaker labels hold over
@@ -59,11 +59,11 @@ class AudioServiceReplica:
     def __init__(self, settings: Settings) -> None:
         context = serve.get_replica_context()
         # the Serve replica id, and where it runs (operators find its process and logs)
-        name = settings.replica_name or f"{context.deployment}#{context.replica_id.unique_id}@{replica_name(settings)}"
-        update: dict[str, Any] = {"replica_name": name, **replica_threads(settings)}
-        if settings.metrics_port:  # one scrape port per replica of this node (ranks are 0..n-1 per node)
-            update["metrics_port"] = settings.metrics_port + _local_rank(context)
-        self._settings = settings.model_copy(update=update)
+        name = settings.server.replica_name or f"{context.deployment}#{context.replica_id.unique_id}@{replica_name(settings)}"
+        server: dict[str, Any] = {"replica_name": name}
+        if settings.server.metrics_port:  # one scrape port per replica of this node (ranks are 0..n-1 per node)
+            server["metrics_port"] = settings.server.metrics_port + _local_rank(context)
+        self._settings = settings.updated({"server": server, **replica_threads(settings)})
         self._blocks = BlocksOnReplicas(context.app_name, context.deployment, settings)
         self._batch: BatchService | None = None  # both set by __serve_build_asgi_app__
         self._metrics: Metrics | None = None
@@ -73,9 +73,9 @@ class AudioServiceReplica:
         a replica whose model fails to load fails to start (Serve retries it)."""
         from audio_service.app import create_app  # the app's modules load inside the replica process
 
-        app = create_app(self._settings, self._blocks if self._settings.ray_fanout_block_s > 0 else None)
+        app = create_app(self._settings, self._blocks if self._settings.ray.fanout_block_s > 0 else None)
         self._batch, self._metrics = app.state.services.batch, app.state.services.ops.metrics
-        for model in self._settings.preload_models:
+        for model in self._settings.models.preload:
             await asyncio.to_thread(app.state.services.registry.get, model)
             await asyncio.to_thread(app.state.services.registry.get, model, stream=True)
         return app
@@ -86,7 +86,7 @@ class AudioServiceReplica:
 
         assert self._batch is not None and self._metrics is not None  # Serve routes nothing before the app is built
         with self._metrics.fanout_blocks.track_inprogress():
-            return BlockResult(await self._batch.transcribe_block(task), self._settings.replica_name)
+            return BlockResult(await self._batch.transcribe_block(task), self._settings.server.replica_name)
 
 
 def _local_rank(context) -> int:
@@ -111,8 +111,8 @@ class BlocksOnReplicas:
         else the settings' (with autoscaling, at least ``min_replicas`` run)."""
         world = getattr(serve.get_replica_context(), "world_size", None)
         if not world:
-            auto = self._settings.ray_autoscaling or {}
-            world = int(auto.get("min_replicas", 1)) if auto else self._settings.replicas
+            auto = self._settings.ray.autoscaling or {}
+            world = int(auto.get("min_replicas", 1)) if auto else self._settings.ray.replicas
         return max(0, int(world) - 1)
 
     async def __call__(self, task: BlockTask) -> BlockResult:
@@ -127,18 +127,18 @@ class BlocksOnReplicas:
             raise LaneLost(str(exc)) from exc
 
 
-def replica_threads(settings: Settings) -> dict[str, int]:
-    """The automatic thread counts (``cpu_threads``, ``stream_workers`` at 0) of a replica on a CPU, from its
-    CPU reservation (``ray_num_cpus``) rather than the node's cores: replicas share a node, and each
-    sizing itself to all the cores would oversubscribe them N times."""
+def replica_threads(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The automatic thread counts (``models.cpu_threads``, ``streaming.workers`` at 0) of a replica on a CPU,
+    from its CPU reservation (``ray.num_cpus``) rather than the node's cores: replicas share a node, and each
+    sizing itself to all the cores would oversubscribe them N times. Group -> field -> value."""
     from audio_service.models.registry import resolve_device
 
-    cores = max(1, math.floor(settings.ray_num_cpus))
-    update: dict[str, int] = {}
-    if settings.cpu_threads == 0:
-        update["cpu_threads"] = cores
-    if settings.stream_workers == 0 and resolve_device(settings.device) == "cpu":  # a GPU replica keeps one
-        update["stream_workers"] = max(1, cores // max(1, settings.stream_cpu_threads))
+    cores = max(1, math.floor(settings.ray.num_cpus))
+    update: dict[str, dict[str, Any]] = {}
+    if settings.models.cpu_threads == 0:
+        update["models"] = {"cpu_threads": cores}
+    if settings.streaming.workers == 0 and resolve_device(settings.models.device) == "cpu":  # a GPU replica keeps one
+        update["streaming"] = {"workers": max(1, cores // max(1, settings.streaming.cpu_threads))}
     return update
 
 
@@ -149,20 +149,20 @@ def proxy_middlewares() -> list[Middleware]:
 
 def deployment_options(settings: Settings, cluster_gpus: float = 0.0) -> dict[str, Any]:
     """Serve deployment options from the settings: replicas or autoscaling, CPUs or GPUs per replica."""
-    gpus = settings.ray_num_gpus
+    gpus = settings.ray.num_gpus
     if gpus is None:
-        gpus = 1.0 if settings.device != "cpu" and cluster_gpus > 0 else 0.0
+        gpus = 1.0 if settings.models.device != "cpu" and cluster_gpus > 0 else 0.0
     options: dict[str, Any] = {
         "name": DEPLOYMENT_NAME,
-        "ray_actor_options": {"num_cpus": settings.ray_num_cpus, "num_gpus": gpus},
-        "max_ongoing_requests": settings.ray_max_ongoing_requests,
+        "ray_actor_options": {"num_cpus": settings.ray.num_cpus, "num_gpus": gpus},
+        "max_ongoing_requests": settings.ray.max_ongoing_requests,
         "health_check_period_s": 10,
     }
-    if settings.ray_autoscaling:
+    if settings.ray.autoscaling:
         # Serve wants whole numbers of replicas; JSON numbers arrive as floats
-        options["autoscaling_config"] = {k: int(v) if k.endswith("replicas") else v for k, v in settings.ray_autoscaling.items()}
+        options["autoscaling_config"] = {k: int(v) if k.endswith("replicas") else v for k, v in settings.ray.autoscaling.items()}
     else:
-        options["num_replicas"] = max(1, settings.replicas)
+        options["num_replicas"] = max(1, settings.ray.replicas)
     return options
 
 
@@ -176,7 +176,8 @@ def build_application(settings: Settings, cluster_gpus: float = 0.0):
 def app_builder(args: dict[str, Any]):
     """``serve run``/``serve deploy`` entry (``import_path: audio_service.scale.ray_serve:app_builder``).
 
-    Settings come from ``AUDIO_SERVICE_*`` (the config's ``runtime_env.env_vars``) with ``args`` on top;
+    Settings come from ``AUDIO_SERVICE_*`` (the config's ``runtime_env.env_vars``) with ``args`` on top
+    (grouped like the settings: ``{"streaming": {"max_batch": 4}}``);
     the config file's ``deployments`` section then overrides replicas, resources and autoscaling.
     """
     settings = Settings(**(args or {}))
@@ -198,22 +199,22 @@ def serve_forever(settings: Settings) -> int:
     # Read by the proxy actors of a local cluster (they inherit this environment); a cluster that is
     # joined needs it in its own environment (deploy/kuberay sets it).
     os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", PROXY_CALLBACK)
-    address = settings.ray_address or os.environ.get("RAY_ADDRESS") or None
+    address = settings.ray.address or os.environ.get("RAY_ADDRESS") or None
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
         # A local cluster just big enough: logical CPUs are a scheduling budget, so a small machine may
         # still run N one-CPU replicas; no dashboard (it costs a process and a port).
-        cpus = max(os.cpu_count() or 1, math.ceil(settings.replicas * settings.ray_num_cpus))
+        cpus = max(os.cpu_count() or 1, math.ceil(settings.ray.replicas * settings.ray.num_cpus))
         ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=512 << 20, logging_level=logging.WARNING)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):  # after ray.init: Ray installs handlers of its own that abort
         signal.signal(sig, lambda *_: stop.set())
     log.info("ray cluster: %s (%s)", ray.get_runtime_context().gcs_address, "joined" if address else "started locally")
     try:
-        serve.start(http_options={"host": settings.host, "port": settings.port})
+        serve.start(http_options={"host": settings.server.host, "port": settings.server.port})
         serve.run(build_application(settings, _cluster_gpus()), name=APP_NAME, route_prefix="/")
-        log.info("serving %s on http://%s:%d", APP_NAME, settings.host, settings.port)
+        log.info("serving %s on http://%s:%d", APP_NAME, settings.server.host, settings.server.port)
         while not stop.wait(1.0):
             pass
         log.info("stopping: removing the %s application", APP_NAME)

@@ -1,7 +1,7 @@
 """uvicorn's protocols, bounded against slow and stuck clients (slowloris), which uvicorn alone does not bound.
 
 * :func:`header_timeout_protocol`: the request line and headers must arrive within
-  ``request_header_timeout_s`` of the connection opening (or of a later request's first byte); a client
+  ``server.request_header_timeout_s`` of the connection opening (or of a later request's first byte); a client
   that trickles its headers is answered 408 and disconnected. uvicorn only times out a keep-alive
   connection that sends nothing at all, and only after a first request.
 * :func:`stuck_reader_ws_protocol`: closing a WebSocket client that reads nothing drops the connection.

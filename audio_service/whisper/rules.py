@@ -51,7 +51,7 @@ class DecodeOptions:
     @classmethod
     def from_settings(cls, s: Settings) -> DecodeOptions:
         """The service's options: built once per app (``create_app``) for the batch service and the stream engine."""
-        return cls(beam_size=s.beam_size)
+        return cls(beam_size=s.batch.beam_size)
 
     def fallback(self, requested: tuple[float, ...]) -> tuple[float, ...]:
         """The temperatures to try for a client's ``requested`` ones: 0 alone means Whisper's fallback list."""

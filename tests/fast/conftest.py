@@ -41,7 +41,8 @@ class App:
 
 def settings(**values: object) -> Settings:
     """Settings from keyword values alone: the test's environment (AUDIO_SERVICE_*) is ignored."""
-    return Settings.model_validate({"preload_models": ["whisper-base"], **values})
+    models = {"preload": ["whisper-base"], **values.pop("models", {})}  # type: ignore[dict-item]
+    return Settings.model_validate({"models": models, **values})
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def fake() -> FakeBackend:
 @pytest.fixture
 def app(make_app) -> App:
     """An app with default settings (URL inputs allowed from loopback)."""
-    return make_app(url_fetch_allowlist=["127.0.0.1"])
+    return make_app(server={"url_fetch_allowlist": ["127.0.0.1"]})
 
 
 @pytest.fixture

@@ -114,14 +114,16 @@ def test_unknown_route_is_json(client) -> None:
 
 
 def test_loopback_url_refused_without_allowlist(make_app, jfk) -> None:
-    client = make_app().client  # no url_fetch_allowlist
+    client = make_app().client  # no server.url_fetch_allowlist
     r = post(client, data={"file": "http://127.0.0.1:9/health"})
     assert_error(r, 400, "file", "url_not_allowed")
     assert_healthy(client, jfk)
 
 
 STRICT = dict(
-    api_keys=["secret-1", "secret-2"], max_upload_bytes=2_000_000, inference_workers=1, max_queued_requests=0, retry_after_s=7
+    auth={"api_keys": ["secret-1", "secret-2"]},
+    server={"max_upload_bytes": 2_000_000},
+    batch={"workers": 1, "max_queued_requests": 0, "retry_after_s": 7},
 )
 AUTH = {"Authorization": "Bearer secret-2"}
 
@@ -174,7 +176,7 @@ def test_queue_full_gives_429_with_retry_after(strict, jfk) -> None:
 def test_bad_files_are_refused_while_the_worker_is_busy(make_app, jfk) -> None:
     """An empty or undecodable upload gets its 400 at once, not after waiting behind a long job
     (seen in the soak: bad requests timed out behind a diarized upload loading its models)."""
-    app = make_app(inference_workers=1)
+    app = make_app(batch={"workers": 1})
     app.fake.batch_gate.close()
     thread, long_job = in_background(lambda: post(app.client, jfk_file()))
     app.fake.batch_gate.wait_for_waiting(1)

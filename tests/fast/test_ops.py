@@ -21,7 +21,7 @@ def keys(tmp_path_factory) -> dict:
 
 
 def test_audio_quota_of_a_named_key(make_app, keys) -> None:
-    client = make_app(keys_file=str(keys["file"])).client
+    client = make_app(auth={"keys_file": str(keys["file"])}).client
     assert_quota_sequence(client, client, keys["small"], keys["bob"])
     assert value(scrape(client), "audio_service_quota_rejections_total", key="small", limit="audio_seconds") == 1
     wrong = post(client, jfk_file(), headers={"Authorization": f"Bearer {keys['bob'][:-2]}xx"})

@@ -21,7 +21,7 @@ SR = 16000
 
 @pytest.fixture
 def srv(make_app):
-    return make_app(api_keys=KEYS, max_streams_per_key=2, stream_max_frame_bytes=32000)
+    return make_app(auth={"api_keys": KEYS}, quotas={"max_streams_per_key": 2}, streaming={"max_frame_bytes": 32000})
 
 
 def assert_healthy(client, jfk) -> None:
@@ -89,7 +89,7 @@ def test_bad_input_then_healthy_session(srv, jfk, kind, code, error_code) -> Non
         if kind == "odd_length":
             ws.send_bytes(float_to_pcm16(jfk[:3201])[:3201])
         elif kind == "oversized":
-            ws.send_bytes(b"\x00\x00" * 16001)  # 32002 bytes > stream_max_frame_bytes=32000
+            ws.send_bytes(b"\x00\x00" * 16001)  # 32002 bytes > streaming.max_frame_bytes=32000
         elif kind == "non_json":
             ws.send_text("this is not json")
         elif kind == "unknown_type":
@@ -131,7 +131,7 @@ def test_leaving_without_final_frees_the_slot(srv, jfk) -> None:
 
 
 def test_idle_timeout_closes_a_stream_with_no_frames(make_app) -> None:
-    client = make_app(stream_idle_timeout_s=0.5).client
+    client = make_app(streaming={"idle_timeout_s": 0.5}).client
     with client.websocket_connect(url()) as ws:
         ws.send_bytes(b"\x00\x00" * 800)
         errors, code = expect_close(ws)

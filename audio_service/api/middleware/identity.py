@@ -1,6 +1,6 @@
 """Which server process answered: the ``x-audio-service-replica`` header on every response.
 
-On one machine it is ``<hostname>:<pid>``; under Ray Serve each replica sets ``replica_name`` to its
+On one machine it is ``<hostname>:<pid>``; under Ray Serve each replica sets ``server.replica_name`` to its
 Serve replica id, so operators and tests can see how requests and streams spread. HTTP responses
 carry it as a header, WebSocket streams in the handshake's accept headers (before any message).
 """
@@ -20,7 +20,7 @@ REPLICA_HEADER = "x-audio-service-replica"
 
 def replica_name(settings: Settings) -> str:
     """The configured name, else ``<hostname>:<pid>`` (unique per process on a machine)."""
-    return settings.replica_name or f"{socket.gethostname()}:{os.getpid()}"
+    return settings.server.replica_name or f"{socket.gethostname()}:{os.getpid()}"
 
 
 class ReplicaHeaderMiddleware:

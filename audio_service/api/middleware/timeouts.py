@@ -1,5 +1,5 @@
-"""The request body's deadlines: it must keep coming (no pause longer than ``upload_idle_timeout_s``)
-and be complete within ``upload_timeout_s``; otherwise the request fails with 408 and the error body,
+"""The request body's deadlines: it must keep coming (no pause longer than ``server.upload_idle_timeout_s``)
+and be complete within ``server.upload_timeout_s``; otherwise the request fails with 408 and the error body,
 and the connection is closed. (The request line's and headers' deadline is uvicorn's protocol:
 :func:`audio_service.server.protocols.header_timeout_protocol`.)"""
 

@@ -67,7 +67,7 @@ async def transcribe_stream(ws: WebSocket) -> None:
         who = monitor.who = ops.keys.authenticate(
             key_from_authorization(ws.headers.get("authorization") or ws.query_params.get("Authorization"))
         )
-        options = parse_options(ws.query_params, default_vad(s), s.stream_text_timeout_s)
+        options = parse_options(ws.query_params, default_vad(s.streaming), s.streaming.text_timeout_s)
         if options.diarize:
             require("diarization", param="diarize")  # closes with 1003, naming the extra
         model = await asyncio.to_thread(services.registry.get, options.model, stream=True)
@@ -100,11 +100,13 @@ async def _serve(ws: WebSocket, engine: StreamingEngine, options, models, tracke
         elif out.qsize() < MAX_OUTBOUND:
             out.put_nowait(message)
 
-    session = StreamSession(options, model, session_config(s), lambda m: loop.call_soon_threadsafe(put, m), tracker, draft)
+    session = StreamSession(
+        options, model, session_config(s.streaming), lambda m: loop.call_soon_threadsafe(put, m), tracker, draft
+    )
     monitor.decode_s = lambda: engine.decode_seconds(session)
     monitor.lag_s = session.lag_s
     engine.add(session)
-    sender = asyncio.create_task(_send_loop(ws, out, monitor, s.stream_send_timeout_s))
+    sender = asyncio.create_task(_send_loop(ws, out, monitor, s.streaming.send_timeout_s))
     try:
         close = await _receive_loop(ws, engine, session, s, sender, monitor)
         if close is not None:
@@ -126,15 +128,15 @@ async def _receive_loop(
     try:
         while not sender.done():
             recv = asyncio.ensure_future(ws.receive())
-            await asyncio.wait({recv, stop}, timeout=s.stream_idle_timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({recv, stop}, timeout=s.streaming.idle_timeout_s, return_when=asyncio.FIRST_COMPLETED)
             if not recv.done():
                 recv.cancel()  # safe: an unread frame stays unread (not accepted, so nothing is lost)
                 if stop.done():
                     return await _flush(
-                        engine, session, monitor, monitor.ops.drain.error(), CloseCode.SERVICE_RESTART, s.shutdown_grace_s
+                        engine, session, monitor, monitor.ops.drain.error(), CloseCode.SERVICE_RESTART, s.server.shutdown_grace_s
                     )
                 err = InvalidRequestError(
-                    f"No frame for {s.stream_idle_timeout_s:.0f} s: closing the idle stream.", code="idle_timeout"
+                    f"No frame for {s.streaming.idle_timeout_s:.0f} s: closing the idle stream.", code="idle_timeout"
                 )
                 return _Close(err, CloseCode.NORMAL)
             close = await _handle_frame(recv, engine, session, s, monitor)
@@ -170,7 +172,7 @@ async def _handle_frame(
         if msg.get("bytes") is not None:
             if session.finished:
                 raise StreamFinishedError("Audio after the 'final' checkpoint: the stream has ended.", param="audio")
-            samples = parse_audio_frame(msg["bytes"], s.stream_max_frame_bytes)
+            samples = parse_audio_frame(msg["bytes"], s.streaming.max_frame_bytes)
             if not await monitor.admit(len(samples) / SAMPLE_RATE):
                 quotas = monitor.ops.quotas
                 assert monitor.who is not None
@@ -195,10 +197,11 @@ async def _back_pressure(session: StreamSession, s: Settings) -> None:
     backlog does not shrink for a long time, the stream is closed with 1013 (try again later).
     """
     deadline = asyncio.get_running_loop().time() + BACK_PRESSURE_MAX_WAIT_S
-    while session.backlog_s() >= s.stream_max_backlog_s:
+    while session.backlog_s() >= s.streaming.max_backlog_s:
         if asyncio.get_running_loop().time() > deadline:
             raise StreamLagError(
-                f"Transcription is more than {s.stream_max_backlog_s:.0f} s behind this stream; try again later.", param="audio"
+                f"Transcription is more than {s.streaming.max_backlog_s:.0f} s behind this stream; try again later.",
+                param="audio",
             )
         await asyncio.sleep(0.05)
 

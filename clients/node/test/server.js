@@ -24,7 +24,7 @@ export async function startServer(timeoutMs = 120000) {
   const port = await freePort();
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AUDIO_SERVICE_')));
   env.PYTHONPATH = REPO + (process.env.PYTHONPATH ? `:${process.env.PYTHONPATH}` : '');
-  const proc = spawn(python(), ['-m', 'audio_service', 'serve', '--host', '127.0.0.1', '--port', String(port)], { cwd: REPO, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(python(), ['-m', 'audio_service', 'serve', '--server.host', '127.0.0.1', '--server.port', String(port)], { cwd: REPO, env, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   proc.stderr.on('data', (d) => { log = (log + d).slice(-4000); });
   const baseUrl = `http://127.0.0.1:${port}`;
