@@ -74,6 +74,9 @@ class Group(BaseModel):
     flat_prefix: ClassVar[str] = ""
 
 
+BACKLOG_OVER_SEGMENT_S = 5.0  # see StreamingSettings._backlog_holds_a_segment
+
+
 class ServerSettings(Group):
     """The HTTP server: network, request limits and timeouts, logs, shutdown."""
 
@@ -281,7 +284,12 @@ class StreamingSettings(Group):
         5.0, ge=1.0, le=29.0, description="Default text_timeout_seconds: speech with no new text for this long is made final."
     )
     max_backlog_s: float = Field(
-        60.0, gt=0, description="Audio (s) a stream may hold untranscribed before it is closed with 1013 (bounds memory)."
+        60.0,
+        gt=0,
+        description=(
+            "Audio (s) a stream may hold untranscribed before its socket is no longer read, and 10 s more before it "
+            "is closed with 1013 (bounds memory); at least max_segment_s + 5."
+        ),
     )
     final_beam_size: int = Field(5, ge=1, le=32, description="Beam size of the final pass over each segment.")
     partial_model: str = Field(
@@ -294,6 +302,19 @@ class StreamingSettings(Group):
     speaker_context_s: float = Field(
         40.0, gt=0, description="Streaming diarization: seconds of past final segments re-diarized with each new one."
     )
+
+    @model_validator(mode="after")
+    def _backlog_holds_a_segment(self) -> StreamingSettings:
+        # The socket is not read while a stream holds max_backlog_s untranscribed, and the open segment
+        # is part of that: a segment must reach max_segment_s (where it is cut and transcribed) plus the
+        # audio its final pass may wait for after the cut, or the stream stops for good.
+        if self.max_backlog_s < self.max_segment_s + BACKLOG_OVER_SEGMENT_S:
+            raise ValueError(
+                f"streaming.max_backlog_s ({self.max_backlog_s:g}) must be at least streaming.max_segment_s "
+                f"({self.max_segment_s:g}) + {BACKLOG_OVER_SEGMENT_S:g} s: a stream would stop reading before its "
+                "open segment can be cut"
+            )
+        return self
 
 
 class QuotaSettings(Group):

@@ -23,6 +23,49 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         yield srv
 
 
+# Servers with special settings, each shared by the modules that need those settings (a server start
+# costs seconds: modules share one where their settings do not conflict).
+KEYS = ["key-one", "key-two"]  # the keyed server's API keys
+SLOW_CLIENT_TIMEOUTS = {"request_header_timeout_s": 2.0, "upload_idle_timeout_s": 2.0, "upload_timeout_s": 6.0}
+SLOW_CLIENT_SEND_TIMEOUT_S = 3.0
+
+
+@pytest.fixture(scope="session")
+def keyed_server(tmp_path_factory: pytest.TempPathFactory):
+    """API keys (KEYS), two streams per key, 32 kB frames, a 20 s stream backlog (test_streaming, the clients)."""
+    log = tmp_path_factory.mktemp("keyed") / "server.log"
+    with ServerProcess(
+        log_path=log,
+        auth={"api_keys": KEYS},
+        quotas={"max_streams_per_key": 2},
+        # the backlog limit paces a fast client (test_streaming); every other client is paced by it too, and
+        # must lose nothing either
+        streaming={"max_frame_bytes": 32000, "max_backlog_s": 20.0},
+    ) as srv:
+        srv.log = log  # type: ignore[attr-defined]
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tmp_path_factory: pytest.TempPathFactory):
+    """whisper-tiny.en by default, operator aliases, short slow-client timeouts and a deep waiting room
+    (test_system, test_slow_clients, test_fuzz_http)."""
+    log = tmp_path_factory.mktemp("tiny") / "server.log"
+    with ServerProcess(
+        log_path=log,
+        models={
+            "default": "whisper-tiny.en",
+            "preload": ["whisper-tiny.en"],
+            "aliases": {"whisper-v3": "whisper-tiny.en", "fast": "whisper-tiny.en"},
+        },
+        server=SLOW_CLIENT_TIMEOUTS,
+        streaming={"send_timeout_s": SLOW_CLIENT_SEND_TIMEOUT_S},
+        batch={"max_queued_requests": 64},
+    ) as srv:
+        srv.log = log  # type: ignore[attr-defined]
+        yield srv
+
+
 @pytest.fixture
 def make_server(tmp_path: Path):
     """Start extra servers with specific settings; each is stopped after the test."""

@@ -222,13 +222,13 @@ def test_cli_error_exit_code(server):
     assert proc.returncode == 1 and "unsupported language" in proc.stderr
 
 
-def test_api_key_paths(make_server):
+def test_api_key_paths(keyed_server):
     """Header auth for HTTP and streams, the query-parameter key (browser style), and a wrong key."""
-    srv = make_server(auth={"api_keys": ["k1"]})
-    with asc.Client(srv.base_url, api_key="k1") as ok:
+    srv = keyed_server
+    with asc.Client(srv.base_url, api_key="key-one") as ok:
         assert wer(JFK_TEXT, ok.transcribe(JFK, language="en").text) <= 0.1
         assert wer(JFK_TEXT, ok.stream(JFK, language="en").result().final_text) <= 0.12
-    with asc.Client(srv.base_url, api_key="k1", key_in_query=True) as query_key:
+    with asc.Client(srv.base_url, api_key="key-one", key_in_query=True) as query_key:
         assert query_key.stream(JFK, language="en").result().segments
     with asc.Client(srv.base_url, api_key="wrong") as bad:
         with pytest.raises(asc.AuthenticationError) as info:

@@ -19,14 +19,9 @@ EXAMPLES = int(os.environ.get("FUZZ_HTTP_EXAMPLES", "200"))  # per operation
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory):
-    from tests.server import ServerProcess
-
-    log = tmp_path_factory.mktemp("fuzz_http") / "server.log"
-    settings_ = dict(models={"preload": ["whisper-tiny.en"], "default": "whisper-tiny.en"}, batch={"max_queued_requests": 64})
-    with ServerProcess(log_path=log, **settings_) as srv:
-        srv.log = log  # type: ignore[attr-defined]
-        yield srv
+def fuzz_server(tiny_server):
+    """The shared whisper-tiny.en server with a deep waiting room (tests/conftest.py)."""
+    return tiny_server
 
 
 @pytest.fixture(scope="module")

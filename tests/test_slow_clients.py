@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from tests.audio_utils import JFK, JFK_TEXT, wer
+from tests.conftest import SLOW_CLIENT_SEND_TIMEOUT_S, SLOW_CLIENT_TIMEOUTS
 from tests.raw_client import (
     close_code,
     connect,
@@ -25,21 +26,17 @@ from tests.raw_client import (
     ws_handshake,
 )
 
-HEADER_S, IDLE_S, TOTAL_S, SEND_S = 2.0, 2.0, 6.0, 3.0
+HEADER_S, IDLE_S, TOTAL_S = (
+    SLOW_CLIENT_TIMEOUTS[k] for k in ("request_header_timeout_s", "upload_idle_timeout_s", "upload_timeout_s")
+)
+SEND_S = SLOW_CLIENT_SEND_TIMEOUT_S
 SLACK_S = 15.0  # generous: a loaded 2-core machine may be slow to schedule the timers
 
 
 @pytest.fixture(scope="module")
-def slow_server(tmp_path_factory):
-    from tests.server import ServerProcess
-
-    settings = dict(
-        server={"request_header_timeout_s": HEADER_S, "upload_idle_timeout_s": IDLE_S, "upload_timeout_s": TOTAL_S},
-        streaming={"send_timeout_s": SEND_S},
-        models={"preload": ["whisper-tiny.en"], "default": "whisper-tiny.en"},
-    )
-    with ServerProcess(log_path=tmp_path_factory.mktemp("slow") / "server.log", **settings) as srv:
-        yield srv
+def slow_server(tiny_server):
+    """The shared server with short slow-client timeouts (tests/conftest.py)."""
+    return tiny_server
 
 
 def transcribe_jfk(srv) -> str:

@@ -31,10 +31,9 @@ def test_response_names_the_model_that_ran(server) -> None:
     assert r.headers["x-audio-service-model"] == "whisper-tiny.en"
 
 
-def test_operator_aliases_point_anywhere(make_server) -> None:
-    srv = make_server(
-        models={"aliases": {"whisper-v3": "whisper-tiny.en", "fast": "whisper-tiny.en"}, "preload": ["whisper-tiny.en"]}
-    )
+def test_operator_aliases_point_anywhere(tiny_server) -> None:
+    """The operator's aliases replace the default ones (tests/conftest.py)."""
+    srv = tiny_server
     r = httpx.post(f"{srv.base_url}/v1/audio/transcriptions", files={"file": JFK.open("rb")}, data={"model": "fast"}, timeout=120)
     assert r.status_code == 200 and r.headers["x-audio-service-model"] == "whisper-tiny.en"
     r = httpx.post(

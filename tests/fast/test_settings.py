@@ -32,6 +32,7 @@ def no_outside_settings(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
         ("streaming", "max_batch", 0),
         ("streaming", "max_segment_s", 60.0),  # a stream's decode window holds at most 30 s of audio
         ("streaming", "vad_threshold", 1.5),
+        ("streaming", "max_backlog_s", 8.0),  # a stream would stop reading before its open segment is cut
         ("quotas", "max_streams_per_key", -1),
     ],
 )
