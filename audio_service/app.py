@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 
 from fastapi import FastAPI
@@ -33,7 +34,32 @@ def create_app(settings: Settings, fanout: BlockTranscriber | None = None, backe
     """The application, with its services built from ``settings`` (nothing global); ``fanout`` transcribes
     the blocks of long files elsewhere (Ray Serve's replicas), else they run here in order; ``backend``
     makes the model calls (faster-whisper unless given)."""
-    backend = backend or DecodingBackend()
+    services = build_services(settings, fanout, backend or DecodingBackend())
+    app = FastAPI(
+        title="audio-service",
+        version=__version__,
+        description="Self-hostable speech-to-text: OpenAI-compatible batch API and WebSocket streaming.",
+        lifespan=functools.partial(_lifespan, services=services),
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_upload_bytes)
+    app.add_middleware(
+        BodyTimeoutMiddleware, idle_s=settings.server.upload_idle_timeout_s, total_s=settings.server.upload_timeout_s
+    )
+    app.add_middleware(OpsMiddleware, ops=services.ops)  # sees every response, errors included
+    app.add_middleware(ReplicaHeaderMiddleware, name=replica_name(settings))  # outermost: even health checks say who answered
+    app.include_router(system.router)
+    app.include_router(batch.router)
+    app.include_router(streaming.router)
+    app.include_router(alignments.router)
+    app.include_router(demo.router)
+    app.include_router(metrics.router)
+    return app
+
+
+def build_services(settings: Settings, fanout: BlockTranscriber | None, backend: DecodingBackend) -> Services:
+    """Every service of one app, built once; the app's lifespan starts and stops them."""
     registry = ModelRegistry(settings, backend.load)
     ops = Ops.build(settings)
     decode = DecodeOptions.from_settings(settings)  # one set of decoding options for files and streams
@@ -53,50 +79,29 @@ def create_app(settings: Settings, fanout: BlockTranscriber | None = None, backe
         busy_workers=lambda: min(services.batch.queue.admitted, workers),
         load_seconds=lambda: dict(registry.load_seconds),
     )
+    return services
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
-        if ops.keys.open:
-            log.warning("no API keys configured: the server is open to anyone who can reach it")
-        services.streaming.engine.start()
-        loader = asyncio.create_task(_preload(services))
-        stop_metrics = (
-            serve_on_port(ops.metrics, settings.server.host, settings.server.metrics_port)
-            if settings.server.metrics_port
-            else None
-        )
-        try:
-            yield
-        finally:
-            loader.cancel()
-            if stop_metrics is not None:
-                await asyncio.to_thread(stop_metrics)
-            await services.streaming.engine.stop()
-            await services.streaming.limiter.close()
-            await services.batch.close()
-            services.batch.shutdown()
 
-    app = FastAPI(
-        title="audio-service",
-        version=__version__,
-        description="Self-hostable speech-to-text: OpenAI-compatible batch API and WebSocket streaming.",
-        lifespan=lifespan,
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI, services: Services):
+    settings, ops = services.settings, services.ops
+    if ops.keys.open:
+        log.warning("no API keys configured: the server is open to anyone who can reach it")
+    services.streaming.engine.start()
+    loader = asyncio.create_task(_preload(services))
+    stop_metrics = (
+        serve_on_port(ops.metrics, settings.server.host, settings.server.metrics_port) if settings.server.metrics_port else None
     )
-    app.state.services = services
-    install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_upload_bytes)
-    app.add_middleware(
-        BodyTimeoutMiddleware, idle_s=settings.server.upload_idle_timeout_s, total_s=settings.server.upload_timeout_s
-    )
-    app.add_middleware(OpsMiddleware, ops=ops)  # sees every response, errors included
-    app.add_middleware(ReplicaHeaderMiddleware, name=replica_name(settings))  # outermost: even health checks say who answered
-    app.include_router(system.router)
-    app.include_router(batch.router)
-    app.include_router(streaming.router)
-    app.include_router(alignments.router)
-    app.include_router(demo.router)
-    app.include_router(metrics.router)
-    return app
+    try:
+        yield
+    finally:
+        loader.cancel()
+        if stop_metrics is not None:
+            await asyncio.to_thread(stop_metrics)
+        await services.streaming.engine.stop()
+        await services.streaming.limiter.close()
+        await services.batch.close()
+        services.batch.shutdown()
 
 
 async def _preload(services: Services) -> None:

@@ -48,7 +48,7 @@ def build_settings(args: argparse.Namespace) -> Settings:
     return Settings(_cli_settings_source=_settings_flags()(parsed_args=args))
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="audio-service", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="Start the HTTP/WebSocket server.")
@@ -66,31 +66,20 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--requests-per-minute", type=int)
     add.add_argument("--audio-seconds-per-minute", type=float)
     add.add_argument("--max-streams", type=int)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
-        argv.insert(0, "serve")  # `python -m audio_service --port 9000` means serve
-    args = parser.parse_args(argv)
-    command = args.command
-    if command == "keys":
+        argv.insert(0, "serve")  # `python -m audio_service --server.port 9000` means serve
+    args = _parser().parse_args(argv)
+    if args.command == "keys":
         return _keys_add(args)
     settings = build_settings(args)
     configure_logging(settings.server.log_level, settings.server.log_format)
-
-    if command == "prepare-models":
-        from audio_service.extras import install_hint, installed
-        from audio_service.models.packaged import prepare_segmentation_checkpoint
-        from audio_service.models.registry import ModelRegistry
-
-        registry = ModelRegistry(settings)
-        for name in settings.models.preload:
-            model = registry.get(name)
-            print(f"{name}: ready ({model.device}, {model.compute_type})")
-        if installed("diarization"):
-            print(f"pyannote segmentation: ready ({prepare_segmentation_checkpoint(settings.models.cache_dir)})")
-        else:  # only diarization and the pyannote VAD use it, and they cannot run without their extra
-            print(f"pyannote segmentation: skipped (the diarization extra is not installed: {install_hint('diarization')})")
-        return 0
-
+    if args.command == "prepare-models":
+        return _prepare_models(settings)
     if settings.ray.enabled:
         from audio_service.extras import install_hint, installed
 
@@ -100,7 +89,26 @@ def main(argv: list[str] | None = None) -> int:
         from audio_service.scale.ray_serve import serve_forever  # Ray (the ray extra) loads only here
 
         return serve_forever(settings)
+    return _serve(settings)
 
+
+def _prepare_models(settings: Settings) -> int:
+    from audio_service.extras import install_hint, installed
+    from audio_service.models.packaged import prepare_segmentation_checkpoint
+    from audio_service.models.registry import ModelRegistry
+
+    registry = ModelRegistry(settings)
+    for name in settings.models.preload:
+        model = registry.get(name)
+        print(f"{name}: ready ({model.device}, {model.compute_type})")
+    if installed("diarization"):
+        print(f"pyannote segmentation: ready ({prepare_segmentation_checkpoint(settings.models.cache_dir)})")
+    else:  # only diarization and the pyannote VAD use it, and they cannot run without their extra
+        print(f"pyannote segmentation: skipped (the diarization extra is not installed: {install_hint('diarization')})")
+    return 0
+
+
+def _serve(settings: Settings) -> int:
     import uvicorn
 
     from audio_service.app import create_app
