@@ -5,8 +5,11 @@ and two work queues share one batch waiting room."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +20,7 @@ from audio_service.streaming.protocol import TooManyStreamsError
 from tests.redis_server import RedisServer
 
 LEASE_S = 1.0
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -29,41 +33,61 @@ def redis_limiter(url: str) -> StreamLimiter:
     return StreamLimiter(RedisLeases(url, LEASE_S, KEY_PREFIX))
 
 
-def test_limit_is_shared_renewed_and_freed_when_a_holder_dies(redis_url) -> None:
-    async def go():
-        a, b = redis_limiter(redis_url), redis_limiter(redis_url)
-        try:
-            held_a = await a.acquire("alice", 2)
-            held_b = await b.acquire("alice", 2)
-            with pytest.raises(TooManyStreamsError):
-                await a.acquire("alice", 2)  # one on each "replica": the key is full everywhere
-            bob = await b.acquire("bob", 2)  # other keys are counted apart
-            assert bob.key != held_a.key
-            # both leases outlive several lease periods while their holders renew them
-            await asyncio.sleep(3 * LEASE_S)
-            with pytest.raises(TooManyStreamsError):
-                await b.acquire("alice", 2)
-            # a clean release frees its slot at once
-            await b.release(held_b)
-            held_b = await b.acquire("alice", 2)
-            # "a" dies: no release, no more renewals; its slot comes back after the lease
-            assert a.counter._heartbeat is not None
-            a.counter._heartbeat.cancel()
-            a.counter._held.clear()
-            t0 = time.monotonic()
-            while True:
-                try:
-                    await b.acquire("alice", 2)
-                    break
-                except TooManyStreamsError:
-                    assert time.monotonic() - t0 < 10 * LEASE_S, "a dead holder's lease never lapsed"
-                    await asyncio.sleep(0.1)
-            return time.monotonic() - t0
-        finally:
-            await a.close()
-            await b.close()
+# A holder in another process ("replica A"): takes one "alice" slot, says so, then renews it until killed.
+HOLDER = """
+import asyncio, sys
+from audio_service.ops.stream_limits import KEY_PREFIX, StreamLimiter
+from audio_service.leases import RedisLeases
 
-    freed_after = asyncio.run(go())
+async def main():
+    limiter = StreamLimiter(RedisLeases(sys.argv[1], float(sys.argv[2]), KEY_PREFIX))
+    await limiter.acquire("alice", 2)
+    print("held", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+def test_limit_is_shared_renewed_and_freed_when_a_holder_dies(redis_url) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, redis_url, str(LEASE_S)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+
+        async def go():
+            b = redis_limiter(redis_url)
+            try:
+                held_b = await b.acquire("alice", 2)
+                with pytest.raises(TooManyStreamsError):
+                    await b.acquire("alice", 2)  # one in each process: the key is full everywhere
+                await b.acquire("bob", 2)  # other keys are counted apart
+                # the other process's lease outlives several lease periods while it renews it
+                await asyncio.sleep(3 * LEASE_S)
+                with pytest.raises(TooManyStreamsError):
+                    await b.acquire("alice", 2)
+                # a clean release frees its slot at once
+                await b.release(held_b)
+                await b.acquire("alice", 2)
+                # the other process dies: no release, no more renewals; its slot comes back after the lease
+                holder.kill()
+                t0 = time.monotonic()
+                while True:
+                    try:
+                        await b.acquire("alice", 2)
+                        break
+                    except TooManyStreamsError:
+                        assert time.monotonic() - t0 < 10 * LEASE_S, "a dead holder's lease never lapsed"
+                        await asyncio.sleep(0.1)
+                return time.monotonic() - t0
+            finally:
+                await b.close()
+
+        freed_after = asyncio.run(go())
+    finally:
+        holder.kill()
+        holder.wait()
     assert freed_after <= 10 * LEASE_S
 
 
