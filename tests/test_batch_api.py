@@ -211,7 +211,8 @@ def test_url_input_as_field_and_as_file_part(server, audio_http_server) -> None:
 
 
 def test_health_answers_fast_during_long_transcription(server, tmp_path) -> None:
-    long_audio, long_text = english_reading(pause_s=0.5, copies=2)  # ~150 s
+    # ~77 s: several windows, seconds of decoding on any CPU (time for the 10 health checks below)
+    long_audio, long_text = english_reading(pause_s=0.5)
     wav = write_wav(tmp_path / "long.wav", long_audio)
     result: dict = {}
 
