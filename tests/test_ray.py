@@ -1,6 +1,6 @@
 """Scale-out on Ray Serve: a real local Ray cluster, 2 CPU replicas (one inference thread each), real models.
 
-One ``audio-service serve --ray --replicas 2`` (and a real ``redis-server`` for the cluster-wide stream
+One ``audio-service serve --ray.enabled --ray.replicas 2`` (and a real ``redis-server`` for the cluster-wide stream
 limit and waiting room) serves the whole module; the last test stops it and checks that no Ray process is
 left behind. Files longer than ``FANOUT_BLOCK_S`` fan out over the replicas: a file of a few blocks shows
 what a file of any length does, so the test files are one to two minutes long. Two tests kill a replica (the
@@ -43,7 +43,7 @@ pytestmark = pytest.mark.ray
 HEADER = "x-audio-service-replica"
 KEYS = ["key-a", "key-b", "key-limit", "key-crash"]
 STREAM_LIMIT = 3
-QUEUE = 5  # the deployment's waiting room (max_queued_requests), shared in Redis
+QUEUE = 5  # the deployment's waiting room (batch.max_queued_requests), shared in Redis
 FANOUT_BLOCK_S = 20.0
 REPLICA_PID = re.compile(r":(\d+)$")  # <deployment>#<replica id>@<host>:<pid>
 
@@ -55,10 +55,10 @@ def jfk():
 
 @pytest.fixture(scope="module")
 def single(tmp_path_factory: pytest.TempPathFactory):
-    """The single-process server, for comparison: the same blocks (``batch_block_s``), one after another.
+    """The single-process server, for comparison: the same blocks (``batch.block_s``), one after another.
     Launched here and waited for by ``cluster``, so that it loads while the Ray cluster starts."""
     log = tmp_path_factory.mktemp("single") / "server.log"
-    srv = ServerProcess(log_path=log, cpu_threads=1, inference_workers=1, batch_block_s=FANOUT_BLOCK_S).launch()
+    srv = ServerProcess(log_path=log, models={"cpu_threads": 1}, batch={"workers": 1, "block_s": FANOUT_BLOCK_S}).launch()
     yield srv
     srv.stop()
 
@@ -66,22 +66,17 @@ def single(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, single):
     log = tmp_path_factory.mktemp("ray") / "server.log"
-    metrics_port = free_port()  # replica k listens on metrics_port + k
+    metrics_port = free_port()  # replica k listens on server.metrics_port + k
     with RedisServer() as redis_server:
         srv = ServerProcess(
             log_path=log,
             extra_env={"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0"},
-            ray="true",
-            replicas=2,
-            cpu_threads=1,
-            inference_workers=1,
-            api_keys=KEYS,
-            max_streams_per_key=STREAM_LIMIT,
-            rate_limit_storage=redis_server.url,
-            stream_lease_s=6.0,
-            max_queued_requests=QUEUE,
-            ray_fanout_block_s=FANOUT_BLOCK_S,
-            metrics_port=metrics_port,
+            ray={"enabled": "true", "replicas": 2, "fanout_block_s": FANOUT_BLOCK_S},
+            models={"cpu_threads": 1},
+            batch={"workers": 1, "max_queued_requests": QUEUE},
+            auth={"api_keys": KEYS},
+            quotas={"max_streams_per_key": STREAM_LIMIT, "storage": redis_server.url, "lease_s": 6.0},
+            server={"metrics_port": metrics_port},
         )
         srv.metrics_port = metrics_port
         srv.start(timeout=300)
