@@ -81,11 +81,16 @@ def error_event(exc: ServiceError, event_id: str | None = None) -> dict[str, Any
 
 @dataclass(frozen=True)
 class TurnDetection:
-    """``server_vad`` turn detection, mapped onto the stream's VAD."""
+    """``server_vad`` turn detection, mapped onto the stream's VAD. The defaults are OpenAI's; a server
+    starts its sessions with its streaming VAD's (:meth:`of`)."""
 
     threshold: float = 0.5
     prefix_padding_ms: int = 300
     silence_duration_ms: int = 500
+
+    @classmethod
+    def of(cls, vad: VadParams) -> TurnDetection:
+        return cls(vad.threshold, vad.speech_pad_ms, vad.min_silence_duration_ms)
 
     def vad(self, default: VadParams) -> VadParams:
         return replace(
@@ -106,6 +111,7 @@ class RealtimeConfig:
     rate: int = 24000
     turn_detection: TurnDetection | None = field(default_factory=TurnDetection)
     beta: bool = False  # set by the older ``transcription_session.update``: answered in that shape
+    default_turn: TurnDetection = field(default_factory=TurnDetection)  # what server_vad's unset fields take
 
     def stream_fields(self) -> tuple[Any, ...]:
         """What the stream session is built with: these cannot change once audio is in it."""
@@ -207,7 +213,8 @@ def _apply_input(config: RealtimeConfig, given: dict[str, Any], at: str, eid: st
             prompt=_text(t, "prompt", f"{at}.{tkey}", eid, config.prompt, MAX_PROMPT_CHARS) or None,
         )
     if "turn_detection" in given:
-        config = replace(config, turn_detection=_turn(given["turn_detection"], f"{at}.turn_detection", eid))
+        base = config.turn_detection or config.default_turn
+        config = replace(config, turn_detection=_turn(given["turn_detection"], f"{at}.turn_detection", eid, base))
     return config
 
 
@@ -234,7 +241,8 @@ def _language(t: dict[str, Any], at: str, eid: str | None, default: str | None) 
 _TURN_BOUNDS = {"threshold": (0.01, 0.99), "prefix_padding_ms": (0, 2000), "silence_duration_ms": (100, 29000)}
 
 
-def _turn(value: Any, at: str, eid: str | None) -> TurnDetection | None:
+def _turn(value: Any, at: str, eid: str | None, base: TurnDetection) -> TurnDetection | None:
+    """``server_vad`` (fields left out keep ``base``'s values) or None."""
     if value is None:
         return None
     given = _object(value, at, eid)
@@ -254,7 +262,7 @@ def _turn(value: Any, at: str, eid: str | None) -> TurnDetection | None:
         if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not lo <= raw <= hi:
             raise RealtimeEventError(f"{at}.{name} must be a number from {lo} to {hi}.", param=f"{at}.{name}", event_id=eid)
         values[name] = float(raw) if name == "threshold" else int(raw)
-    return TurnDetection(**values)
+    return replace(base, **values)
 
 
 # --- client events ------------------------------------------------------------------------------------
@@ -309,11 +317,13 @@ def audio_bytes(event: dict[str, Any], max_bytes: int) -> bytes:
 # --- server events ------------------------------------------------------------------------------------
 
 
-def session_event(config: RealtimeConfig, created: bool) -> dict[str, Any]:
+def session_event(config: RealtimeConfig, session_id: str, created: bool) -> dict[str, Any]:
+    """``session.created`` / ``session.updated`` (``transcription_session.updated`` after a beta update)."""
     if config.beta and not created:
-        return {"type": "transcription_session.updated", "event_id": new_id("event"), "session": config.beta_session_json()}
+        session = {"id": session_id, **config.beta_session_json()}
+        return {"type": "transcription_session.updated", "event_id": new_id("event"), "session": session}
     kind = "session.created" if created else "session.updated"
-    return {"type": kind, "event_id": new_id("event"), "session": {"id": new_id("sess"), **config.session_json()}}
+    return {"type": kind, "event_id": new_id("event"), "session": {"id": session_id, **config.session_json()}}
 
 
 def server_event(kind: str, **fields: Any) -> dict[str, Any]:
@@ -343,8 +353,8 @@ class RealtimeTranslator:
         self._items: dict[int, _Item] = {}  # stream segment id -> item (server_vad)
         self._open: _Item | None = None  # the item the next segments go to (manual)
         self._previous: str | None = None  # the last committed item
-        self._markers: dict[str, tuple[str, float]] = {}  # checkpoint token -> ("commit" | "clear", seconds)
-        self._clearing = 0  # clears not answered yet: the segments before them are dropped
+        # checkpoints not answered yet, oldest first: token -> ("commit" | "clear", seconds of audio before it)
+        self._markers: dict[str, tuple[str, float]] = {}
         self._uncommitted_s = 0.0  # audio appended since the last commit or clear
 
     def appended(self, seconds: float) -> None:
@@ -363,7 +373,6 @@ class RealtimeTranslator:
         return self._marker("commit")
 
     def clear(self) -> Checkpoint:
-        self._clearing += 1
         return self._marker("clear")
 
     def _marker(self, kind: str) -> Checkpoint:
@@ -378,8 +387,10 @@ class RealtimeTranslator:
         if token is not None:
             return self._answered(str(token))
         events: list[dict[str, Any]] = []
-        if self._clearing:
-            return events  # segments of audio the client cleared
+        if self._markers and next(iter(self._markers.values()))[0] == "clear":
+            # the stream answers checkpoints in order, each once the segments before it are final: until the
+            # oldest waiting one, a clear, is answered, segments are of the audio it drops
+            return events
         for seg in message.get("segments", ()):
             events += self._segment_manual(seg) if self.manual else self._segment_vad(seg)
         return events
@@ -387,7 +398,6 @@ class RealtimeTranslator:
     def _answered(self, token: str) -> list[dict[str, Any]]:
         kind, seconds = self._markers.pop(token, ("", 0.0))
         if kind == "clear":
-            self._clearing -= 1
             self._open = None
             self._items.clear()  # segments of the cleared audio: final by now, never shown again
             return [server_event("input_audio_buffer.cleared")]

@@ -77,7 +77,9 @@ def test_server_vad_session(srv, jfk) -> None:
         created = ws.receive_json()
         assert created["type"] == "session.created" and created["session"]["type"] == "transcription"
         send(ws, "session.update", session={"type": "transcription", "audio": {"input": {"transcription": {"language": "en"}}}})
-        updated = read_until(ws, "session.updated")[-1]["session"]["audio"]["input"]
+        session = read_until(ws, "session.updated")[-1]["session"]
+        assert session["id"] == created["session"]["id"] and session["id"].startswith("sess_")
+        updated = session["audio"]["input"]
         assert updated["format"] == {"type": "audio/pcm", "rate": 24000}
         assert updated["transcription"]["language"] == "en" and updated["turn_detection"]["type"] == "server_vad"
         append(ws, to_24k(np.concatenate([jfk, np.zeros(2 * SR, np.float32)])))
@@ -135,6 +137,20 @@ def test_commit_and_clear_without_turn_detection(srv, jfk) -> None:
     assert by_type(second, "conversation.item.input_audio_transcription.completed")[0]["usage"]["seconds"] == pytest.approx(
         2.0, abs=0.01
     )
+
+
+def test_a_clear_right_after_a_commit_keeps_the_committed_item(srv, jfk) -> None:
+    for turn in (None, {"type": "server_vad"}):
+        with srv.client.websocket_connect(URL, headers=AUTH) as ws:
+            ws.receive_json()
+            send(ws, "session.update", session={"type": "transcription", "audio": {"input": {"turn_detection": turn}}})
+            read_until(ws, "session.updated")
+            append(ws, to_24k(jfk[: 4 * SR]))
+            send(ws, "input_audio_buffer.commit")
+            send(ws, "input_audio_buffer.clear")
+            events = read_until(ws, "input_audio_buffer.cleared")
+        # every item is completed before the clear's answer, the one the commit ended included
+        assert_heard(" ".join(check_items(events).values()), jfk[: 4 * SR])
 
 
 def test_beta_update_and_16k_extension(srv, jfk) -> None:

@@ -33,9 +33,11 @@ from audio_service.streaming.realtime import (
     RealtimeConfig,
     RealtimeEventError,
     RealtimeTranslator,
+    TurnDetection,
     apply_update,
     audio_bytes,
     error_event,
+    new_id,
     parse_event,
     server_event,
     session_event,
@@ -81,7 +83,10 @@ async def realtime(ws: WebSocket) -> None:
                 f"intent {intent!r}: this server serves transcription sessions only (?intent=transcription).", param="intent"
             )
         who = monitor.who = ops.keys.authenticate(_key(ws))
-        config = RealtimeConfig(model=_known_model(services, ws.query_params.get("model")))
+        turn = TurnDetection.of(default_vad(services.settings.streaming))  # server_vad = the streaming endpoint's VAD
+        config = RealtimeConfig(
+            model=_known_model(services, ws.query_params.get("model")), turn_detection=turn, default_turn=turn
+        )
         await ops.quotas.check_audio(who)
         lease = await limiter.acquire(who.name, ops.quotas.streams_limit(who))
     except ServiceError as exc:
@@ -119,9 +124,10 @@ class _Connection:
         self.session: StreamSession | None = None
         self.translator: RealtimeTranslator | None = None
         self.resampler: PcmResampler | None = None
+        self.session_id = new_id("sess")
 
     async def run(self) -> None:
-        self.put_event(session_event(self.config, created=True))
+        self.put_event(session_event(self.config, self.session_id, created=True))
         sender = asyncio.create_task(self._send_loop())
         try:
             close = await self._receive_loop(sender)
@@ -242,7 +248,7 @@ class _Connection:
             )
         self.services.registry.resolve(config.model)  # an unknown model is refused here, not at the first audio
         self.config = config
-        self.put_event(session_event(config, created=False))
+        self.put_event(session_event(config, self.session_id, created=False))
 
     async def _start(self) -> StreamSession:
         """The stream session, built from the config at the first audio."""
