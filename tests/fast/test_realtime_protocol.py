@@ -290,9 +290,25 @@ def test_realtime_sessions_count_against_the_stream_limit(srv, jfk) -> None:
 
 
 def _close_events(ws) -> tuple[list[dict], int | None]:
+    events, code = _all_events(ws)
+    return by_type(events, "error"), code
+
+
+def test_over_the_audio_quota_the_open_item_is_committed_then_closed(make_app, jfk) -> None:
+    client = make_app(auth={"api_keys": KEYS}, quotas={"audio_seconds_per_minute": 3}).client
+    with client.websocket_connect(URL, headers=AUTH) as ws:
+        ws.send_text(json.dumps(MANUAL))
+        append(ws, to_24k(jfk[: 5 * SR]))
+        events, code = _all_events(ws)
+    assert code == 4029 and by_type(events, "error")[-1]["error"]["code"] == "rate_limit_exceeded"
+    (text,) = check_items(events).values()  # the accepted 3 s, committed before the close
+    assert_heard(text, jfk[: 3 * SR])
+
+
+def _all_events(ws) -> tuple[list[dict], int | None]:
     events = []
     while True:
         try:
             events.append(ws.receive_json())
         except WebSocketDisconnect as closed:
-            return [e for e in events if e["type"] == "error"], closed.code
+            return events, closed.code

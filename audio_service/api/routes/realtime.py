@@ -311,8 +311,13 @@ class _Connection:
         await self.engine.mark(self.session, self.translator.clear())
 
     async def _flush(self, err: ServiceError, code: int, timeout: float) -> _Close:
-        """Transcribe all accepted audio and send its events, then close with ``code``."""
+        """Transcribe all accepted audio and send its events (commit the open item), then close with ``code``."""
         if self.session is not None:
+            assert self.resampler is not None
+            await self.engine.feed(self.session, self.resampler.flush())
+            if self.translator is not None and self.translator.manual:
+                with contextlib.suppress(RealtimeEventError):  # nothing uncommitted
+                    await self.engine.mark(self.session, self.translator.commit(None))  # the open item completes
             await self.engine.mark(self.session, self.monitor.flush_checkpoint())
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.monitor.flushed.wait(), timeout)
