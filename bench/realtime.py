@@ -8,8 +8,9 @@ Starts the real server once (its defaults) and, one session at a time:
 - accuracy: each clip (jfk and every ``realspeech`` recording, in its language) sent as fast as the server
   takes it, through the streaming protocol (final text after the ``final`` checkpoint) and through the
   ``openai`` package's Realtime client at 24 kHz (the ``completed`` transcripts, with server VAD, and with
-  ``turn_detection: null`` and one commit at the end); WER of each against the reference;
-- latency, at real-time pace on jfk and the English recordings: the realtime commit latency (wall time from
+  ``turn_detection: null`` and one commit at the end), and at 16 kHz (the server's extension: the same
+  samples as the streaming protocol, no resampling); WER of each against the reference;
+- latency (and WER again), at real-time pace on jfk and the English recordings: the realtime commit latency (wall time from
   appending the clip's last audio and committing to its ``completed`` event, turn detection null), the
   streaming protocol's latency from its last frame and ``final`` checkpoint to the checkpoint's answer,
   and per item / per segment with server VAD: from sending the end of the item's speech to its ``completed``
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import bisect
 import datetime
 import json
@@ -33,19 +33,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from openai import AsyncOpenAI
 from scipy.signal import resample_poly
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._common import machine_info  # noqa: E402
-from tests.audio_utils import JFK, JFK_TEXT, REALSPEECH, float_to_pcm16, load_16k, realspeech_manifest, wer  # noqa: E402
+from tests.audio_utils import JFK, JFK_TEXT, REALSPEECH, load_16k, realspeech_manifest, wer  # noqa: E402
+from tests.realtime_client import RATE, append_event, configure, connect  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 from tests.stream_client import stream  # noqa: E402
 
 SR = 16000
-RATE = 24000
 CHUNK_S = 0.1
 SERVER_VAD = {"type": "server_vad"}  # the server's streaming VAD settings: the same segmentation as the streaming protocol
 RESULTS = ROOT / "bench" / "results" / "realtime.json"
@@ -62,32 +61,20 @@ def clips(quick: bool) -> list[dict[str, Any]]:
 
 
 async def realtime(
-    srv: ServerProcess, samples: np.ndarray, language: str, turn: dict | None, pace: float
+    srv: ServerProcess, samples: np.ndarray, language: str, turn: dict | None, pace: float, rate: int = RATE
 ) -> tuple[str, float, list[float]]:
     """One Realtime session over ``samples`` at ``pace`` (0: as fast as possible), then a
     commit. -> the completed transcripts joined, the commit latency (s), and the latency of each item
     from sending the end of its speech to its ``completed``."""
-    client = AsyncOpenAI(api_key="sk-unused", base_url=f"{srv.base_url}/v1", websocket_base_url=f"{srv.ws_url}/v1")
     # the commit follows the clip's last audio at once: the utterance ends with the clip, as when a client
     # commits on a push-to-talk release (no trailing silence for a VAD to wait out)
-    audio = resample_poly(samples, 3, 2).astype(np.float32)
-    step = int(CHUNK_S * RATE)
+    audio = resample_poly(samples, 3, 2).astype(np.float32) if rate == RATE else samples
+    step = int(CHUNK_S * rate)
     ends: list[float] = []  # audio seconds sent after each append...
     times: list[float] = []  # ...and when
     completed: list[tuple[float, Any]] = []
-    async with client.realtime.connect(model="whisper-1", extra_query={"intent": "transcription"}) as conn:
-        await conn.session.update(
-            session={
-                "type": "transcription",
-                "audio": {
-                    "input": {
-                        "format": {"type": "audio/pcm", "rate": RATE},
-                        "transcription": {"language": language},
-                        "turn_detection": turn,
-                    }
-                },
-            }
-        )
+    async with connect(srv) as conn:
+        await configure(conn, language, turn, rate)
         stopped: dict[str, float] = {}
 
         async def receive() -> None:
@@ -107,9 +94,9 @@ async def realtime(
         t0 = time.perf_counter()
         for i in range(0, len(audio), step):
             if pace > 0:
-                await asyncio.sleep(max(0.0, t0 + i / RATE / pace - time.perf_counter()))
-            await conn.input_audio_buffer.append(audio=base64.b64encode(float_to_pcm16(audio[i : i + step])).decode())
-            ends.append(min(len(audio), i + step) / RATE)
+                await asyncio.sleep(max(0.0, t0 + i / rate / pace - time.perf_counter()))
+            await conn.input_audio_buffer.append(audio=append_event(audio[i : i + step]))
+            ends.append(min(len(audio), i + step) / rate)
             times.append(time.perf_counter())
         commit_at = time.perf_counter()
         await conn.input_audio_buffer.commit()  # with server VAD: ends the item still open, if any
@@ -160,6 +147,7 @@ def main() -> None:
             s_text, _, _ = streaming(srv, c["samples"], c["language"], pace=0)
             v_text, _, _ = asyncio.run(realtime(srv, c["samples"], c["language"], SERVER_VAD, pace=0))
             m_text, _, _ = asyncio.run(realtime(srv, c["samples"], c["language"], None, pace=0))
+            k_text, _, _ = asyncio.run(realtime(srv, c["samples"], c["language"], SERVER_VAD, pace=0, rate=SR))
             row = {
                 "clip": c["name"],
                 "language": c["language"],
@@ -167,14 +155,24 @@ def main() -> None:
                 "wer_streaming": round(wer(ref, s_text), 4),
                 "wer_realtime_server_vad": round(wer(ref, v_text), 4),
                 "wer_realtime_commit": round(wer(ref, m_text), 4),
+                "wer_realtime_16k": round(wer(ref, k_text), 4),
             }
             accuracy.append(row)
             print(json.dumps(row))
         latency: dict[str, list[float]] = {"commit": [], "final_checkpoint": [], "item_server_vad": [], "segment_final": []}
+        paced = []
         for c in [c for c in clips(args.quick) if c["language"] == "en"]:
-            _, final_lat, seg_lat = streaming(srv, c["samples"], "en", pace=1.0)
-            _, _, item_lat = asyncio.run(realtime(srv, c["samples"], "en", SERVER_VAD, pace=1.0))
-            _, commit_lat, _ = asyncio.run(realtime(srv, c["samples"], "en", None, pace=1.0))
+            s_text, final_lat, seg_lat = streaming(srv, c["samples"], "en", pace=1.0)
+            v_text, _, item_lat = asyncio.run(realtime(srv, c["samples"], "en", SERVER_VAD, pace=1.0))
+            m_text, commit_lat, _ = asyncio.run(realtime(srv, c["samples"], "en", None, pace=1.0))
+            paced.append(
+                {
+                    "clip": c["name"],
+                    "wer_streaming": round(wer(c["text"], s_text), 4),
+                    "wer_realtime_server_vad": round(wer(c["text"], v_text), 4),
+                    "wer_realtime_commit": round(wer(c["text"], m_text), 4),
+                }
+            )
             latency["final_checkpoint"].append(final_lat)
             latency["commit"].append(commit_lat)
             latency["segment_final"] += seg_lat
@@ -186,6 +184,7 @@ def main() -> None:
         "machine": machine_info(),
         "quick": args.quick,
         "accuracy": accuracy,
+        "accuracy_real_time": paced,
         "latency": summary,
     }
     for k, v in summary.items():

@@ -5,15 +5,14 @@ endpoint transcribes it. The protocol's details are tested in-process (tests/fas
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from typing import Any
 
 import numpy as np
-from openai import AsyncOpenAI
 from scipy.signal import resample_poly
 
-from tests.audio_utils import JFK_TEXT, float_to_pcm16, wer
+from tests.audio_utils import JFK_TEXT, wer
+from tests.realtime_client import append_event, configure, connect
 from tests.stream_client import stream
 
 SR = 16000
@@ -24,24 +23,12 @@ async def realtime_session(server, samples_24k: np.ndarray, turn_detection: dict
     """Append ``samples_24k`` as fast as the server takes them; with no turn detection commit at the end and
     wait for the item's completion, else wait for the item whose speech ends after 10 s (jfk's last words).
     -> the events received, and the seconds from the last append to the last ``completed``."""
-    client = AsyncOpenAI(api_key="sk-unused", base_url=f"{server.base_url}/v1", websocket_base_url=f"{server.ws_url}/v1")
     events: list[Any] = []
-    async with client.realtime.connect(model="whisper-1", extra_query={"intent": "transcription"}) as conn:
-        await conn.session.update(
-            session={
-                "type": "transcription",
-                "audio": {
-                    "input": {
-                        "format": {"type": "audio/pcm", "rate": 24000},
-                        "transcription": {"model": "whisper-1", "language": "en"},
-                        "turn_detection": turn_detection,
-                    }
-                },
-            }
-        )
+    async with connect(server) as conn:
+        await configure(conn, "en", turn_detection)
         step = int(CHUNK_S * 24000)
         for i in range(0, len(samples_24k), step):
-            await conn.input_audio_buffer.append(audio=base64.b64encode(float_to_pcm16(samples_24k[i : i + step])).decode())
+            await conn.input_audio_buffer.append(audio=append_event(samples_24k[i : i + step]))
         last_append = time.perf_counter()
         if turn_detection is None:
             await conn.input_audio_buffer.commit()

@@ -8,12 +8,12 @@ Pure translation, no I/O: client events (JSON text) become a :class:`RealtimeCon
 How the session's segments map to conversation items:
 
 - ``server_vad``: each segment the stream's VAD cuts is one item. Its first text sends
-  ``input_audio_buffer.speech_started``; when it is final, ``speech_stopped``, ``committed``, one
-  ``...transcription.delta`` with its text and ``...transcription.completed``.
+  ``input_audio_buffer.speech_started``; when it is final, ``speech_stopped``, ``committed`` (and
+  ``conversation.item.added``), one ``...transcription.delta`` with its text and ``...transcription.completed``.
 - ``turn_detection: null``: the audio between two ``input_audio_buffer.commit`` is one item; the commit
   is a checkpoint that cuts the open segment (:attr:`Checkpoint.turn_end`). Each of the item's segments
-  sends a delta when it is final; the checkpoint's answer sends ``committed`` and ``completed`` with the
-  item's whole text.
+  sends a delta when it is final; the checkpoint's answer sends ``committed``, ``conversation.item.added``
+  and ``completed`` with the item's whole text.
 - ``input_audio_buffer.clear`` is a checkpoint too: what the stream makes of the audio before it (the
   uncommitted audio) is dropped, and ``input_audio_buffer.cleared`` sent when it is answered.
 
@@ -330,6 +330,22 @@ def server_event(kind: str, **fields: Any) -> dict[str, Any]:
     return {"type": kind, "event_id": new_id("event"), **fields}
 
 
+def _committed(item_id: str, previous: str | None) -> list[dict[str, Any]]:
+    """``input_audio_buffer.committed`` and the ``conversation.item.added`` of the user message it makes."""
+    item = {
+        "id": item_id,
+        "object": "realtime.item",
+        "type": "message",
+        "role": "user",
+        "status": "completed",
+        "content": [{"type": "input_audio", "transcript": None}],
+    }
+    return [
+        server_event("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous),
+        server_event("conversation.item.added", item=item, previous_item_id=previous),
+    ]
+
+
 def _usage(seconds: float) -> dict[str, Any]:
     return {"type": "duration", "seconds": round(max(0.0, seconds), 3)}
 
@@ -407,7 +423,7 @@ class RealtimeTranslator:
         previous, self._previous = self._previous, item.id
         transcript = " ".join(t for t in item.texts if t)
         return [
-            server_event("input_audio_buffer.committed", item_id=item.id, previous_item_id=previous),
+            *_committed(item.id, previous),
             server_event(
                 "conversation.item.input_audio_transcription.completed",
                 item_id=item.id,
@@ -443,7 +459,7 @@ class RealtimeTranslator:
         text = (seg.get("text") or "").strip()
         events += [
             server_event("input_audio_buffer.speech_stopped", audio_end_ms=_ms(seg.get("end")), item_id=item.id),
-            server_event("input_audio_buffer.committed", item_id=item.id, previous_item_id=previous),
+            *_committed(item.id, previous),
         ]
         if text:
             events.append(

@@ -95,6 +95,8 @@ def test_server_vad_session(srv, jfk) -> None:
         kinds = [e["type"] for e in events if e.get("item_id") == item_id]
         assert kinds[0] == "input_audio_buffer.speech_started" and kinds[-1].endswith("transcription.completed")
         assert kinds.index("input_audio_buffer.speech_stopped") < kinds.index("input_audio_buffer.committed")
+    added = by_type(events, "conversation.item.added")
+    assert [a["item"]["id"] for a in added] == list(done) and added[0]["item"]["role"] == "user"
     committed = by_type(events, "input_audio_buffer.committed")
     assert committed[0]["previous_item_id"] is None
     assert [c["previous_item_id"] for c in committed[1:]] == [c["item_id"] for c in committed[:-1]]
