@@ -314,3 +314,16 @@ def _all_events(ws) -> tuple[list[dict], int | None]:
             events.append(ws.receive_json())
         except WebSocketDisconnect as closed:
             return events, closed.code
+
+
+def test_drain_commits_the_open_item_then_closes_1012(srv, jfk) -> None:
+    with srv.client.websocket_connect(URL, headers=AUTH) as ws:
+        ws.receive_json()
+        ws.send_text(json.dumps(MANUAL))
+        read_until(ws, "session.updated")
+        append(ws, to_24k(jfk[: 3 * SR]))
+        srv.client.portal.start_task_soon(srv.services.ops.drain.run, 10.0)  # as on SIGTERM
+        events, code = _all_events(ws)
+    assert code == 1012 and by_type(events, "error")[-1]["error"]["code"] == "server_shutting_down"
+    (text,) = check_items(events).values()
+    assert_heard(text, jfk[: 3 * SR])
