@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy.signal import resample_poly
 from starlette.websockets import WebSocketDisconnect
 
@@ -327,3 +329,77 @@ def test_drain_commits_the_open_item_then_closes_1012(srv, jfk) -> None:
     assert code == 1012 and by_type(events, "error")[-1]["error"]["code"] == "server_shutting_down"
     (text,) = check_items(events).values()
     assert_heard(text, jfk[: 3 * SR])
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+_turns = st.none() | st.fixed_dictionaries(
+    {"type": st.sampled_from(["server_vad", "semantic_vad", "x"])}, optional={"threshold": _json}
+)
+_updates = st.fixed_dictionaries(
+    {"type": st.sampled_from(["session.update", "transcription_session.update"])},
+    optional={
+        "session": st.fixed_dictionaries(
+            {},
+            optional={
+                "type": st.sampled_from(["transcription", "realtime", 3]),
+                "audio": st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "input": st.fixed_dictionaries(
+                            {},
+                            optional={
+                                "format": st.fixed_dictionaries(
+                                    {"type": st.sampled_from(["audio/pcm", "audio/pcmu"]), "rate": _json}
+                                ),
+                                "transcription": st.fixed_dictionaries(
+                                    {},
+                                    optional={
+                                        "language": st.sampled_from(["en", "xx", None, 5]),
+                                        "prompt": _json,
+                                        "model": _json,
+                                    },
+                                ),
+                                "turn_detection": _turns,
+                            },
+                        )
+                    },
+                ),
+                "input_audio_format": _json,
+                "turn_detection": _turns,
+            },
+        )
+    },
+)
+_events = st.one_of(
+    _updates.map(json.dumps),
+    st.sampled_from(["input_audio_buffer.commit", "input_audio_buffer.clear", "response.create", None]).map(
+        lambda t: json.dumps({"type": t, "event_id": "e"})
+    ),
+    st.binary(max_size=64).map(
+        lambda b: json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(b).decode()})
+    ),
+    st.text(max_size=40).map(lambda a: json.dumps({"type": "input_audio_buffer.append", "audio": a})),
+    st.text(max_size=40),  # mostly not JSON
+    _json.map(json.dumps),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sequence=st.lists(_events, max_size=12))
+def test_fuzzed_events_leave_a_live_session(srv, jfk, sequence) -> None:
+    """Any sequence of (mostly bad) events: only error events in OpenAI's shape, and the session still
+    answers a clear after some audio."""
+    with srv.client.websocket_connect(URL, headers=AUTH) as ws:
+        ws.receive_json()
+        for text in sequence:
+            ws.send_text(text)
+        append(ws, to_24k(jfk[:SR]))
+        send(ws, "input_audio_buffer.clear")
+        events = read_until(ws, "input_audio_buffer.cleared")
+    for error in by_type(events, "error"):
+        assert set(error["error"]) == {"type", "code", "message", "param", "event_id"}
+        assert error["error"]["type"] != "server_error", error
