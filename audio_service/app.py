@@ -17,7 +17,7 @@ from audio_service.api.middleware.limits import BodyLimitMiddleware
 from audio_service.api.middleware.requests import OpsMiddleware
 from audio_service.api.middleware.timeouts import BodyTimeoutMiddleware
 from audio_service.api.ops import Ops
-from audio_service.api.routes import alignments, batch, demo, metrics, streaming, system
+from audio_service.api.routes import alignments, batch, demo, metrics, realtime, streaming, system
 from audio_service.api.stream_setup import build_streaming
 from audio_service.diarization.tracker import speaker_tracker_factory
 from audio_service.models.registry import ModelRegistry
@@ -52,6 +52,7 @@ def create_app(settings: Settings, fanout: BlockTranscriber | None = None, backe
     app.include_router(system.router)
     app.include_router(batch.router)
     app.include_router(streaming.router)
+    app.include_router(realtime.router)
     app.include_router(alignments.router)
     app.include_router(demo.router)
     app.include_router(metrics.router)

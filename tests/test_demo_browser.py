@@ -245,3 +245,19 @@ def test_live_view_diarize_two_speakers_colours(server, tmp_path_factory, downlo
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_realtime_page_jfk(server, browser):
+    """The OpenAI Realtime page: server VAD items filled by their deltas, completed, then stopped with a commit."""
+    browser.get(f"{server.base_url}/demo/realtime.html")
+    _wait(browser, lambda d: d.execute_script("return document.readyState") == "complete")
+    browser.find_element(By.ID, "start").click()
+    _wait(browser, lambda d: "your country" in " ".join(d.execute_script(FINAL_TEXT).lower().split()))
+    browser.find_element(By.ID, "stop").click()
+    _wait(browser, lambda d: d.find_element(By.ID, "status").text.startswith(("done", "closed")))
+    text = " ".join(browser.execute_script(FINAL_TEXT).lower().split())
+    assert "fellow america" in text and "your country" in text  # "America asked" at times, through the browser's 24 kHz path
+    events = browser.execute_script("return [...document.querySelectorAll('#events li')].map(e => e.textContent)")
+    assert any(e.startswith("input_audio_buffer.speech_started item_") for e in events)
+    assert browser.find_element(By.ID, "live-error").get_attribute("hidden"), browser.find_element(By.ID, "live-error").text
+    _screenshot(browser, "demo-realtime-jfk.png")

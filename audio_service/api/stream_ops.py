@@ -24,9 +24,10 @@ KEEP_ARRIVALS_S = 180.0  # how much audio's arrival times are kept for latency m
 
 
 class StreamMonitor:
-    def __init__(self, ops: Ops, request_id: str) -> None:
+    def __init__(self, ops: Ops, request_id: str, route: str = "/v1/audio/transcriptions/streaming") -> None:
         self.ops = ops
         self.request_id = request_id
+        self.route = route
         self.who: KeyIdentity | None = None
         self.model = ""
         self.stop = asyncio.Event()
@@ -76,7 +77,7 @@ class StreamMonitor:
         fields = {
             "request_id": self.request_id,
             "key": self.who.name if self.who is not None else None,
-            "route": "/v1/audio/transcriptions/streaming",
+            "route": self.route,
             "model": self.model or None,
             "audio_s": round(self.received_s, 3),
             "processing_s": round(elapsed, 3),

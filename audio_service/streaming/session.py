@@ -181,7 +181,7 @@ class StreamSession:
         with self._lock:
             pos = self._buf.end
             if isinstance(message, Checkpoint):
-                self._ep.checkpoint(pos, lookahead=not message.is_final)
+                self._ep.checkpoint(pos, lookahead=not (message.is_final or message.turn_end))
                 if message.is_final:
                     self.finished = True
             self._markers.add(pos, message)

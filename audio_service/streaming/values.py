@@ -51,7 +51,11 @@ class StreamOptions:
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """``turn_end``: the audio before it is a whole utterance (a realtime commit): the segment it cuts
+    is decoded without the audio after it, which may be the next utterance or never come."""
+
     checkpoint_id: JsonValue
+    turn_end: bool = False
 
     @property
     def is_final(self) -> bool:

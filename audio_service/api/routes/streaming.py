@@ -179,7 +179,7 @@ async def _handle_frame(
                 err = quotas.exceeded_stream_error(await quotas.state(monitor.who), monitor.received_s)
                 return await _flush(engine, session, monitor, err, err.close_code, QUOTA_FLUSH_TIMEOUT_S)
             await engine.feed(session, samples)
-            await _back_pressure(session, s)
+            await back_pressure(session, s)
         elif msg.get("text") is not None:
             await engine.mark(session, parse_client_text(msg["text"]))
     except ServiceError as exc:
@@ -190,7 +190,7 @@ async def _handle_frame(
     return False
 
 
-async def _back_pressure(session: StreamSession, s: Settings) -> None:
+async def back_pressure(session: StreamSession, s: Settings) -> None:
     """Stop reading while the stream holds too much untranscribed audio: TCP then slows the client.
 
     A client sending faster than the model transcribes is thus paced instead of dropped; if the

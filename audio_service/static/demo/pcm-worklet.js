@@ -1,13 +1,14 @@
-// AudioWorklet: microphone float samples at the context's rate -> 16 kHz mono PCM16 frames.
+// AudioWorklet: microphone float samples at the context's rate -> mono PCM16 frames at `targetRate`
+// (16 kHz unless the page asks for another: the realtime page sends OpenAI's 24 kHz).
 // Runs on the audio rendering thread; posts an Int16Array buffer of `frameMs` to the main thread.
-const TARGET_RATE = 16000;
 
 class PcmCaptureProcessor extends AudioWorkletProcessor {
   constructor(options) {
     super();
     const frameMs = options?.processorOptions?.frameMs ?? 80;
-    this.ratio = sampleRate / TARGET_RATE; // input samples per output sample (`sampleRate` is the context's)
-    this.frame = new Int16Array(Math.round((TARGET_RATE * frameMs) / 1000));
+    const targetRate = options?.processorOptions?.targetRate ?? 16000;
+    this.ratio = sampleRate / targetRate; // input samples per output sample (`sampleRate` is the context's)
+    this.frame = new Int16Array(Math.round((targetRate * frameMs) / 1000));
     this.filled = 0;
     this.pos = 0; // position of the next output sample, in input samples, relative to the current block
     this.carry = new Float32Array(0); // input samples of the previous block still needed
