@@ -30,7 +30,8 @@ def probe_audio(source: str | os.PathLike[str] | BinaryIO) -> int:
     :class:`AudioDecodeError` for an empty, non-audio or undecodable file, so a request can be refused
     before it waits for a worker. A file object is rewound afterwards."""
     channels: list[int] = []
-    blocks = iter_audio_blocks(source, 1.0, channels_out=channels)
+    # channel 0 alone: a file of many channels that FFmpeg cannot mix down still tells its channel count
+    blocks = iter_audio_blocks(source, 1.0, channel=0, channels_out=channels)
     try:
         next(blocks)
     finally:
@@ -74,13 +75,14 @@ def iter_audio_blocks(
                 channels_out.append(channels)
             if channel is not None and not 0 <= channel < channels:
                 raise AudioDecodeError(f"The file has {channels} channel(s), no channel {channel}.", param="file")
-            # planar floats keep the channels apart (one row each); the mono layout averages them
             one = channel is not None and channels > 1
-            resampler = av.AudioResampler(format="fltp" if one else "flt", layout=None if one else "mono", rate=sample_rate)
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
             frames = container.decode(stream)
             for frame in _with_flush(frames):
-                for out in resampler.resample(frame):
-                    pending.append(out.to_ndarray()[channel] if one else out.to_ndarray().reshape(-1))
+                # one channel is taken out of the decoded frame before resampling, so nothing of the others
+                # is mixed in; FFmpeg's resampler itself crashes on layouts it has no name for (9 channels)
+                for out in resampler.resample(_one_channel(frame, channel, channels) if one and frame else frame):
+                    pending.append(out.to_ndarray().reshape(-1))
                     pending_len += pending[-1].size
                 while pending_len >= block_len:
                     joined = np.concatenate(pending)
@@ -95,6 +97,25 @@ def iter_audio_blocks(
         yield Audio(np.concatenate(pending).astype(np.float32, copy=False), sample_rate)
     elif not produced:
         raise AudioDecodeError("The file contains no audio samples.", param="file")
+
+
+_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "flt": 1.0, "dbl": 1.0}
+
+
+def _one_channel(frame: av.AudioFrame, channel: int, channels: int) -> av.AudioFrame:
+    """Channel ``channel`` of a decoded frame of ``channels`` channels, as a mono float frame."""
+    fmt = frame.format.name.removesuffix("p")
+    if fmt not in _SCALE:
+        raise AudioDecodeError(f"Unsupported sample format {frame.format.name!r} for multichannel.", param="file")
+    data = frame.to_ndarray()
+    row = data[channel] if frame.format.is_planar else data.reshape(-1)[channel::channels]
+    samples = row.astype(np.float32)
+    if fmt == "u8":
+        samples -= 128.0
+    mono = av.AudioFrame.from_ndarray((samples / _SCALE[fmt])[None, :], format="flt", layout="mono")
+    mono.sample_rate = frame.sample_rate
+    mono.pts, mono.time_base = frame.pts, frame.time_base
+    return mono
 
 
 def _with_flush(frames: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame | None]:
