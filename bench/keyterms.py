@@ -35,6 +35,7 @@ from _common import machine_info, save  # noqa: E402
 from audio_service.models.registry import ModelRegistry  # noqa: E402
 from audio_service.pipeline.batch import BatchJob, BatchService  # noqa: E402
 from audio_service.settings import Settings  # noqa: E402
+from audio_service.whisper.decoding import keyterms_text  # noqa: E402
 from tests.audio_utils import JFK, JFK_TEXT, REALSPEECH, normalize, realspeech_manifest  # noqa: E402
 
 # the names and rare words of each reference (as the keyterms a user would type)
@@ -124,7 +125,8 @@ def main() -> None:
         for cond in conditions:
             if cond == "own" and not own:
                 continue
-            job = service.validate(BatchJob(language=language, hotwords=", ".join(keyterms[cond]) or None))
+            # the terms as the form's ``keyterms`` field becomes the decoder's hotwords
+            job = service.validate(BatchJob(language=language, hotwords=keyterms_text(keyterms[cond])))
             t0 = time.perf_counter()
             text = service.run_sync(str(path), job).text
             seconds = time.perf_counter() - t0

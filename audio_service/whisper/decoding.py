@@ -32,8 +32,8 @@ MAX_HOTWORDS_CHARS = 500
 
 
 def keyterms_text(keyterms: Sequence[str] = (), text: str | None = None) -> str | None:
-    """The hotwords string for a client's ``keyterms`` (a list of terms) or ``hotwords`` (free text, as
-    faster-whisper takes it): None when neither is given. ValueError (naming the field) when both are
+    """The hotwords string for a client's ``keyterms`` (a list of terms, joined as "a, b, c.") or
+    ``hotwords`` (free text, as faster-whisper takes it): None when neither is given. ValueError (naming the field) when both are
     given, or for more than MAX_KEYTERMS terms or MAX_HOTWORDS_CHARS characters."""
     terms = [t.strip() for t in keyterms if t.strip()]
     text = (text or "").strip()
@@ -41,7 +41,10 @@ def keyterms_text(keyterms: Sequence[str] = (), text: str | None = None) -> str 
         raise ValueError("keyterms: give keyterms or hotwords, not both")
     if len(terms) > MAX_KEYTERMS:
         raise ValueError(f"keyterms: at most {MAX_KEYTERMS} terms, got {len(terms)}")
-    out = ", ".join(terms) if terms else text
+    # the terms read as a list ending a sentence, so the speech after it starts afresh: on
+    # bench/keyterms.py this recalled more terms than terms joined without the period, and changed
+    # fewer of the other words
+    out = ", ".join(terms) + ("" if not terms or terms[-1][-1] in ".!?" else ".") if terms else text
     if len(out) > MAX_HOTWORDS_CHARS:
         field = "keyterms" if terms else "hotwords"
         raise ValueError(f"{field}: at most {MAX_HOTWORDS_CHARS} characters in all, got {len(out)}")

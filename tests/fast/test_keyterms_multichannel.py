@@ -21,9 +21,9 @@ def wav_file(tmp_path, samples: np.ndarray, name: str = "call.wav") -> tuple[str
 @pytest.mark.parametrize(
     "data, hotwords",
     [
-        ({"keyterms": ["Quilter", "Dashwood"]}, "Quilter, Dashwood"),  # a repeated field
-        ({"keyterms[]": ["Quilter", "Dashwood"]}, "Quilter, Dashwood"),
-        ({"keyterms": "Quilter, Dashwood"}, "Quilter, Dashwood"),  # one comma-separated field
+        ({"keyterms": ["Quilter", "Dashwood"]}, "Quilter, Dashwood."),  # a repeated field
+        ({"keyterms[]": ["Quilter", "Dashwood"]}, "Quilter, Dashwood."),
+        ({"keyterms": "Quilter, Dashwood"}, "Quilter, Dashwood."),  # one comma-separated field
         ({"hotwords": "Mr. Quilter, apostle"}, "Mr. Quilter, apostle"),
         ({}, None),
     ],
@@ -37,14 +37,14 @@ def test_keyterms_reach_the_batch_decoder(app, data, hotwords) -> None:
 def test_keyterms_on_translations(app) -> None:
     r = post(app.client, jfk_file(), {"keyterms": "Quilter"}, path=TRANSLATIONS)
     assert r.status_code == 200, r.text
-    assert app.fake.batch_options[-1].hotwords == "Quilter"
+    assert app.fake.batch_options[-1].hotwords == "Quilter."
     assert_error(post(app.client, jfk_file(), {"hotwords": "x" * 501}, path=TRANSLATIONS), 400, "hotwords")
 
 
 def test_keyterms_reach_every_stream_window(app, jfk) -> None:
     r = stream(app.client, jfk[: 4 * SR], language="en", keyterms="Quilter,Dashwood")
     assert r.checkpoints == ["final"], r.errors
-    assert app.fake.stream_hotwords and set(app.fake.stream_hotwords) == {"Quilter, Dashwood"}
+    assert app.fake.stream_hotwords and set(app.fake.stream_hotwords) == {"Quilter, Dashwood."}
 
 
 def placed(speech: np.ndarray, start_s: float, total_s: float = 8.0) -> np.ndarray:
