@@ -75,13 +75,13 @@ def iter_audio_blocks(
                 channels_out.append(channels)
             if channel is not None and not 0 <= channel < channels:
                 raise AudioDecodeError(f"The file has {channels} channel(s), no channel {channel}.", param="file")
-            one = channels > 1 and channel is not None
+            one = channel if channels > 1 else None  # the channel to take out of each frame
             resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
             frames = container.decode(stream)
             for frame in _with_flush(frames):
                 # one channel is taken out of the decoded frame before resampling, so nothing of the others
                 # is mixed in; FFmpeg's resampler itself crashes on layouts it has no name for (9 channels)
-                for out in resampler.resample(_one_channel(frame, channel, channels) if one and channel is not None and frame else frame):
+                for out in resampler.resample(_one_channel(frame, one, channels) if one is not None and frame else frame):
                     pending.append(out.to_ndarray().reshape(-1))
                     pending_len += pending[-1].size
                 while pending_len >= block_len:
