@@ -362,26 +362,31 @@ def keyterms(d: dict) -> list[str]:
     }
     rows = [
         [
+            endpoint,
             label,
             f"{x['terms_found']}/{x['terms_total']} (**{_f(x['term_recall'])}**)",
             _f(x["rest_wer"], 4),
             _f(x["all_files_wer"], 4),
             str(x["false_insertions"]),
         ]
+        for endpoint, key in (("batch", "summary"), ("streaming", "stream_summary"))
         for cond, label in conditions.items()
-        for x in [d["summary"][cond]]
+        if cond in d.get(key, {})
+        for x in [d[key][cond]]
     ]
     offered = d["summary"]["distractors"]["distractor_terms_offered"]
     return [
         "## Keyterms",
         "",
-        f"`python bench/keyterms.py`: jfk and the realspeech recordings (4 languages), model `{d['model']}`, decoder"
-        f" `{d['decoder']}`. Term recall: the names and rare words of the references (on the {len(d['files']) - 2} files"
+        f"`python bench/keyterms.py`: jfk and the realspeech recordings (4 languages), model `{d['model']}`, batch decoder"
+        f" `{d['decoder']}`; the streaming endpoint gets the terms as its `keyterms` query parameter, each file streamed as"
+        " fast as the server takes it. Term recall: the names and rare words of the references (on the"
+        f" {len(d['files']) - 2} files"
         " that have some); rest WER: the other words of those files; all-files WER: every word of every file; false"
         f" insertions: keyterms not in the audio that show up in the transcript ({offered} offered as distractors). "
         + _where("keyterms", d),
         "",
-        *_table(["keyterms", "term recall", "rest WER", "all-files WER", "false insertions"], rows),
+        *_table(["endpoint", "keyterms", "term recall", "rest WER", "all-files WER", "false insertions"], rows),
     ]
 
 
