@@ -99,7 +99,7 @@ def iter_audio_blocks(
         raise AudioDecodeError("The file contains no audio samples.", param="file")
 
 
-_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "flt": 1.0, "dbl": 1.0}
+_SCALE = {"u8": 128.0, "s16": 2.0**15, "s32": 2.0**31, "s64": 2.0**63, "flt": 1.0, "dbl": 1.0}  # every PyAV sample format
 
 
 def _one_channel(frame: av.AudioFrame, channel: int, channels: int) -> av.AudioFrame:
