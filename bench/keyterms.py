@@ -1,7 +1,8 @@
 """Keyterms (``keyterms`` / ``hotwords``): recall of rare words and names with and without them, the
 WER on the other words, and false insertions of keyterms that are not in the audio.
 
-    .venv/bin/python bench/keyterms.py        # about 3 minutes on 2 cores
+    .venv/bin/python bench/keyterms.py              # about 5 minutes on 2 cores
+    .venv/bin/python bench/keyterms.py --no-stream  # the batch path only
 
 The recordings are ``../shared/data/realspeech`` (real read speech in 4 languages) and jfk, decoded
 in-process by the batch pipeline (``BatchService.run_sync``, the server's default model and decoder,
@@ -18,11 +19,17 @@ already gets right) show that a keyterm does not break a word that was fine. Con
 Term recall: occurrences of a term (normalised, as a word sequence) in the transcript, at most its
 count in the reference, over its count in the reference. "Rest WER": errors on the reference words
 that are not term words (substitutions and deletions of those words, insertions not next to a term
-word), over their number. Writes bench/results/keyterms.json and prints a table.
+word), over their number.
+
+The streaming endpoint is measured too (``none``, ``own`` and ``distractors``, the ``keyterms`` query
+parameter): a server started from this checkout, each file streamed as fast as it takes it, its final
+segments scored the same way. Writes bench/results/keyterms.json and prints a table.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import sys
 import time
 from pathlib import Path
@@ -30,13 +37,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _common import machine_info, save  # noqa: E402
+from _common import RESULTS, machine_info, save  # noqa: E402
 
 from audio_service.models.registry import ModelRegistry  # noqa: E402
 from audio_service.pipeline.batch import BatchJob, BatchService  # noqa: E402
 from audio_service.settings import Settings  # noqa: E402
 from audio_service.whisper.decoding import keyterms_text  # noqa: E402
-from tests.audio_utils import JFK, JFK_TEXT, REALSPEECH, normalize, realspeech_manifest  # noqa: E402
+from tests.audio_utils import JFK, JFK_TEXT, REALSPEECH, load_16k, normalize, realspeech_manifest  # noqa: E402
+from tests.server import ServerProcess  # noqa: E402
+from tests.stream_client import stream  # noqa: E402
 
 # the names and rare words of each reference (as the keyterms a user would type)
 TERMS: dict[str, tuple[str, ...]] = {
@@ -109,7 +118,66 @@ def distractors(name: str, language: str, reference: str, languages: dict[str, s
     return tuple(dict.fromkeys(picked))[:MAX_DISTRACTORS]
 
 
+def score(own: tuple[str, ...], offered: tuple[str, ...], reference: str, text: str, seconds: float) -> dict:
+    """One run's figures; ``offered``: the keyterms given that are not in the reference."""
+    found, total = recall(own, reference, text)
+    errors, words = rest_errors(own, reference, text)
+    return {
+        "text": text,
+        "terms_found": found,
+        "terms_total": total,
+        "rest_errors": errors,
+        "rest_words": words,
+        "false_insertions": [t for t in offered if term_count(t, text) > term_count(t, reference)],
+        "seconds": round(seconds, 2),
+    }
+
+
+def summarize(files: list[dict], conditions: tuple[str, ...], key: str = "runs") -> dict:
+    summary = {}
+    for cond in conditions:
+        runs = [f[key][cond] for f in files if cond in f[key]]
+        with_terms = [f[key][cond] for f in files if f["terms"] and cond in f[key]]
+        found, total = sum(r["terms_found"] for r in with_terms), sum(r["terms_total"] for r in with_terms)
+        errors, words = sum(r["rest_errors"] for r in with_terms), sum(r["rest_words"] for r in with_terms)
+        summary[cond] = {
+            "files": len(runs),
+            "term_recall": round(found / total, 3) if total else None,
+            "terms_found": found,
+            "terms_total": total,
+            "rest_wer": round(errors / words, 4) if words else None,
+            # every file (jfk and 1995 have no terms: their whole text), for the conditions that ran on all
+            "all_files_wer": round(sum(r["rest_errors"] for r in runs) / sum(r["rest_words"] for r in runs), 4)
+            if len(runs) == len(files)
+            else None,
+            "false_insertions": sum(len(r["false_insertions"]) for r in runs),
+            "distractor_terms_offered": sum(len(f["distractors"]) for f in files) if cond == "distractors" else None,
+        }
+    return summary
+
+
+def print_table(title: str, summary: dict) -> None:
+    print(f"\n{title}")
+    print(f"{'condition':12s} {'term recall':>16s} {'rest WER':>9s} {'all-files WER':>14s} {'false insertions':>17s}")
+    for cond, s in summary.items():
+        recall_s = f"{s['terms_found']}/{s['terms_total']} ({s['term_recall']:.2f})" if s["terms_total"] else "-"
+        all_wer = "-" if s["all_files_wer"] is None else f"{s['all_files_wer']:.4f}"
+        print(f"{cond:12s} {recall_s:>16s} {s['rest_wer']:>9.4f} {all_wer:>14s} {s['false_insertions']:>17d}")
+
+
+def stream_text(srv: ServerProcess, path: Path, language: str, keyterms: tuple[str, ...]) -> str:
+    """The final text of ``path`` streamed as fast as the server takes it."""
+    params = {"language": language, **({"keyterms": ",".join(keyterms)} if keyterms else {})}
+    r = asyncio.run(stream(srv.ws_url, load_16k(path), frame_ms=100, pace=0, params=params, timeout_s=300))
+    if r.errors or "final" not in r.checkpoints:
+        raise RuntimeError(f"stream ended without the final checkpoint: errors {r.errors}, close code {r.close_code}")
+    return " ".join(s["text"].strip() for _, s in sorted(r.segments.items()) if s["is_final"] and s["text"].strip())
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--stream", action=argparse.BooleanOptionalAction, default=True, help="the streaming endpoint too")
+    args = ap.parse_args()
     settings = Settings()
     service = BatchService(settings, ModelRegistry(settings))
     items = clips()
@@ -129,61 +197,45 @@ def main() -> None:
             job = service.validate(BatchJob(language=language, hotwords=keyterms_text(keyterms[cond])))
             t0 = time.perf_counter()
             text = service.run_sync(str(path), job).text
-            seconds = time.perf_counter() - t0
-            found, total = recall(own, reference, text)
-            errors, words = rest_errors(own, reference, text)
-            inserted = [
-                t for t in (negative if cond == "distractors" else glossary) if term_count(t, text) > term_count(t, reference)
-            ]
-            row["runs"][cond] = {
-                "text": text,
-                "terms_found": found,
-                "terms_total": total,
-                "rest_errors": errors,
-                "rest_words": words,
-                "false_insertions": inserted if cond in ("distractors", "glossary") else [],
-                "seconds": round(seconds, 2),
-            }
-            shown = inserted if cond in ("distractors", "glossary") else "-"
-            print(f"{name:45s} {cond:12s} terms {found}/{total} rest errors {errors}/{words} inserted {shown}", flush=True)
+            offered = tuple(t for t in keyterms[cond] if t not in own)
+            run = row["runs"][cond] = score(own, offered, reference, text, time.perf_counter() - t0)
+            print(
+                f"batch  {name:45s} {cond:12s} terms {run['terms_found']}/{run['terms_total']} rest errors"
+                f" {run['rest_errors']}/{run['rest_words']} inserted {run['false_insertions']}",
+                flush=True,
+            )
         files.append(row)
-
-    summary = {}
-    for cond in conditions:
-        runs = [f["runs"][cond] for f in files if cond in f["runs"]]
-        with_terms = [f["runs"][cond] for f in files if f["terms"] and cond in f["runs"]]
-        found, total = sum(r["terms_found"] for r in with_terms), sum(r["terms_total"] for r in with_terms)
-        errors, words = sum(r["rest_errors"] for r in with_terms), sum(r["rest_words"] for r in with_terms)
-        summary[cond] = {
-            "files": len(runs),
-            "term_recall": round(found / total, 3) if total else None,
-            "terms_found": found,
-            "terms_total": total,
-            "rest_wer": round(errors / words, 4) if words else None,
-            # every file (jfk and 1995 have no terms: their whole text), for the conditions that ran on all
-            "all_files_wer": round(sum(r["rest_errors"] for r in runs) / sum(r["rest_words"] for r in runs), 4)
-            if len(runs) == len(files)
-            else None,
-            "false_insertions": sum(len(r["false_insertions"]) for r in runs),
-            "distractor_terms_offered": sum(len(f["distractors"]) for f in files) if cond == "distractors" else None,
-        }
-    print()
-    print(f"{'condition':12s} {'term recall':>16s} {'rest WER':>9s} {'all-files WER':>14s} {'false insertions':>17s}")
-    for cond, s in summary.items():
-        recall_s = f"{s['terms_found']}/{s['terms_total']} ({s['term_recall']:.2f})" if s["terms_total"] else "-"
-        all_wer = "-" if s["all_files_wer"] is None else f"{s['all_files_wer']:.4f}"
-        print(f"{cond:12s} {recall_s:>16s} {s['rest_wer']:>9.4f} {all_wer:>14s} {s['false_insertions']:>17d}")
-    model = service.validate(BatchJob()).model
-    save(
-        "keyterms",
-        {
-            "machine": machine_info(),
-            "model": model,
-            "decoder": settings.batch.decoder,
-            "summary": summary,
-            "files": files,
-        },
-    )
+    stream_conditions = ("none", "own", "distractors")
+    if args.stream:
+        with ServerProcess(log_path=RESULTS / "keyterms-server.log") as srv:
+            for row, (name, path, language, reference) in zip(files, items, strict=True):
+                own = TERMS[name]
+                keyterms = {"none": (), "own": own, "distractors": tuple(row["distractors"])}
+                row["stream_runs"] = {}
+                for cond in stream_conditions:
+                    if cond == "own" and not own:
+                        continue
+                    t0 = time.perf_counter()
+                    text = stream_text(srv, path, language, keyterms[cond])
+                    offered = tuple(t for t in keyterms[cond] if t not in own)
+                    run = row["stream_runs"][cond] = score(own, offered, reference, text, time.perf_counter() - t0)
+                    print(
+                        f"stream {name:45s} {cond:12s} terms {run['terms_found']}/{run['terms_total']} rest errors"
+                        f" {run['rest_errors']}/{run['rest_words']} inserted {run['false_insertions']}",
+                        flush=True,
+                    )
+    summary = summarize(files, conditions)
+    print_table("batch (POST /v1/audio/transcriptions)", summary)
+    results = {
+        "machine": machine_info(),
+        "model": service.validate(BatchJob()).model,
+        "decoder": settings.batch.decoder,
+        "summary": summary,
+    }
+    if args.stream:
+        results["stream_summary"] = summarize(files, stream_conditions, "stream_runs")
+        print_table("streaming (WebSocket, keyterms query parameter)", results["stream_summary"])
+    save("keyterms", {**results, "files": files})
 
 
 if __name__ == "__main__":
