@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,6 +175,33 @@ def stream_text(srv: ServerProcess, path: Path, language: str, keyterms: tuple[s
     return " ".join(s["text"].strip() for _, s in sorted(r.segments.items()) if s["is_final"] and s["text"].strip())
 
 
+def measure(
+    files: list[dict],
+    items: list[tuple[str, Path, str, str]],
+    key: str,
+    conditions: tuple[str, ...],
+    glossary: tuple[str, ...],
+    transcribe: Callable[[Path, str, tuple[str, ...]], str],
+) -> None:
+    """Each file under each condition: ``transcribe(path, language, keyterms)`` scored into ``row[key]``."""
+    for row, (name, path, language, reference) in zip(files, items, strict=True):
+        own = TERMS[name]
+        keyterms = {"none": (), "own": own, "distractors": tuple(row["distractors"]), "glossary": glossary}
+        row[key] = {}
+        for cond in conditions:
+            if cond == "own" and not own:
+                continue
+            t0 = time.perf_counter()
+            text = transcribe(path, language, keyterms[cond])
+            offered = tuple(t for t in keyterms[cond] if t not in own)
+            run = row[key][cond] = score(own, offered, reference, text, time.perf_counter() - t0)
+            print(
+                f"{key:11s} {name:45s} {cond:12s} terms {run['terms_found']}/{run['terms_total']} rest errors"
+                f" {run['rest_errors']}/{run['rest_words']} inserted {run['false_insertions']}",
+                flush=True,
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--stream", action=argparse.BooleanOptionalAction, default=True, help="the streaming endpoint too")
@@ -184,46 +212,20 @@ def main() -> None:
     languages = {name: lang for name, _, lang, _ in items}
     glossary = tuple(dict.fromkeys([t for ts in TERMS.values() for t in ts] + list(EXTRA_DISTRACTORS)))
     conditions = ("none", "own", "distractors", "glossary")
-    files = []
-    for name, path, language, reference in items:
-        own = TERMS[name]
-        negative = distractors(name, language, reference, languages)
-        keyterms = {"none": (), "own": own, "distractors": negative, "glossary": glossary}
-        row: dict = {"file": name, "language": language, "terms": list(own), "distractors": list(negative), "runs": {}}
-        for cond in conditions:
-            if cond == "own" and not own:
-                continue
-            # the terms as the form's ``keyterms`` field becomes the decoder's hotwords
-            job = service.validate(BatchJob(language=language, hotwords=keyterms_text(keyterms[cond])))
-            t0 = time.perf_counter()
-            text = service.run_sync(str(path), job).text
-            offered = tuple(t for t in keyterms[cond] if t not in own)
-            run = row["runs"][cond] = score(own, offered, reference, text, time.perf_counter() - t0)
-            print(
-                f"batch  {name:45s} {cond:12s} terms {run['terms_found']}/{run['terms_total']} rest errors"
-                f" {run['rest_errors']}/{run['rest_words']} inserted {run['false_insertions']}",
-                flush=True,
-            )
-        files.append(row)
     stream_conditions = ("none", "own", "distractors")
+    files = []
+    for name, _, language, reference in items:
+        negative = distractors(name, language, reference, languages)
+        files.append({"file": name, "language": language, "terms": list(TERMS[name]), "distractors": list(negative)})
+
+    def batch_text(path: Path, language: str, keyterms: tuple[str, ...]) -> str:
+        # the terms as the form's ``keyterms`` field becomes the decoder's hotwords
+        return service.run_sync(str(path), service.validate(BatchJob(language=language, hotwords=keyterms_text(keyterms)))).text
+
+    measure(files, items, "runs", conditions, glossary, batch_text)
     if args.stream:
         with ServerProcess(log_path=RESULTS / "keyterms-server.log") as srv:
-            for row, (name, path, language, reference) in zip(files, items, strict=True):
-                own = TERMS[name]
-                keyterms = {"none": (), "own": own, "distractors": tuple(row["distractors"])}
-                row["stream_runs"] = {}
-                for cond in stream_conditions:
-                    if cond == "own" and not own:
-                        continue
-                    t0 = time.perf_counter()
-                    text = stream_text(srv, path, language, keyterms[cond])
-                    offered = tuple(t for t in keyterms[cond] if t not in own)
-                    run = row["stream_runs"][cond] = score(own, offered, reference, text, time.perf_counter() - t0)
-                    print(
-                        f"stream {name:45s} {cond:12s} terms {run['terms_found']}/{run['terms_total']} rest errors"
-                        f" {run['rest_errors']}/{run['rest_words']} inserted {run['false_insertions']}",
-                        flush=True,
-                    )
+            measure(files, items, "stream_runs", stream_conditions, glossary, lambda *a: stream_text(srv, *a))
     summary = summarize(files, conditions)
     print_table("batch (POST /v1/audio/transcriptions)", summary)
     results = {
