@@ -55,6 +55,7 @@ class Word:
     word: str
     probability: float = 1.0
     speaker: str | None = None
+    channel: int | None = None  # the file's channel the word was heard on (multichannel requests), 0-based
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class Segment:
     # Other speakers heard while this segment's speaker talks (overlapped speech), when diarized.
     overlapping_speakers: tuple[str, ...] = ()
     language: str | None = None  # the language spoken in the segment, when it is not the transcript's
+    channel: int | None = None  # the file's channel the segment was heard on (multichannel requests), 0-based
 
 
 @dataclass(frozen=True)

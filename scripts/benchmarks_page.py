@@ -409,6 +409,66 @@ def realtime(d: dict) -> list[str]:
     ]
 
 
+def keyterms(d: dict) -> list[str]:
+    conditions = {
+        "none": "no keyterms",
+        "own": "the file's own terms",
+        "distractors": "terms not in the audio (negative control)",
+        "glossary": "one list of every term and distractor",
+    }
+    rows = [
+        [
+            endpoint,
+            label,
+            f"{x['terms_found']}/{x['terms_total']} (**{_f(x['term_recall'])}**)",
+            _f(x["rest_wer"], 4),
+            _f(x["all_files_wer"], 4),
+            str(x["false_insertions"]),
+        ]
+        for endpoint, key in (("batch", "summary"), ("streaming", "stream_summary"))
+        for cond, label in conditions.items()
+        if cond in d.get(key, {})
+        for x in [d[key][cond]]
+    ]
+    offered = d["summary"]["distractors"]["distractor_terms_offered"]
+    return [
+        "## Keyterms",
+        "",
+        f"`python bench/keyterms.py`: jfk and the realspeech recordings (4 languages), model `{d['model']}`, batch decoder"
+        f" `{d['decoder']}`; the streaming endpoint gets the terms as its `keyterms` query parameter, each file streamed as"
+        " fast as the server takes it. Term recall: the names and rare words of the references (on the"
+        f" {len(d['files']) - 2} files"
+        " that have some); rest WER: the other words of those files; all-files WER: every word of every file; false"
+        f" insertions: keyterms not in the audio that show up in the transcript ({offered} offered as distractors). "
+        + _where("keyterms", d),
+        "",
+        *_table(["endpoint", "keyterms", "term recall", "rest WER", "all-files WER", "false insertions"], rows),
+    ]
+
+
+def multichannel(d: dict) -> list[str]:
+    rows = [
+        [
+            f"{c['left']} + {c['right']} ({c['overlap_s']:g} s overlap)",
+            str(ch["channel"]),
+            _f(ch["wer_multichannel"], 4),
+            _f(ch["wer_mono_source"], 4),
+            _f(c["mixed_down_wer"], 4) if ch["channel"] == 0 else "",
+        ]
+        for c in d["calls"]
+        for ch in c["channels"]
+    ]
+    return [
+        "## Multichannel",
+        "",
+        f"`python bench/multichannel.py`: stereo calls of two real recordings, one per channel, overlapping in time; model"
+        f" `{d['model']}`. Each channel's WER with `multichannel=true` beside its recording transcribed alone, and the"
+        " WER of the channels mixed down (no `multichannel`) against both references. " + _where("multichannel", d),
+        "",
+        *_table(["call", "channel", "WER multichannel", "WER recording alone", "WER mixed down"], rows),
+    ]
+
+
 def files_list() -> list[str]:
     rows = []
     for path in sorted(RESULTS.glob("*.json")):
@@ -429,6 +489,8 @@ def page() -> str:
         streaming("streaming_n1", load("streaming_n1"), "## One stream on an AVX2-only CPU"),
         diarization(load("diarization")),
         alignment(load("alignment")),
+        keyterms(load("keyterms")),
+        multichannel(load("multichannel")),
         diarization_load(load("diarization_load")),
         scale(load("scale")),
         soak(load("soak")),

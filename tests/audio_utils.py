@@ -50,10 +50,11 @@ def float_to_pcm16(samples: np.ndarray) -> bytes:
 
 
 def write_wav(path: Path, samples: np.ndarray, sr: int = 16000) -> Path:
+    """A PCM16 wav of ``samples``: mono, or one column per channel (shape (n, channels))."""
     import wave
 
     with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
+        w.setnchannels(1 if samples.ndim == 1 else samples.shape[1])
         w.setsampwidth(2)
         w.setframerate(sr)
         w.writeframes(float_to_pcm16(samples))

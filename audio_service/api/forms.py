@@ -11,10 +11,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from starlette.datastructures import FormData, UploadFile
 
+from audio_service.audio.decode import MAX_CHANNELS
 from audio_service.errors import InvalidRequestError
 from audio_service.pipeline.batch import BatchJob
 from audio_service.schema import Task
-from audio_service.whisper.decoding import MAX_PROMPT_CHARS, language_code
+from audio_service.whisper.decoding import MAX_HOTWORDS_CHARS, MAX_KEYTERMS, MAX_PROMPT_CHARS, keyterms_text, language_code
 
 
 class TranscriptionParams(BaseModel):
@@ -27,6 +28,17 @@ class TranscriptionParams(BaseModel):
     alignment_model: str | None = Field(None, description="mms_fa | tdnn_ffn | gentle, as mapped by the operator.")
     language: str | None = Field(None, description="ISO-639-1 code of the spoken language (a hint; detected if absent).")
     prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS, description="Text to condition the decoder on.")
+    keyterms: tuple[str, ...] = Field(
+        (),
+        description=f"Rare words and names to bias the decoder towards (up to {MAX_KEYTERMS} terms, "
+        f"{MAX_HOTWORDS_CHARS} characters in all): a repeated field (keyterms[] also accepted) or a "
+        "comma-separated list. They go into Whisper's prompt, as faster-whisper's hotwords.",
+    )
+    hotwords: str | None = Field(
+        None,
+        description=f"faster-whisper's hotwords: free text put into Whisper's prompt (up to {MAX_HOTWORDS_CHARS} "
+        "characters). Give keyterms or hotwords, not both.",
+    )
     temperature: tuple[float, ...] = Field((0.0,), description="A float, or a fallback list like 0.0,0.2,0.4.")
     response_format: Literal["json", "text", "srt", "verbose_json", "vtt"] = "json"
     timestamp_granularities: tuple[Literal["word", "segment"], ...] = Field(("segment",))
@@ -37,6 +49,20 @@ class TranscriptionParams(BaseModel):
     preprocessing: Literal["none", "dynamic", "soft_dynamic", "bass_dynamic"] = "none"
     skip_vad: bool = False
     max_clip_len: float = Field(30.0, ge=1.0, le=30.0, description="Longest chunk given to the decoder, seconds (1 to 30).")
+    multichannel: bool = Field(
+        False,
+        description=f"Transcribe each channel of the file on its own (up to {MAX_CHANNELS} channels); segments "
+        "and words carry `channel` (0-based), srt/vtt cues start with [channel N]. Not with diarize or stream.",
+    )
+
+    @field_validator("keyterms", mode="before")
+    @classmethod
+    def _split_keyterms(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = (v,)
+        if isinstance(v, (tuple, list)):
+            return tuple(t.strip() for item in v for t in str(item).split(",") if t.strip())
+        return v
 
     @field_validator("temperature", mode="before")
     @classmethod
@@ -62,6 +88,16 @@ class TranscriptionParams(BaseModel):
 
     @model_validator(mode="after")
     def _combinations(self) -> TranscriptionParams:
+        try:
+            keyterms_text(self.keyterms, self.hotwords)
+        except ValueError as exc:
+            raise _combo(str(exc).split(":")[0], str(exc)) from None
+        if self.multichannel and self.diarize:
+            raise _combo(
+                "multichannel",
+                "multichannel=true cannot be combined with diarize=true: each channel is already one side of the call "
+                "(segments carry channel)",
+            )
         if "word" in self.timestamp_granularities and self.response_format != "verbose_json":
             raise _combo("timestamp_granularities", "timestamp_granularities=word requires response_format=verbose_json")
         if self.diarize:
@@ -84,6 +120,7 @@ class TranscriptionParams(BaseModel):
             model=self.model,
             language=self.language,
             prompt=self.prompt,
+            hotwords=keyterms_text(self.keyterms, self.hotwords),
             temperatures=self.temperature,
             word_timestamps="word" in self.timestamp_granularities,
             timed_segments=self.response_format in ("srt", "vtt", "verbose_json"),
@@ -96,6 +133,7 @@ class TranscriptionParams(BaseModel):
             diarization_model=self.diarization_model,
             min_speakers=self.min_speakers,
             max_speakers=self.max_speakers,
+            multichannel=self.multichannel,
         )
 
 
@@ -116,6 +154,8 @@ TRANSLATION_FIELDS = frozenset(
         "alignment_model",
         "language",
         "prompt",
+        "keyterms",
+        "hotwords",
         "temperature",
         "response_format",
         "timestamp_granularities",
@@ -130,6 +170,7 @@ def _form_dict(form: FormData, allowed: frozenset[str] | None) -> dict[str, Any]
     data: dict[str, Any] = {}
     granularities: list[str] = []
     temperatures: list[str] = []
+    keyterms: list[str] = []
     for key, value in form.multi_items():
         if isinstance(value, UploadFile) or key == "file":
             continue
@@ -139,7 +180,10 @@ def _form_dict(form: FormData, allowed: frozenset[str] | None) -> dict[str, Any]
         if key in ("temperature", "temperature[]") and value != "":  # a list may come as repeated fields
             temperatures.append(str(value))
             continue
-        if allowed is not None and key not in allowed:
+        if allowed is not None and key.removesuffix("[]") not in allowed:
+            continue
+        if key in ("keyterms", "keyterms[]"):
+            keyterms.append(str(value))
             continue
         if value == "" and key not in ("prompt",):
             continue  # empty optional fields mean "default", as multipart clients often send them
@@ -148,6 +192,8 @@ def _form_dict(form: FormData, allowed: frozenset[str] | None) -> dict[str, Any]
         data["timestamp_granularities"] = tuple(dict.fromkeys(granularities))
     if temperatures:
         data["temperature"] = ",".join(temperatures)
+    if keyterms:
+        data["keyterms"] = tuple(keyterms)
     return data
 
 

@@ -32,6 +32,8 @@ def word_json(w: Word, language: str) -> dict[str, Any]:
     }
     if w.speaker is not None:
         out["speaker_id"] = w.speaker
+    if w.channel is not None:
+        out["channel"] = w.channel
     return out
 
 
@@ -58,6 +60,8 @@ def segment_json(s: Segment, language: str, with_words: bool) -> dict[str, Any]:
         out["speaker_id"] = s.speaker
     if s.overlapping_speakers:
         out["overlapping_speakers"] = list(s.overlapping_speakers)
+    if s.channel is not None:
+        out["channel"] = s.channel
     return out
 
 

@@ -15,7 +15,8 @@ def _clock(seconds: float, sep: str) -> str:
 
 def _cue_text(seg: Segment) -> str:
     text = seg.text.strip()
-    return f"[{seg.speaker}] {text}" if seg.speaker else text
+    text = f"[{seg.speaker}] {text}" if seg.speaker else text
+    return f"[channel {seg.channel}] {text}" if seg.channel is not None else text
 
 
 def to_srt(segments: tuple[Segment, ...]) -> str:

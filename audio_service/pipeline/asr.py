@@ -38,6 +38,7 @@ class AsrOptions:
     task: Task = "transcribe"
     language: str | None = None
     prompt: str | None = None
+    hotwords: str | None = None  # the client's keyterms: faster-whisper's ``hotwords``, put before the previous text
     temperatures: tuple[float, ...] = (0.0,)  # the client's; (0.0,) is Whisper's fallback list (DecodeOptions.fallback)
     decode: DecodeOptions = DecodeOptions()  # the service's decoding options (beam size, thresholds, ...)
     # Word timing costs little next to decoding, and gives sentence-sized segments (see segmenter).
@@ -151,7 +152,12 @@ def _clips(packed: Packed, opts: AsrOptions) -> list[float] | None:
 
 def _request_kwargs(opts: AsrOptions) -> dict:
     """The per-request arguments both faster-whisper entry points share."""
-    return {"task": opts.task, "initial_prompt": opts.prompt or None, "word_timestamps": opts.word_timestamps}
+    return {
+        "task": opts.task,
+        "initial_prompt": opts.prompt or None,
+        "hotwords": opts.hotwords or None,
+        "word_timestamps": opts.word_timestamps,
+    }
 
 
 def _reporter(on_segment: Callable[[float, str], None], clock: TimeMap, options: DecodeOptions) -> Callable[[object], None]:

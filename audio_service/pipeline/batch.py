@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from audio_service.audio.decode import iter_audio_blocks, probe_audio
+from audio_service.audio.decode import MAX_CHANNELS, iter_audio_blocks, probe_audio
 from audio_service.audio.preprocess import preprocess
 from audio_service.diarization.offline import DiarizerRegistry, SpeakerBounds
 from audio_service.diarization.words import assign_speakers
@@ -27,7 +27,7 @@ from audio_service.leases import leases
 from audio_service.models.registry import ModelRegistry
 from audio_service.pipeline import asr
 from audio_service.pipeline.align import AlignerRegistry
-from audio_service.pipeline.blocks import Block, join, speech_blocks
+from audio_service.pipeline.blocks import Block, join, merge_channels, speech_blocks
 from audio_service.pipeline.fanout import BlockResult, BlockTask, BlockTranscriber, Lane, transcribe_blocks
 from audio_service.pipeline.queue import WorkQueue
 from audio_service.schema import Audio, SpeechSpan, Task, Transcript
@@ -48,6 +48,7 @@ class BatchJob:
     model: str | None = None
     language: str | None = None
     prompt: str | None = None
+    hotwords: str | None = None  # the client's keyterms or hotwords, validated (decoding.keyterms_text)
     temperatures: tuple[float, ...] = (0.0,)
     word_timestamps: bool = False  # the client asked for word timing
     timed_segments: bool = False  # the output shows segment times (srt, vtt, verbose_json)
@@ -60,6 +61,7 @@ class BatchJob:
     diarization_model: str | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
+    multichannel: bool = False  # each channel of the file transcribed on its own (segments carry ``channel``)
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,14 @@ class BatchService:
         end; it does not change the result.
         """
         # a bad file is refused at once, not after waiting behind long jobs for a worker
-        await asyncio.to_thread(probe_audio, source)
+        channels = await asyncio.to_thread(probe_audio, source)
+        if job.multichannel:
+            if channels > MAX_CHANNELS:
+                raise InvalidRequestError(
+                    f"multichannel=true takes files of up to {MAX_CHANNELS} channels; this one has {channels}.",
+                    param="multichannel",
+                )
+            return await self._queue.run(self.run_channels, source, job, channels)
         if self._fanout is not None and self._settings.ray.fanout_block_s > 0 and progress is None:
             return await self.run_fanned_out(source, job, self._fanout)
         return await self._queue.run(self.run_sync, source, job, progress)
@@ -183,8 +192,22 @@ class BatchService:
     def _aligner(self, job: BatchJob) -> str | None:
         return self.aligners.resolve(job.alignment_model) if job.word_timestamps or job.diarize else None
 
-    def run_sync(self, source: str | BinaryIO, job: BatchJob, progress: ProgressCallback | None = None) -> Transcript:
-        """The whole pipeline, blocking. Also used directly by benchmarks.
+    def run_channels(self, source: str | BinaryIO, job: BatchJob, channels: int) -> Transcript:
+        """Each of the file's ``channels`` through the whole pipeline on its own (its own VAD, decoding
+        and alignment: nothing of the other channels mixed in), one after the other on this worker; the
+        segments merged in time order, each with its channel. Blocking; also used by benchmarks."""
+        parts = []
+        for channel in range(channels):
+            if hasattr(source, "seek"):
+                source.seek(0)
+            parts.append(self.run_sync(source, job, channel=channel))
+        return merge_channels(parts)
+
+    def run_sync(
+        self, source: str | BinaryIO, job: BatchJob, progress: ProgressCallback | None = None, channel: int | None = None
+    ) -> Transcript:
+        """The whole pipeline, blocking, on the file's channels mixed down (or on ``channel`` alone).
+        Also used directly by benchmarks.
 
         The file is decoded block by block (``Settings.batch.block_s``), so memory does not grow
         with its duration; only diarization, which clusters speakers over the whole file, decodes
@@ -194,7 +217,8 @@ class BatchService:
         model = self._registry.get(job.model)
         self._check_task(job, model)
         opts = self._asr_options(job)
-        raw = (preprocess(b, job.preprocessing) for b in iter_audio_blocks(source, self._settings.batch.block_s))
+        blocks = iter_audio_blocks(source, self._settings.batch.block_s, channel=channel)
+        raw = (preprocess(b, job.preprocessing) for b in blocks)
         aligner = self._aligner(job)
         parts: list[tuple[float, Transcript]] = []
         kept: list[Audio] = []  # the whole file, only when diarization needs it at once
@@ -232,6 +256,7 @@ class BatchService:
             task=job.task,
             language=job.language,
             prompt=job.prompt,
+            hotwords=job.hotwords,
             temperatures=job.temperatures,
             decode=self._decode,
             word_timestamps=job.word_timestamps or job.timed_segments or job.diarize,

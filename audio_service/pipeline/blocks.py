@@ -64,3 +64,28 @@ def join(parts: list[tuple[float, Transcript]], duration: float) -> Transcript:
             segments.append(replace(seg, id=len(segments), start=seg.start + offset, end=seg.end + offset, words=words))
     first = parts[0][1]
     return replace(first, duration=duration, segments=tuple(segments))
+
+
+def merge_channels(parts: list[Transcript]) -> Transcript:
+    """One transcript from the transcripts of a file's channels (``parts[c]`` is channel ``c``): every
+    segment and word marked with its channel, the segments in time order (ids renumbered), so the text
+    reads as the conversation went. The transcript's language is the one with the most speech; a
+    segment in another language says so."""
+    spoken: dict[str, float] = {}
+    for part in parts:
+        spoken[part.language] = spoken.get(part.language, 0.0) + sum(s.end - s.start for s in part.segments)
+    main = max(parts, key=lambda p: spoken[p.language])
+    marked = [
+        replace(
+            seg,
+            channel=c,
+            words=tuple(replace(w, channel=c) for w in seg.words),
+            language=None if (seg.language or part.language) == main.language else (seg.language or part.language),
+        )
+        for c, part in enumerate(parts)
+        for seg in part.segments
+    ]
+    ordered = sorted(marked, key=lambda s: (s.start, s.channel))
+    segments = tuple(replace(s, id=i) for i, s in enumerate(ordered))
+    duration = max(p.duration for p in parts)
+    return replace(main, duration=duration, segments=segments).with_provenance(channels=str(len(parts)))

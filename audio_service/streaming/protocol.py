@@ -18,7 +18,7 @@ from audio_service.audio.decode import pcm16_to_float
 from audio_service.errors import CloseCode, InvalidRequestError, OverloadedError, ServiceError, UnsupportedError
 from audio_service.streaming.values import Checkpoint, JsonValue, StreamOptions, Trace
 from audio_service.vad.params import VadParams
-from audio_service.whisper.decoding import MAX_PROMPT_CHARS, language_code
+from audio_service.whisper.decoding import MAX_PROMPT_CHARS, keyterms_text, language_code
 
 MIN_TEXT_TIMEOUT_S = 1.0
 MAX_TEXT_TIMEOUT_S = 29.0
@@ -93,6 +93,7 @@ def parse_options(query: Mapping[str, str], default_vad: VadParams, default_text
     prompt = q.get("prompt") or None
     if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
         raise InvalidRequestError(f"prompt: at most {MAX_PROMPT_CHARS} characters", param="prompt")
+    hotwords = _hotwords(query)
     temperature = _float(q, "temperature", 0.0, 0.0, 1.0)
     fmt = q.get("response_format") or "verbose_json"
     if fmt not in ("verbose_json", "json"):
@@ -111,6 +112,7 @@ def parse_options(query: Mapping[str, str], default_vad: VadParams, default_text
         model=q.get("model") or None,
         language=language,
         prompt=prompt,
+        hotwords=hotwords,
         temperature=temperature,
         response_format=fmt,
         word_timestamps="word" in grans,
@@ -126,6 +128,18 @@ def _language(value: str | None) -> str | None:
         return language_code(value)
     except ValueError as exc:
         raise InvalidRequestError(f"language: {exc}", param="language") from None
+
+
+def _hotwords(query: Mapping[str, str]) -> str | None:
+    """``keyterms`` (comma-separated, the parameter may repeat; ``keyterms[]`` too) or ``hotwords`` (free text)."""
+    getlist = getattr(query, "getlist", None)
+    values = [*getlist("keyterms"), *getlist("keyterms[]")] if getlist else [query.get("keyterms") or ""]
+    terms = [t for v in values for t in v.split(",")]
+    try:
+        return keyterms_text(terms, query.get("hotwords"))
+    except ValueError as exc:
+        param = str(exc).split(":")[0]
+        raise InvalidRequestError(str(exc), param=param) from None
 
 
 def _float(q: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:

@@ -264,6 +264,7 @@ class StreamSession:
             language=self._transcript.language,
             language_switch=self.options.language is None,
             prompt_text=self.options.prompt or "",
+            hotwords=self.options.hotwords or "",
             context_text=self._transcript.context,
             prefix_tokens=prefix,
             beam_size=beam_size,

@@ -37,6 +37,7 @@ class StreamOptions:
     model: str | None = None
     language: str | None = None
     prompt: str | None = None
+    hotwords: str | None = None  # the client's keyterms or hotwords (whisper.decoding.keyterms_text)
     temperature: float = 0.0
     response_format: str = "verbose_json"
     word_timestamps: bool = True

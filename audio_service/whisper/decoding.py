@@ -11,6 +11,7 @@ tested (``~=``).
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,6 +25,30 @@ if TYPE_CHECKING:  # pragma: no cover
 # it; below this, short or noisy windows are often given a neighbouring language (jfk's "ask not": 0.4).
 LANGUAGE_SWITCH_PROB = 0.7
 MAX_PROMPT_CHARS = 4000  # a client prompt; Whisper keeps only its last ~220 tokens anyway
+# Keyterms share Whisper's previous-text half window (223 tokens) with the prompt and the context:
+# 500 characters of names are ~150 tokens, so some recent context still fits beside them.
+MAX_KEYTERMS = 100
+MAX_HOTWORDS_CHARS = 500
+
+
+def keyterms_text(keyterms: Sequence[str] = (), text: str | None = None) -> str | None:
+    """The hotwords string for a client's ``keyterms`` (a list of terms, joined as "a, b, c.") or
+    ``hotwords`` (free text, as faster-whisper takes it): None when neither is given. ValueError (naming the field) when both are
+    given, or for more than MAX_KEYTERMS terms or MAX_HOTWORDS_CHARS characters."""
+    terms = [t.strip() for t in keyterms if t.strip()]
+    text = (text or "").strip()
+    if terms and text:
+        raise ValueError("keyterms: give keyterms or hotwords, not both")
+    if len(terms) > MAX_KEYTERMS:
+        raise ValueError(f"keyterms: at most {MAX_KEYTERMS} terms, got {len(terms)}")
+    # the terms read as a list ending a sentence, so the speech after it starts afresh: on
+    # bench/keyterms.py this recalled more terms than terms joined without the period, and changed
+    # fewer of the other words
+    out = ", ".join(terms) + ("" if not terms or terms[-1][-1] in ".!?" else ".") if terms else text
+    if len(out) > MAX_HOTWORDS_CHARS:
+        field = "keyterms" if terms else "hotwords"
+        raise ValueError(f"{field}: at most {MAX_HOTWORDS_CHARS} characters in all, got {len(out)}")
+    return out or None
 
 
 def heard_language(current: str | None, detected: str, probability: float) -> str:
@@ -118,9 +143,18 @@ def suppressed_tokens(model: LoadedModel, tok: Tokenizer, options: DecodeOptions
 _SUPPRESSED: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], list[int]]] = weakref.WeakKeyDictionary()
 
 
-def prompt_tokens(model: LoadedModel, tok: Tokenizer, previous: list[int], prefix: list[int] | None = None) -> list[int]:
-    """Whisper's decoder prompt without timestamps: ``previous`` text tokens, the start sequence, ``prefix``."""
-    return model.whisper.get_prompt(tok, previous_tokens=previous, without_timestamps=True) + list(prefix or ())
+def prompt_tokens(
+    model: LoadedModel, tok: Tokenizer, previous: list[int], prefix: list[int] | None = None, hotwords: str = ""
+) -> list[int]:
+    """Whisper's decoder prompt without timestamps: ``hotwords`` and ``previous`` text tokens, the start
+    sequence, ``prefix``.
+
+    faster-whisper's ``get_prompt`` places the hotwords (before the previous text, both after
+    <|startofprev|>) as its ``transcribe`` does; it drops them only for a client's text prefix, which
+    this prompt never has: ``prefix`` is a stream's own stable head, re-decoded under the same bias."""
+    return model.whisper.get_prompt(tok, previous_tokens=previous, without_timestamps=True, hotwords=hotwords or None) + list(
+        prefix or ()
+    )
 
 
 def word_alignment(

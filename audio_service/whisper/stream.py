@@ -151,13 +151,14 @@ def _prompt(model: LoadedModel, tok, r: DecodeRequest) -> list[int]:
         return tok.encode(" " + text.strip()) if text.strip() else []
 
     client, context = encode(r.prompt_text), encode(r.context_text)
-    # Whisper keeps at most max_length // 2 - 1 previous tokens, the most recent ones
-    room = max(0, model.whisper.max_length // 2 - 1 - len(client))
+    # Whisper keeps at most max_length // 2 - 1 previous tokens, the most recent ones; the hotwords
+    # take their share of that room, so the whole prompt stays inside it (long contexts are trimmed)
+    room = max(0, model.whisper.max_length // 2 - 1 - len(client) - len(encode(r.hotwords)))
     keep = min(len(context), room)
     if keep >= 2 * PROMPT_BUCKET_TOKENS:
         keep = keep // PROMPT_BUCKET_TOKENS * PROMPT_BUCKET_TOKENS
     previous = client + context[len(context) - keep :]
-    return prompt_tokens(model, tok, previous, list(r.prefix_tokens))
+    return prompt_tokens(model, tok, previous, list(r.prefix_tokens), r.hotwords)
 
 
 def _align(

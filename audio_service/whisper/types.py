@@ -53,6 +53,7 @@ class DecodeRequest:
     # (the client set none): code-switched speech keeps each language
     language_switch: bool = False
     prompt_text: str = ""  # the client's prompt: always kept whole
+    hotwords: str = ""  # the client's keyterms, before the prompt (faster-whisper's ``hotwords``)
     context_text: str = ""  # recent final text of the stream: trimmed to a token bucket (whisper/stream.py)
     prefix_tokens: tuple[int, ...] = ()
     beam_size: int = 1

@@ -113,6 +113,8 @@ class FakeBackend:
     stream_gate: Gate = field(default_factory=Gate)
     loads: list[str] = field(default_factory=list)  # model ids loaded, in order
     stream_calls: int = 0
+    batch_options: list[AsrOptions] = field(default_factory=list)  # what each batch decode was asked
+    stream_hotwords: list[str] = field(default_factory=list)  # each stream window's hotwords
 
     def load(self, settings: Settings, spec: ModelSpec, threads: int, workers: int) -> LoadedModel:
         from audio_service.errors import ModelUnavailableError
@@ -125,6 +127,7 @@ class FakeBackend:
 
     def transcribe(self, model, audio: Audio, spans: list[SpeechSpan], opts: AsrOptions, on_segment=None) -> Transcript:
         self.batch_gate.wait()
+        self.batch_options.append(opts)
         segments = []
         for span in spans:
             piece = audio.slice(span.start, span.end)
@@ -146,6 +149,7 @@ class FakeBackend:
         self.stream_calls += 1
         out = []
         for r in requests:
+            self.stream_hotwords.append(r.hotwords)
             starts = word_times(r.samples, r.offset)
             words = tuple(DecodedWord(" " + word_name(t), t, t + STEP_S * 0.8, 0.9, (round(t / STEP_S),)) for t in starts)
             text = "".join(w.word for w in words)

@@ -72,6 +72,20 @@ BAD_REQUESTS = [
     ("unknown-vad", "jfk", {"vad_model": "webrtc"}, 400, "vad_model", None),
     ("unknown-aligner", "jfk", {"alignment_model": "nemo"}, 400, "alignment_model", None),
     ("file-not-url", None, {"file": "just some text"}, 400, "file", None),
+    ("too-many-keyterms", "jfk", {"keyterms": ",".join(f"t{i}" for i in range(101))}, 400, "keyterms", None),
+    ("keyterms-too-long", "jfk", {"keyterms[]": ["x" * 300, "y" * 300]}, 400, "keyterms", None),
+    ("hotwords-too-long", "jfk", {"hotwords": "x" * 501}, 400, "hotwords", None),
+    ("keyterms-and-hotwords", "jfk", {"keyterms": "Quilter", "hotwords": "Quilter"}, 400, "keyterms", None),
+    (
+        "multichannel-diarize",
+        "jfk",
+        {"multichannel": "true", "diarize": "true", "response_format": "verbose_json", "timestamp_granularities": "word"},
+        400,
+        "multichannel",
+        None,
+    ),
+    ("multichannel-stream", "jfk", {"multichannel": "true", "stream": "true"}, 400, "multichannel", None),
+    ("bad-multichannel", "jfk", {"multichannel": "both"}, 400, "multichannel", None),
 ]
 
 

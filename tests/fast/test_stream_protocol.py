@@ -64,6 +64,9 @@ def test_api_key_in_query_and_missing_key(srv, jfk) -> None:
         ({"vad_kwargs": '{"threshold": 2}'}, "vad_kwargs"),
         ({"model": "nope"}, "model"),
         ({"diarize": "perhaps"}, "diarize"),
+        ({"keyterms": ",".join(f"t{i}" for i in range(101))}, "keyterms"),
+        ({"hotwords": "x" * 501}, "hotwords"),
+        ({"keyterms": "Quilter", "hotwords": "Quilter"}, "keyterms"),
     ],
 )
 def test_bad_query_parameters(srv, query, param) -> None:

@@ -40,6 +40,8 @@ async def _handle(request: Request, services: Services, task: Task) -> Response:
         job = services.batch.validate(params.to_job(task))
         request.state.model = job.model
         await ops.check_audio(request, who)
+        if stream and params.multichannel:
+            raise InvalidRequestError("multichannel=true cannot be combined with stream=true.", param="multichannel")
         if stream:
             streamed = True  # the event stream owns the form from here on
             return await stream_transcription(
