@@ -2,6 +2,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 0.0.0.0
 PORT ?= 8000
+# pytest workers of `make test` (modules are spread over them whole: --dist loadfile)
+TEST_WORKERS ?= 2
 
 .PHONY: install serve test test-fast bench docs check lower-bounds
 
@@ -14,7 +16,7 @@ serve: install
 	$(VENV)/bin/audio-service serve --server.host $(HOST) --server.port $(PORT)
 
 test: install
-	$(PY) -m pytest -q -rs --durations=15
+	$(PY) -m pytest -q -rs --durations=15 -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install
 	$(PY) -m pytest -q -rs --durations=10 tests/fast

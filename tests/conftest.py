@@ -8,6 +8,29 @@ import pytest
 from tests.audio_utils import JFK, load_16k
 from tests.server import ServerProcess
 
+# `make test` spreads whole modules over 2 workers (pytest-xdist --dist loadfile), handing them out in
+# collection order: the longest modules go first, so that no long one starts last and runs alone.
+LONGEST_FIRST = [
+    "test_ray",
+    "test_diarization",
+    "test_client_python",
+    "test_accuracy",
+    "test_demo_browser",
+    "test_diarization_load",
+    "test_batch_api",
+    "test_real_meetings",
+    "test_ops",
+    "test_stream_events",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.stem
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a module and among the others stays
+
 
 @pytest.fixture(scope="session")
 def jfk() -> np.ndarray:
