@@ -22,7 +22,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from audio_service.api.deps import Services
 from audio_service.api.middleware.requests import request_id_from
-from audio_service.api.routes.streaming import QUOTA_FLUSH_TIMEOUT_S, back_pressure
+from audio_service.api.routes.streaming import QUOTA_FLUSH_TIMEOUT_S, back_pressure, send_error_and_close
 from audio_service.api.stream_ops import StreamMonitor
 from audio_service.api.stream_setup import default_vad, partial_model, session_config
 from audio_service.audio.resample import PcmResampler
@@ -328,12 +328,7 @@ async def _close(ws: WebSocket, exc: ServiceError, code: int, monitor: StreamMon
     """Send the error event and close with ``code`` (quietly if the client is gone)."""
     if ws.application_state == WebSocketState.DISCONNECTED:
         return
-    event = error_event(exc)
-    monitor.error(event)
-    monitor.closed(code)
-    with contextlib.suppress(Exception):
-        await ws.send_json(event)
-        await ws.close(code=code, reason=(exc.code or "")[:100])
+    await send_error_and_close(ws, error_event(exc), code, exc.code or "", monitor)
 
 
 __all__ = ["router"]

@@ -243,11 +243,17 @@ async def _reject(ws: WebSocket, exc: ServiceError, code: int | None = None, mon
     body = error_message(exc)
     if monitor is not None:
         body["request_id"] = monitor.request_id
+    await send_error_and_close(ws, body, code, exc.code or "", monitor)
+
+
+async def send_error_and_close(ws: WebSocket, body: dict, code: int, reason: str, monitor: StreamMonitor | None) -> None:
+    """The last message of a stream (either protocol's error shape), then the close frame with ``code``."""
+    if monitor is not None:
         monitor.error(body)
         monitor.closed(code)
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception):  # the client may be gone already
         await ws.send_json(body)
-        await ws.close(code=code, reason=(exc.code or "")[:100])
+        await ws.close(code=code, reason=reason[:100])
 
 
 __all__ = ["router"]
