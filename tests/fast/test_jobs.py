@@ -1,0 +1,147 @@
+"""Transcription jobs in-process on the fake backend: submit and poll, cancel, the callback's SSRF check,
+its signature and retries, and jobs found unfinished on disk run by the next app."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.server
+import threading
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.fast.conftest import App, settings
+from tests.fast.fake_backend import FakeBackend
+from tests.http_utils import TRANSCRIPTIONS, assert_error, jfk_file, post
+from tests.ops_utils import wait_for
+
+JOBS = TRANSCRIPTIONS + "/jobs"
+SECRET = "callback-secret"
+
+
+def _job_settings(tmp_path, **values: object) -> dict:
+    return {
+        "jobs": {"dir": str(tmp_path / "jobs"), "callback_secret": SECRET, "callback_backoff_s": 0.05},
+        "server": {"url_fetch_allowlist": ["127.0.0.1"]},
+        **values,
+    }
+
+
+def _until_ended(client: TestClient, job_id: str) -> dict:
+    return wait_for(
+        lambda: (j := client.get(f"{JOBS}/{job_id}").json())["status"] in ("succeeded", "failed", "cancelled") and j,
+        30,
+        f"job {job_id} to end",
+    )
+
+
+class Receiver:
+    """A local HTTP server that records callbacks; the first ``fail_first`` answers are 500."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.calls: list[tuple[dict[str, str], bytes, int]] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = 500 if len(receiver.calls) < fail_first else 200
+                receiver.calls.append(({k.lower(): v for k, v in self.headers.items()}, body, status))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver(fail_first=1)
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+@pytest.mark.parametrize("fmt", ["json", "verbose_json", "srt"])
+def test_a_job_gives_the_synchronous_endpoints_result(make_app, tmp_path, fmt: str) -> None:
+    app = make_app(**_job_settings(tmp_path))
+    r = post(app.client, jfk_file(), {"response_format": fmt}, path=JOBS)
+    assert r.status_code == 202, r.text
+    submitted = r.json()
+    assert submitted["object"] == "audio.transcription.job" and submitted["status"] == "queued"
+    assert submitted["id"].startswith("job_")
+    job = _until_ended(app.client, submitted["id"])
+    assert job["status"] == "succeeded" and job["progress"] == 1.0, job
+    sync = post(app.client, jfk_file(), {"response_format": fmt})
+    assert job["result"] == (sync.json() if fmt != "srt" else {"text": sync.text})
+    assert not list((tmp_path / "jobs").glob("*.audio"))  # the upload is deleted when the job ends
+
+
+def test_a_running_job_is_cancelled(make_app, tmp_path) -> None:
+    app = make_app(**_job_settings(tmp_path))
+    app.fake.batch_gate.close()
+    job_id = post(app.client, jfk_file(), path=JOBS).json()["id"]
+    app.fake.batch_gate.wait_for_waiting(1)
+    assert app.client.get(f"{JOBS}/{job_id}").json()["status"] == "running"
+    assert app.client.delete(f"{JOBS}/{job_id}").status_code == 200
+    app.fake.batch_gate.open()
+    assert _until_ended(app.client, job_id)["status"] == "cancelled"
+
+
+def test_unknown_and_other_keys_jobs_are_not_found(make_app, tmp_path) -> None:
+    app = make_app(**_job_settings(tmp_path, auth={"api_keys": ["key-a", "key-b"]}))
+    a, b = {"Authorization": "Bearer key-a"}, {"Authorization": "Bearer key-b"}
+    job_id = post(app.client, jfk_file(), path=JOBS, headers=a).json()["id"]
+    assert_error(app.client.get(f"{JOBS}/{job_id}", headers=b), 404, "id", "job_not_found")
+    assert_error(app.client.delete(f"{JOBS}/job_nope", headers=a), 404, "id", "job_not_found")
+    assert_error(app.client.get(f"{JOBS}/{job_id}"), 401)
+    assert _until_ended(_Authed(app.client, a), job_id)["status"] == "succeeded"
+
+
+class _Authed:
+    def __init__(self, client: TestClient, headers: dict[str, str]) -> None:
+        self.client, self.headers = client, headers
+
+    def get(self, url: str):
+        return self.client.get(url, headers=self.headers)
+
+
+@pytest.mark.parametrize(
+    "url, code",
+    [("http://127.0.0.1:9/hook", "url_not_allowed"), ("ftp://example.com/x", None), ("http://[::1]/x", "url_not_allowed")],
+)
+def test_a_bad_callback_url_is_refused(make_app, tmp_path, url: str, code: str | None) -> None:
+    values = _job_settings(tmp_path)
+    values["server"] = {"url_fetch_allowlist": []}
+    app = make_app(**values)
+    assert_error(post(app.client, jfk_file(), {"callback_url": url}, path=JOBS), 400, "callback_url", code)
+    assert not list((tmp_path / "jobs").glob("job_*"))
+
+
+def test_the_callback_is_signed_and_retried_after_a_500(make_app, tmp_path, receiver: Receiver) -> None:
+    app = make_app(**_job_settings(tmp_path))
+    job_id = post(app.client, jfk_file(), {"callback_url": receiver.url}, path=JOBS).json()["id"]
+    wait_for(lambda: len(receiver.calls) == 2, 30, "the callback and its retry")
+    assert [status for *_, status in receiver.calls] == [500, 200]
+    headers, body, _ = receiver.calls[1]
+    expected = hmac.new(SECRET.encode(), headers["x-audio-service-timestamp"].encode() + b"." + body, hashlib.sha256)
+    assert headers["x-audio-service-signature"] == "sha256=" + expected.hexdigest()
+    assert body == receiver.calls[0][1]  # the same delivery, retried
+    assert app.client.get(f"{JOBS}/{job_id}").json() == __import__("json").loads(body)
+
+
+def test_unfinished_jobs_on_disk_run_in_the_next_app(make_app, tmp_path, fake: FakeBackend) -> None:
+    values = _job_settings(tmp_path)
+    stopped = App(fake, settings(**values))  # no lifespan: its runner never starts, as if it died at once
+    job_id = post(stopped.client, jfk_file(), path=JOBS).json()["id"]
+    assert (tmp_path / "jobs" / f"{job_id}.audio").exists()
+    restarted = make_app(**values)
+    job = _until_ended(restarted.client, job_id)
+    assert job["status"] == "succeeded" and job["result"]["text"]
