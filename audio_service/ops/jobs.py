@@ -305,7 +305,9 @@ class JobRunner:
             (b"User-Agent", b"audio-service"),
             (TIMESTAMP_HEADER.encode(), timestamp.encode()),
         ]
-        if settings.callback_secret is not None:
+        if settings.callback_secret is None:
+            log.warning("job %s: callback sent unsigned (set jobs.callback_secret to sign callbacks)", record.id)
+        else:
             headers.append(
                 (SIGNATURE_HEADER.encode(), sign(settings.callback_secret.get_secret_value(), timestamp, body).encode())
             )

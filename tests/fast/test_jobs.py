@@ -3,10 +3,7 @@ its signature and retries, and jobs found unfinished on disk run by the next app
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import http.server
-import threading
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -14,10 +11,9 @@ from starlette.testclient import TestClient
 
 from tests.fast.conftest import App, settings
 from tests.fast.fake_backend import FakeBackend
-from tests.http_utils import TRANSCRIPTIONS, assert_error, jfk_file, post
+from tests.http_utils import JOBS, Receiver, assert_error, jfk_file, post, signature
 from tests.ops_utils import wait_for
 
-JOBS = TRANSCRIPTIONS + "/jobs"
 SECRET = "callback-secret"
 
 
@@ -37,36 +33,11 @@ def _until_ended(client: TestClient, job_id: str) -> dict:
     )
 
 
-class Receiver:
-    """A local HTTP server that records callbacks; the first ``fail_first`` answers are 500."""
-
-    def __init__(self, fail_first: int = 0) -> None:
-        self.calls: list[tuple[dict[str, str], bytes, int]] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = 500 if len(receiver.calls) < fail_first else 200
-                receiver.calls.append(({k.lower(): v for k, v in self.headers.items()}, body, status))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver(fail_first=1)
     yield r
-    r.server.shutdown()
-    r.server.server_close()
+    r.close()
 
 
 @pytest.mark.parametrize("fmt", ["json", "verbose_json", "srt"])
@@ -131,10 +102,9 @@ def test_the_callback_is_signed_and_retried_after_a_500(make_app, tmp_path, rece
     wait_for(lambda: len(receiver.calls) == 2, 30, "the callback and its retry")
     assert [status for *_, status in receiver.calls] == [500, 200]
     headers, body, _ = receiver.calls[1]
-    expected = hmac.new(SECRET.encode(), headers["x-audio-service-timestamp"].encode() + b"." + body, hashlib.sha256)
-    assert headers["x-audio-service-signature"] == "sha256=" + expected.hexdigest()
+    assert headers["x-audio-service-signature"] == signature(SECRET, headers, body)
     assert body == receiver.calls[0][1]  # the same delivery, retried
-    assert app.client.get(f"{JOBS}/{job_id}").json() == __import__("json").loads(body)
+    assert app.client.get(f"{JOBS}/{job_id}").json() == json.loads(body)
 
 
 def test_unfinished_jobs_on_disk_run_in_the_next_app(make_app, tmp_path, fake: FakeBackend) -> None:
