@@ -14,6 +14,7 @@ When a job ends, its JSON is POSTed to its ``callback_url`` through the same SSR
 signed with ``jobs.callback_secret``: ``X-Audio-Service-Signature: sha256=<hex HMAC-SHA256 of
 "<timestamp>." + body>`` with the timestamp in ``X-Audio-Service-Timestamp``, so a receiver can refuse
 old (replayed) deliveries. Connection errors and 5xx answers are retried with exponential backoff.
+A callback not yet delivered (or given up) when the server stops is delivered by the next start.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class JobRecord:
     finished_at: int | None = None
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    callback_pending: bool = False  # the job ended and its callback is not delivered (or given up) yet
     cancel_requested: bool = field(default=False, compare=False)
 
     def public(self) -> dict[str, Any]:
@@ -191,6 +193,8 @@ class JobRunner:
             if record.status not in FINAL:
                 record.status, record.progress, record.started_at = "queued", 0.0, None
                 self._queue.put_nowait(record.id)
+            elif record.callback_pending:  # the last process stopped before delivering it
+                self._call_back(record)
         requeued = self._queue.qsize()
         if requeued:
             log.info("jobs: %d unfinished job(s) queued again", requeued)
@@ -289,14 +293,24 @@ class JobRunner:
             record.progress = 1.0
         if error is not None:
             record.error = {"message": error.message, "type": error.error_type, "param": error.param, "code": error.code}
+        record.callback_pending = bool(record.callback_url)
         await asyncio.to_thread(self.store.save, record)
         await asyncio.to_thread(self.store.drop_audio, record.id)
-        if record.callback_url:
-            task = asyncio.create_task(self._deliver(record))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if record.callback_pending:
+            self._call_back(record)
+
+    def _call_back(self, record: JobRecord) -> None:
+        task = asyncio.create_task(self._deliver(record))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, record: JobRecord) -> None:
+        """Deliver the callback (or give up), then mark it done on disk: a stop before that delivers it again."""
+        await self._attempts(record)
+        record.callback_pending = False
+        await asyncio.to_thread(self.store.save, record)
+
+    async def _attempts(self, record: JobRecord) -> None:
         settings = self._settings.jobs
         body = json.dumps(record.public()).encode()
         timestamp = str(int(time.time()))

@@ -9,6 +9,9 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
+from audio_service.keys import KeyIdentity
+from audio_service.ops.jobs import JobRecord, JobStore
+from audio_service.pipeline.batch import BatchJob
 from tests.fast.conftest import App, settings
 from tests.fast.fake_backend import FakeBackend
 from tests.http_utils import JOBS, Receiver, assert_error, jfk_file, post, signature
@@ -115,3 +118,21 @@ def test_unfinished_jobs_on_disk_run_in_the_next_app(make_app, tmp_path, fake: F
     restarted = make_app(**values)
     job = _until_ended(restarted.client, job_id)
     assert job["status"] == "succeeded" and job["result"]["text"]
+
+
+def test_a_callback_left_undelivered_is_sent_by_the_next_app(make_app, tmp_path, receiver: Receiver) -> None:
+    ended = JobRecord(
+        id="job_0123456789abcdef01234567",
+        created_at=1,
+        job=BatchJob(),
+        who=KeyIdentity("anonymous"),
+        callback_url=receiver.url,
+        status="succeeded",
+        result={"text": "done"},
+        callback_pending=True,
+    )
+    JobStore(tmp_path / "jobs").save(ended)
+    make_app(**_job_settings(tmp_path))
+    wait_for(lambda: len(receiver.calls) == 2, 30, "the callback and its retry")
+    assert json.loads(receiver.calls[1][1])["result"] == {"text": "done"}
+    wait_for(lambda: not json.loads((tmp_path / "jobs" / f"{ended.id}.json").read_text())["callback_pending"], 10, "delivered")
