@@ -17,10 +17,11 @@ from audio_service.api.middleware.limits import BodyLimitMiddleware
 from audio_service.api.middleware.requests import OpsMiddleware
 from audio_service.api.middleware.timeouts import BodyTimeoutMiddleware
 from audio_service.api.ops import Ops
-from audio_service.api.routes import alignments, batch, demo, metrics, realtime, streaming, system
+from audio_service.api.routes import alignments, batch, demo, jobs, metrics, realtime, streaming, system
 from audio_service.api.stream_setup import build_streaming
 from audio_service.diarization.tracker import speaker_tracker_factory
 from audio_service.models.registry import ModelRegistry
+from audio_service.ops.jobs import JobRunner
 from audio_service.ops.metrics import serve_on_port
 from audio_service.pipeline.batch import BatchService
 from audio_service.pipeline.fanout import BlockTranscriber
@@ -50,6 +51,7 @@ def create_app(settings: Settings, fanout: BlockTranscriber | None = None, backe
     app.add_middleware(OpsMiddleware, ops=services.ops)  # sees every response, errors included
     app.add_middleware(ReplicaHeaderMiddleware, name=replica_name(settings))  # outermost: even health checks say who answered
     app.include_router(system.router)
+    app.include_router(jobs.router)
     app.include_router(batch.router)
     app.include_router(streaming.router)
     app.include_router(realtime.router)
@@ -65,12 +67,14 @@ def build_services(settings: Settings, fanout: BlockTranscriber | None, backend:
     ops = Ops.build(settings)
     decode = DecodeOptions.from_settings(settings)  # one set of decoding options for files and streams
     trackers = speaker_tracker_factory(settings.streaming.speaker_context_s)
+    batch_service = BatchService(settings, registry, fanout, backend.transcribe, decode)
     services = Services(
         settings=settings,
         registry=registry,
-        batch=BatchService(settings, registry, fanout, backend.transcribe, decode),
+        batch=batch_service,
         ops=ops,
         streaming=build_streaming(settings, backend.decode_windows, trackers, decode),
+        jobs=JobRunner(settings, batch_service, ops.charge_batch),
         backend=backend,
     )
     ops.metrics.replica.labels(replica_name(settings)).set(1)
@@ -89,6 +93,7 @@ async def _lifespan(app: FastAPI, services: Services):
     if ops.keys.open:
         log.warning("no API keys configured: the server is open to anyone who can reach it")
     services.streaming.engine.start()
+    await services.jobs.start()
     loader = asyncio.create_task(_preload(services))
     stop_metrics = (
         serve_on_port(ops.metrics, settings.server.host, settings.server.metrics_port) if settings.server.metrics_port else None
@@ -97,6 +102,7 @@ async def _lifespan(app: FastAPI, services: Services):
         yield
     finally:
         loader.cancel()
+        await services.jobs.stop()
         if stop_metrics is not None:
             await asyncio.to_thread(stop_metrics)
         await services.streaming.engine.stop()

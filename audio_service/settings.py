@@ -429,6 +429,31 @@ class DiarizationSettings(Group):
     )
 
 
+class JobsSettings(Group):
+    """Long transcription jobs (``/v1/audio/transcriptions/jobs``) and their callbacks."""
+
+    flat_prefix: ClassVar[str] = "jobs_"
+
+    dir: Path | None = Field(
+        None,
+        description="Where job records and their uploaded audio are kept (survive restarts); default: <models.cache_dir>/jobs.",
+    )
+    callback_secret: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key that signs callbacks (X-Audio-Service-Signature); unset = callbacks are sent unsigned.",
+    )
+    callback_attempts: int = Field(5, ge=1, le=20, description="Delivery attempts of a callback (connection errors and 5xx).")
+    callback_backoff_s: float = Field(
+        1.0, gt=0, le=600, description="Wait before the second attempt of a callback; doubled before each further one."
+    )
+    callback_timeout_s: float = Field(10.0, gt=0, le=300, description="Timeout of one callback attempt, seconds.")
+
+    @field_validator("dir")
+    @classmethod
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
+
+
 class Settings(BaseSettings):
     """Every knob of the server, in groups. Environment: ``AUDIO_SERVICE_<GROUP>__<FIELD>``; CLI: ``--<group>.<field-name>``."""
 
@@ -443,6 +468,7 @@ class Settings(BaseSettings):
     ray: RaySettings = Field(default_factory=RaySettings, description="Scale-out on Ray Serve.")
     alignment: AlignmentSettings = Field(default_factory=AlignmentSettings, description="Word alignment.")
     diarization: DiarizationSettings = Field(default_factory=DiarizationSettings, description="Speaker diarization.")
+    jobs: JobsSettings = Field(default_factory=JobsSettings, description="Long transcription jobs and callbacks.")
 
     @classmethod
     def settings_customise_sources(

@@ -6,6 +6,10 @@ or a client already bound to the app (starlette's ``TestClient``: anything with 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import http.server
+import threading
 from typing import Any
 
 import httpx
@@ -14,6 +18,7 @@ from tests.audio_utils import JFK
 
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
 TRANSLATIONS = "/v1/audio/translations"
+JOBS = TRANSCRIPTIONS + "/jobs"
 
 
 def request(target: Any, method: str, path: str, **kw: Any) -> httpx.Response:
@@ -51,3 +56,37 @@ def assert_error(r: httpx.Response, status: int, param: str | None = None, code:
     if code is not None:
         assert err["code"] == code, err
     return err
+
+
+class Receiver:
+    """A local HTTP server that records callbacks; the first ``fail_first`` answers are 500."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.calls: list[tuple[dict[str, str], bytes, int]] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = 500 if len(receiver.calls) < fail_first else 200
+                receiver.calls.append(({k.lower(): v for k, v in self.headers.items()}, body, status))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def signature(secret: str, headers: dict[str, str], body: bytes) -> str:
+    """The X-Audio-Service-Signature a callback with these (lower-cased) headers should carry."""
+    signed = headers["x-audio-service-timestamp"].encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()

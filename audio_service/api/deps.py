@@ -11,6 +11,7 @@ from audio_service.api.ops import Ops
 from audio_service.keys import KeyIdentity
 from audio_service.models.registry import ModelLoader, ModelRegistry, load_faster_whisper
 from audio_service.ops.auth import key_from_authorization
+from audio_service.ops.jobs import JobRunner
 from audio_service.ops.stream_limits import StreamLimiter
 from audio_service.pipeline import asr
 from audio_service.pipeline.batch import BatchService
@@ -55,6 +56,7 @@ class Services:
     batch: BatchService
     ops: Ops
     streaming: StreamingServices
+    jobs: JobRunner
     backend: DecodingBackend = DecodingBackend()
     ready: bool = False  # the configured models are loaded (/ready)
 

@@ -40,5 +40,9 @@ class Ops:
     async def batch_done(self, request: Request, who: KeyIdentity, model: str, audio_s: float, processing_s: float) -> None:
         """A batch request's audio: charged to the key's budget, counted in metrics and the request log."""
         request.state.audio_s = audio_s
+        await self.charge_batch(who, model, audio_s, processing_s)
+
+    async def charge_batch(self, who: KeyIdentity, model: str, audio_s: float, processing_s: float) -> None:
+        """Batch audio (a request's or a job's): charged to the key's budget and counted in metrics."""
         self.metrics.observe_audio("batch", model, audio_s, processing_s)
         await self.quotas.charge_audio(who, audio_s)

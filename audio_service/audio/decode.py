@@ -41,6 +41,15 @@ def probe_audio(source: str | os.PathLike[str] | BinaryIO) -> int:
     return channels[0]
 
 
+def audio_duration(path: str | os.PathLike[str]) -> float | None:
+    """The file's duration in seconds as its container declares it (None when it does not)."""
+    try:
+        with av.open(os.fspath(path)) as container:
+            return container.duration / av.time_base if container.duration else None
+    except (av.FFmpegError, OSError):
+        return None
+
+
 def pcm16_to_float(data: bytes) -> np.ndarray:
     """Little-endian signed 16-bit PCM bytes -> float32 samples in [-1, 1)."""
     return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0

@@ -79,9 +79,13 @@ async def system_resolve(host: str, port: int) -> list[str]:
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """An httpcore network backend that connects only to addresses that passed the SSRF check."""
 
-    def __init__(self, allowlist: list[str], resolver: Resolver = system_resolve) -> None:
+    def __init__(
+        self, allowlist: list[str], resolver: Resolver = system_resolve, param: str = "file", what: str = "audio URL"
+    ) -> None:
         self.allowlist = allowlist
         self.resolver = resolver
+        self.param = param  # the request field its errors name (callbacks are checked by the same guard)
+        self.what = what
         self._inner = httpcore.AnyIOBackend()
 
     async def checked_addresses(self, host: str, port: int) -> list[str]:
@@ -89,14 +93,14 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         try:
             addresses = await self.resolver(host, port)
         except (OSError, UnicodeError) as exc:
-            raise InvalidRequestError(f"Cannot resolve the audio URL's host {host!r}.", param="file") from exc
+            raise InvalidRequestError(f"Cannot resolve the {self.what}'s host {host!r}.", param=self.param) from exc
         if not addresses:
-            raise InvalidRequestError(f"Cannot resolve the audio URL's host {host!r}.", param="file")
+            raise InvalidRequestError(f"Cannot resolve the {self.what}'s host {host!r}.", param=self.param)
         if not _allowed(host, addresses, self.allowlist):
             raise InvalidRequestError(
-                f"The audio URL's host {host!r} resolves to a non-public address; "
+                f"The {self.what}'s host {host!r} resolves to a non-public address; "
                 "the server's setting server.url_fetch_allowlist does not allow it.",
-                param="file",
+                param=self.param,
                 code="url_not_allowed",
             )
         return addresses
@@ -119,7 +123,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         raise failure
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None):
-        raise InvalidRequestError("Audio URLs cannot name a unix socket.", param="file")
+        raise InvalidRequestError(f"The {self.what} cannot name a unix socket.", param=self.param)
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
