@@ -37,3 +37,25 @@ def test_commit_before_the_end_is_sent_counts_as_zero() -> None:
     r.sent_audio = [(1.0, 1.0), (2.0, 2.0)]
     r.merge(0.5, {"segments": [_seg(0, [_word("hi", 1.5, True)], True)]})
     assert commit_lags(r) == [0.0]
+
+
+def test_whisperlivekit_commit_lag_from_its_lines() -> None:
+    from bench.peers import committed_word_times, peer_commit_lags
+
+    r = StreamResult()
+    r.sent_audio = [(0.1 * i, 0.1 * i) for i in range(1, 41)]
+    r.messages = [
+        (1.0, {"type": "config"}),
+        (1.2, {"lines": [], "buffer_transcription": "And so"}),
+        (1.6, {"lines": [{"text": "And so", "start": "0:00:00.00"}], "buffer_transcription": "my fellow"}),
+        (2.5, {"lines": [{"text": "And so, my"}], "buffer_transcription": "fellow"}),
+        (3.4, {"lines": [{"text": "And so, my"}, {"text": "fellow Americans."}], "buffer_transcription": ""}),
+        (3.5, {"type": "ready_to_stop"}),
+    ]
+    # the buffer is not committed; a word is committed from the first lines holding it at its position
+    assert committed_word_times(r.messages) == (["and", "so", "my", "fellow", "americans"], [1.6, 1.6, 2.5, 3.4, 3.4])
+    # ends come from the reference words, matched by alignment ("americans" is not in it: left out)
+    ref = [("and", 0.5), ("so", 0.9), ("my", 1.3), ("fellow", 2.6), ("citizens", 3.0)]
+    lags, text = peer_commit_lags(r, ref)
+    assert text == "and so my fellow americans"
+    assert lags == pytest.approx([1.1, 0.7, 1.2, 0.8])
