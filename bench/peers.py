@@ -135,9 +135,10 @@ class WhisperLiveKit:
     def __init__(self, binary: str, log: Path, warmup_wav: Path, extra: list[str]) -> None:
         self.port = free_port()
         self.url = f"ws://127.0.0.1:{self.port}/asr?language=en"
-        args = ["--backend", "faster-whisper", "--backend-policy", "localagreement", "--model_dir", str(MODEL_DIR)]
-        args += ["--pcm-input", "--lan", "en", "--warmup-file", str(warmup_wav), "--host", "127.0.0.1", "--port", str(self.port)]
-        self.cmd = [binary, *args, *extra]
+        # the flags that shape the result (recorded); the rest only place it here
+        self.flags = ["--backend", "faster-whisper", "--backend-policy", "localagreement", "--model_dir", str(MODEL_DIR)]
+        self.flags += ["--pcm-input", "--lan", "en", *extra]
+        self.cmd = [binary, *self.flags, "--warmup-file", str(warmup_wav), "--host", "127.0.0.1", "--port", str(self.port)]
         self.log = log
         self.proc: subprocess.Popen | None = None
 
@@ -240,7 +241,7 @@ def main() -> None:
             wlk = WhisperLiveKit(args.wlk, work / "wlk.log", warmup, args.wlk_args.split())
             with wlk:
                 rows = [wlk_level(wlk, audio, reference, ref, n, args.frame_ms) for n in levels]
-            peer = {"whisperlivekit": {"version": version, "command": " ".join(wlk.cmd[1:]), "levels": rows}}
+            peer = {"whisperlivekit": {"version": version, "command": " ".join(wlk.flags), "levels": rows}}
     results = {
         "machine": {**machine_info(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "frame_ms": args.frame_ms,
