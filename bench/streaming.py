@@ -14,6 +14,8 @@ CTranslate2's AVX2 kernels on an AVX-512 machine (recorded in the JSON). Definit
 - partial latency: wall time from sending the end of a word's audio to the first patch showing it;
 - final latency: wall time from sending the end of a segment's speech (its last word) to the patch
   marking it final;
+- commit lag: for each word of the final transcript, wall time from sending the frame holding the
+  word's end to the first message sending that word final (``is_final`` on the word or its segment);
 - lag (WhisperLive's measure): at each server message, seconds of audio sent minus the end time
   of the newest transcribed segment;
 - capacity: the most concurrent real-time streams whose p95 final latency is <= 3 s;
@@ -44,7 +46,7 @@ from bench._common import machine_info  # noqa: E402
 from bench.streaming_report import CAPACITY_P95_FINAL_S, report  # noqa: E402
 from tests.audio_utils import JFK, JFK_TEXT, espeak, load_16k, wer, write_wav  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
-from tests.stream_client import StreamResult, first_appearance, stream  # noqa: E402
+from tests.stream_client import StreamResult, commit_lags, first_appearance, sent_wall, stream  # noqa: E402
 
 SR = 16000
 RESULTS = ROOT / "bench" / "results" / "streaming.json"
@@ -101,25 +103,22 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 def analyse(r: StreamResult) -> dict:
-    """Partial/final latencies and WhisperLive lag for one stream."""
+    """Partial/final latencies, per-word commit lag and WhisperLive lag for one stream."""
 
-    def sent_wall(audio_t: float) -> float:
-        return next((ts for ts, a in r.sent_audio if a >= audio_t - 1e-6), r.sent_audio[-1][0])
-
-    partial = [max(0.0, seen - sent_wall(end)) for _, end, seen in first_appearance(r)]
+    partial = [max(0.0, seen - sent_wall(r, end)) for _, end, seen in first_appearance(r)]
     final = []
     final_seen: dict[int, float] = {}
     for t, msg in r.messages:
         for seg in msg.get("segments", []):
             if seg["is_final"] and seg["id"] not in final_seen and seg["text"].strip():
                 final_seen[seg["id"]] = t
-                final.append(max(0.0, t - sent_wall(float(seg["end"]))))
+                final.append(max(0.0, t - sent_wall(r, float(seg["end"]))))
     lag, newest_end = [], 0.0
     for t, msg in r.messages:
         if msg.get("segments"):
             newest_end = max([newest_end] + [float(s["end"]) for s in msg["segments"] if s["text"].strip()])
             lag.append(r.audio_sent_at(t) - newest_end)
-    return {"partial": partial, "final": final, "lag": lag}
+    return {"partial": partial, "final": final, "commit": commit_lags(r), "lag": lag}
 
 
 async def concurrent(ws_url: str, audio: np.ndarray, n: int, frame_ms: int) -> list[StreamResult]:
@@ -135,11 +134,12 @@ def level(srv: ServerProcess, audio: np.ndarray, reference: str, n: int, frame_m
     cpu0 = sum(proc.cpu_times()[:2])
     results = asyncio.run(concurrent(srv.ws_url, audio, n, frame_ms))
     cpu_s = sum(proc.cpu_times()[:2]) - cpu0
-    partial, final, lag, wers = [], [], [], []
+    partial, final, commit, lag, wers = [], [], [], [], []
     for r in results:
         a = analyse(r)
         partial += a["partial"]
         final += a["final"]
+        commit += a["commit"]
         lag += a["lag"]
         wers.append(wer(reference, r.text))
         assert not r.final_changed, r.final_changed
@@ -149,6 +149,8 @@ def level(srv: ServerProcess, audio: np.ndarray, reference: str, n: int, frame_m
         "partial_p95": pct(partial, 95),
         "final_p50": pct(final, 50),
         "final_p95": pct(final, 95),
+        "commit_p50": pct(commit, 50),
+        "commit_p95": pct(commit, 95),
         "lag_p50": pct(lag, 50),
         "lag_p95": pct(lag, 95),
         "wer": round(float(np.mean(wers)), 4),
@@ -158,7 +160,8 @@ def level(srv: ServerProcess, audio: np.ndarray, reference: str, n: int, frame_m
     }
     print(
         f"    N={n}: partial p50/p95 {row['partial_p50']}/{row['partial_p95']} s, final p50/p95 "
-        f"{row['final_p50']}/{row['final_p95']} s, lag p50/p95 {row['lag_p50']}/{row['lag_p95']} s, WER {row['wer']}, "
+        f"{row['final_p50']}/{row['final_p95']} s, commit lag p50/p95 {row['commit_p50']}/{row['commit_p95']} s, "
+        f"lag p50/p95 {row['lag_p50']}/{row['lag_p95']} s, WER {row['wer']}, "
         f"server CPU {row['cpu_per_stream_audio_s']} s per stream-audio-s",
         flush=True,
     )

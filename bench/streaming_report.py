@@ -26,12 +26,13 @@ def report(res: dict[str, dict], longf: dict[str, dict], recorded: dict | None =
     for name, run in res.items():
         table(
             f"Latency and lag, run {name!r} (seconds)",
-            ["N", "partial p50 / p95", "final p50 / p95", "lag p50 / p95", "WER"],
+            ["N", "partial p50 / p95", "final p50 / p95", "commit lag p50 / p95", "lag p50 / p95", "WER"],
             [
                 [
                     r["streams"],
                     f"{r['partial_p50']} / {r['partial_p95']}",
                     f"{r['final_p50']} / {r['final_p95']}",
+                    f"{r.get('commit_p50')} / {r.get('commit_p95')}",
                     f"{r['lag_p50']} / {r['lag_p95']}",
                     r["wer"],
                 ]

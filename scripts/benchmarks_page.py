@@ -469,6 +469,32 @@ def multichannel(d: dict) -> list[str]:
     ]
 
 
+def commit_lag(d: dict) -> list[str]:
+    peers = d["peers"]
+    header = ["streams", "this service: commit lag p50 / p95 (s), WER"]
+    header += [f"{name} {p['version']}: commit lag p50 / p95 (s), WER" for name, p in peers.items()]
+
+    def cell(x: dict) -> str:
+        return f"{_f(x['commit_p50'])} / {_f(x['commit_p95'])}, {_f(x['wer'], 3)}"
+
+    rows = [
+        [str(x["streams"]), cell(x), *[cell(p["levels"][i]) for p in peers.values()]]
+        for i, x in enumerate(d["service"]["levels"])
+    ]
+    commands = "; ".join(f"{name}: `{p['command']}`" for name, p in peers.items())
+    return [
+        "## Commit lag beside other servers",
+        "",
+        f"`python bench/peers.py` ({d['audio']}, {d['frame_ms']} ms frames, real-time pace, N concurrent streams to each"
+        " server in turn, the same packaged Whisper base model). Commit lag: per word of the final transcript, the time"
+        " from sending the frame holding the word's end to the first message sending the word committed: here `is_final`"
+        " on the word or its segment; WhisperLiveKit: its committed `lines`, not its `buffer_transcription`, with word ends"
+        f" from this service's batch word timestamps (its lines carry none). {commands}. " + _where("commit_lag", d),
+        "",
+        *_table(header, rows),
+    ]
+
+
 def files_list() -> list[str]:
     rows = []
     for path in sorted(RESULTS.glob("*.json")):
@@ -487,6 +513,7 @@ def page() -> str:
         batch(load("batch")),
         streaming("streaming", load("streaming"), "## Streaming"),
         streaming("streaming_n1", load("streaming_n1"), "## One stream on an AVX2-only CPU"),
+        commit_lag(load("commit_lag")),
         diarization(load("diarization")),
         alignment(load("alignment")),
         keyterms(load("keyterms")),

@@ -195,3 +195,35 @@ def first_appearance(result: StreamResult) -> list[tuple[str, float, float]]:
             if seen is not None:
                 out.append((w["word"], float(w["end"]), seen))
     return out
+
+
+def sent_wall(result: StreamResult, audio_t: float) -> float:
+    """Wall time (seconds since t0) at which the frame holding audio time ``audio_t`` was sent."""
+    return next((ts for ts, a in result.sent_audio if a >= audio_t - 1e-6), result.sent_audio[-1][0])
+
+
+def first_commit(result: StreamResult) -> list[tuple[str, float, float]]:
+    """For each word of the final transcript: (word, its audio end time, wall time it was first sent final).
+
+    A word is committed by the first message carrying it with ``is_final: true``, on the word itself or on
+    its segment; final words never change, so the word at that position of the segment is the final one.
+    """
+    from tests.audio_utils import normalize
+
+    committed: dict[tuple[int, int], float] = {}
+    for t, msg in result.messages:
+        for seg in msg.get("segments", []):
+            for k, w in enumerate(seg.get("words", [])):
+                if (w.get("is_final") or seg["is_final"]) and (seg["id"], k) not in committed:
+                    committed[(seg["id"], k)] = t
+    out = []
+    for sid, seg in sorted(result.segments.items()):
+        for k, w in enumerate(seg.get("words", [])):
+            if normalize(w["word"]) and (sid, k) in committed:
+                out.append((w["word"], float(w["end"]), committed[(sid, k)]))
+    return out
+
+
+def commit_lags(result: StreamResult) -> list[float]:
+    """Per word of the final transcript: when it was first sent final minus when its end was sent."""
+    return [max(0.0, seen - sent_wall(result, end)) for _, end, seen in first_commit(result)]
