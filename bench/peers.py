@@ -45,7 +45,7 @@ from bench._common import machine_info  # noqa: E402
 from bench.streaming import jfk_repeated, level, pct  # noqa: E402
 from bench.streaming_report import table  # noqa: E402
 from tests.audio_utils import JFK, float_to_pcm16, load_16k, normalize, wer, write_wav  # noqa: E402
-from tests.server import ServerProcess, free_port  # noqa: E402
+from tests.server import ServerProcess, free_port, wait_until_ok  # noqa: E402
 from tests.stream_client import StreamResult, sent_wall  # noqa: E402
 
 SR = 16000
@@ -145,17 +145,11 @@ class WhisperLiveKit:
     def __enter__(self) -> WhisperLiveKit:
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # the model is local: a hub call would only hang offline
         self.proc = subprocess.Popen(self.cmd, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"whisperlivekit-server exited {self.proc.returncode}: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        raise RuntimeError(f"whisperlivekit-server not ready in 300 s: {self.log.read_text()[-2000:]}")
+        try:
+            wait_until_ok(self.proc, f"http://127.0.0.1:{self.port}/health", 300, interval=1.0)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"whisperlivekit-server {exc}: {self.log.read_text()[-2000:]}") from None
+        return self
 
     def __exit__(self, *exc: object) -> None:
         assert self.proc is not None

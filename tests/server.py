@@ -21,6 +21,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_ok(proc: subprocess.Popen, url: str, timeout: float, interval: float = 0.2) -> None:
+    """Until ``GET url`` answers 200. RuntimeError when ``proc`` exits first, TimeoutError at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=min(interval * 5, 2.0)).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(interval)
+    raise TimeoutError(f"{url} did not answer 200 in {timeout:.0f} s")
+
+
 class ServerProcess:
     """``audio-service serve`` with the given settings, by group (``streaming={"max_batch": 4}``, passed as
     ``AUDIO_SERVICE_STREAMING__MAX_BATCH``); use as a context manager."""
@@ -62,18 +77,14 @@ class ServerProcess:
     def wait_ready(self, timeout: float = 120.0) -> ServerProcess:
         """Until ``/ready`` answers 200 (the process stopped and an error raised if it does not in time)."""
         assert self.proc is not None, "launch() first"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log_path}")
-            try:
-                if httpx.get(f"{self.base_url}/ready", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise TimeoutError("server did not become ready")
+        try:
+            wait_until_ok(self.proc, f"{self.base_url}/ready", timeout)
+        except RuntimeError as exc:
+            raise RuntimeError(f"server {exc}; see {self.log_path}") from None
+        except TimeoutError:
+            self.stop()
+            raise TimeoutError("server did not become ready") from None
+        return self
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
