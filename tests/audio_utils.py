@@ -79,9 +79,10 @@ def realspeech_manifest() -> dict[str, dict[str, str]]:
         return {row["file"]: row for row in csv.DictReader(f, delimiter="\t")}
 
 
-def english_reading(pause_s: float, copies: int = 1) -> tuple[np.ndarray, str]:
+def english_reading(pause_s: float, copies: int = 1, recordings: int | None = None) -> tuple[np.ndarray, str]:
     """jfk and the English ``realspeech`` recordings (73 s of real speech, no sentence said twice), each
     followed by ``pause_s`` of silence, the whole ``copies`` times over; and its reference text.
+    ``recordings``: only the first this many of those (jfk, then ENGLISH_READINGS in order).
 
     Long test files are built from this rather than from one sentence repeated: a Whisper window that
     holds the same sentence several times looks like a repetition loop (compression ratio above 2.4),
@@ -90,6 +91,7 @@ def english_reading(pause_s: float, copies: int = 1) -> tuple[np.ndarray, str]:
     """
     pause = np.zeros(int(pause_s * 16000), np.float32)
     rows = realspeech_manifest()
-    clips = [(load_16k(JFK), JFK_TEXT)] + [(load_16k(REALSPEECH / f), rows[f]["reference_text"]) for f in ENGLISH_READINGS]
+    names = ENGLISH_READINGS if recordings is None else ENGLISH_READINGS[: recordings - 1]
+    clips = [(load_16k(JFK), JFK_TEXT)] + [(load_16k(REALSPEECH / f), rows[f]["reference_text"]) for f in names]
     once = np.concatenate([part for samples, _ in clips for part in (samples, pause)])
     return np.tile(once, copies), " ".join([" ".join(text for _, text in clips)] * copies)

@@ -90,7 +90,7 @@ def assert_quota_sequence(first: Any, second: Any, key: str, other: str) -> None
     r3 = transcribe(first, key)
     assert r3.status_code == 429, r3.text
     assert r3.json()["error"]["code"] == "rate_limit_exceeded" and r3.json()["error"]["type"] == "rate_limit_error"
-    assert 1 <= int(r3.headers["retry-after"]) <= 60
+    assert 1 <= int(r3.headers["retry-after"]) <= 60, r3.headers
     assert r3.headers["x-ratelimit-remaining-audio-seconds"] == "0"
     assert r3.headers["x-ratelimit-reset-audio-seconds"].endswith("s")
     for h in ("limit", "remaining", "reset"):

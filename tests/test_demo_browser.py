@@ -1,7 +1,8 @@
 """The browser demo end to end: headless Chromium, a fake microphone fed from a wav file, the real server.
 
-Screenshots of both views go to ``tmp/artifacts/`` (``AUDIO_SERVICE_ARTIFACTS`` overrides); the
-pictures of docs/clients.md (docs/demo-live.png, docs/demo-file.png) are copies of them.
+Screenshots of both views go to ``tmp/artifacts/`` (``AUDIO_SERVICE_ARTIFACTS`` overrides). The pictures
+of docs/clients.md (docs/demo-live.png, docs/demo-file.png) are clipped from them when
+``UPDATE_DOCS_SCREENSHOTS=1`` is set: a test run leaves the tracked files alone otherwise.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tests.audio_utils import JFK, ROOT, TWO_SPEAKERS
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ARTIFACTS = Path(os.environ.get("AUDIO_SERVICE_ARTIFACTS", ROOT / "tmp" / "artifacts"))
+UPDATE_DOCS = os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1"
 WAIT_S = 120  # generous: the machine may be loaded; every wait ends as soon as its condition holds
 
 FINAL_TEXT = "return [...document.querySelectorAll('#transcript .final')].map(e => e.textContent).join(' ')"
@@ -92,11 +94,12 @@ def _open(driver, server) -> None:
 
 
 def _screenshot(driver, name: str, docs_of: tuple[str, ...] = ()) -> None:
-    """The whole page to ARTIFACTS/name; with ``docs_of`` (element ids), also docs/name clipped to those elements."""
+    """The whole page to ARTIFACTS/name; with ``docs_of`` (element ids) and UPDATE_DOCS, also docs/name
+    clipped to those elements."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
     _capture(driver, ARTIFACTS / name, {"x": 0, "y": 0, "width": size["width"], "height": size["height"]})
-    if docs_of:
+    if docs_of and UPDATE_DOCS:
         rects = driver.execute_script(
             "return arguments[0].map(id => { const r = document.getElementById(id).getBoundingClientRect();"
             " return [r.left + scrollX, r.top + scrollY, r.right + scrollX, r.bottom + scrollY]; })",

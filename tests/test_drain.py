@@ -20,7 +20,8 @@ SR = 16000
 
 def test_sigterm_drains_batch_and_streams_then_exits_0(tmp_path) -> None:
     jfk = load_16k(JFK)
-    reading, reading_text = english_reading(pause_s=2.0)  # 85 s
+    # 44 s: still being transcribed when SIGTERM comes (asserted through busy_workers below)
+    reading, reading_text = english_reading(pause_s=2.0, recordings=2)
     long_wav = write_wav(tmp_path / "reading.wav", reading)
     srv = ServerProcess(log_path=tmp_path / "server.log", server={"shutdown_grace_s": 150}).start()
     try:

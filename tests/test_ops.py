@@ -1,8 +1,8 @@
-"""Hosted-API operations against the real server: metrics, hashed named keys, per-key quotas
-(in memory, and in Redis across two processes), request ids and JSON request logs.
+"""Hosted-API operations against the real server: metrics, hashed named keys, per-key quotas, request
+ids and JSON request logs.
 
-One server (keys file made with ``audio-service keys add``, JSON logs) serves most tests; the Redis
-test starts its own redis-server and two servers sharing it.
+One server (keys file made with ``audio-service keys add``, JSON logs) serves the tests. (Quotas shared
+through Redis by two apps: tests/fast/test_ops.py.)
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import pytest
 import websockets
 
 from tests.audio_utils import JFK, JFK_TEXT, load_16k, normalize, wer
-from tests.ops_utils import add_key, assert_quota_sequence, json_lines, scrape, value, wait_for
-from tests.redis_server import RedisServer
+from tests.ops_utils import add_key, json_lines, scrape, value, wait_for
 from tests.server import ServerProcess
 from tests.stream_client import expect_close, stream, url_for
 
@@ -161,13 +160,3 @@ def test_stream_over_audio_quota_is_flushed_then_closed(srv, keys, jfk) -> None:
     assert again.close_code == 4029 and not again.segments
     ok = asyncio.run(stream(srv.ws_url, jfk, pace=0, headers=auth(keys["bob"]), params={"language": "en"}))
     assert ok.checkpoints == ["final"] and wer(JFK_TEXT, ok.text) <= 0.15
-
-
-def test_audio_quota_shared_through_redis_by_two_servers(tmp_path, keys) -> None:
-    with RedisServer() as redis_server:
-        settings = {"auth": {"keys_file": str(keys["file"])}, "quotas": {"storage": redis_server.url}}
-        with (
-            ServerProcess(log_path=tmp_path / "a.log", **settings) as a,
-            ServerProcess(log_path=tmp_path / "b.log", **settings) as b,
-        ):
-            assert_quota_sequence(a, b, keys["small"], keys["bob"])

@@ -205,19 +205,19 @@ def both(cluster, single, path, **fields: object) -> tuple[httpx.Response, httpx
 
 
 def test_long_diarized_file_keeps_its_speakers(cluster, single, tmp_path) -> None:
-    """A 90 s conversation (two_speakers x 3) in 20 s blocks (5 of them) on both replicas, diarize=true.
-    The blocks are joined, then diarized once: the single process's speakers, every 30 s copy labelled like
-    the first (a per-block diarization would label the copies at random), and about one copy's DER against
-    the reference repeated 3 times."""
-    copies, period = 3, 30.0
-    long = write_wav(tmp_path / "two_speakers_x3.wav", np.tile(load_16k(TWO_SPEAKERS), copies))
+    """A 60 s conversation (two_speakers x 2) in 20 s blocks (3 of them) on both replicas, diarize=true.
+    The blocks are joined, then diarized once: the single process's speakers, the second 30 s copy labelled
+    like the first (a per-block diarization would label the copies at random), and about one copy's DER
+    against the reference repeated twice."""
+    copies, period = 2, 30.0
+    long = write_wav(tmp_path / "two_speakers_x2.wav", np.tile(load_16k(TWO_SPEAKERS), copies))
     fanned, alone = both(cluster, single, long, diarize="true")
     assert len(block_workers(fanned)) == 2 and alone.status_code == 200, alone.text
     words, alone_words = fanned.json()["words"], alone.json()["words"]
-    assert fanned.json()["duration"] >= 4 * FANOUT_BLOCK_S
+    assert fanned.json()["duration"] >= 2.5 * FANOUT_BLOCK_S
     assert len({w["speaker_id"] for w in words}) == len({w["speaker_id"] for w in alone_words}) >= 2
     # who spoke when, as the single process says (pyannote.metrics maps the labels)
-    assert der(word_turns_annotation(alone_words, "x3"), word_turns_annotation(words, "x3"))["der"] <= 0.05
+    assert der(word_turns_annotation(alone_words, "x2"), word_turns_annotation(words, "x2"))["der"] <= 0.05
     first = {(w["word"], round(w["start"], 0)): w["speaker_id"] for w in words if w["start"] < period}
     for k in range(1, copies):
         copy = [w for w in words if k * period <= w["start"] < (k + 1) * period]

@@ -10,9 +10,10 @@ SR = 16000
 
 
 def test_openai_sdk_reads_progress_events(server, tmp_path) -> None:
-    audio, reference = english_reading(pause_s=0.7)  # distinct sentences: two runs decode alike
+    # 52 s of distinct sentences (two runs decode alike), several windows and final segments
+    audio, reference = english_reading(pause_s=0.7, recordings=3)
     duration = len(audio) / SR
-    assert 70 <= duration <= 85
+    assert 45 <= duration <= 60
     wav = write_wav(tmp_path / "reading.wav", audio)
     client = OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0, timeout=600)
     with wav.open("rb") as f:
@@ -23,7 +24,7 @@ def test_openai_sdk_reads_progress_events(server, tmp_path) -> None:
     types = [e.type for e in events]
     assert types[-1] == "transcript.text.done" and set(types[:-1]) == {"transcript.text.delta"}
     deltas = [e for e in events[:-1] if e.delta]
-    assert len(deltas) >= 5, types  # one per final segment (six recordings)
+    assert len(deltas) >= 5, types  # one per final segment (three recordings)
     positions = [e.model_extra["audio_position_s"] for e in events]
     assert positions == sorted(positions) and 0 < positions[0] and abs(positions[-1] - duration) < 0.1
     done = events[-1]

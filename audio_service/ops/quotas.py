@@ -58,6 +58,12 @@ class QuotaState:
         return out
 
 
+def _until(reset_time: float, now: float) -> float:
+    """Seconds from ``now`` to a window's reset, at most one window: the store reads the clock again after
+    ``now`` (its own stamps are a moment later), which made a fresh window reset in 1m1s (Retry-After 61)."""
+    return min(WINDOW_S, max(0.0, reset_time - now))
+
+
 def format_duration(seconds: float) -> str:
     """OpenAI's reset format: ``250ms``, ``17s``, ``1m0s``."""
     if seconds < 1:
@@ -131,10 +137,10 @@ class Quotas:
         return QuotaState(
             limit_requests=req_limit,
             remaining_requests=req.remaining if req else req_limit,
-            reset_requests_s=max(0.0, req.reset_time - now) if req else 0.0,
+            reset_requests_s=_until(req.reset_time, now) if req else 0.0,
             limit_audio_s=aud_limit,
             remaining_audio_s=aud.remaining / 1000 if aud else aud_limit,
-            reset_audio_s=max(0.0, aud.reset_time - now) if aud else 0.0,
+            reset_audio_s=_until(aud.reset_time, now) if aud else 0.0,
         )
 
     def exceeded_stream_error(self, state: QuotaState, accepted_s: float) -> QuotaExceededError:

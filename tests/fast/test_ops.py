@@ -1,6 +1,7 @@
 """Operations in-process: named keys from a keys file, per-key audio quotas and their headers, the
-anonymous budget of an open server, request ids. (Metrics of real requests and streams, JSON request
-logs, a stream over its quota and quotas shared through Redis: tests/test_ops.py, on real servers.)"""
+anonymous budget of an open server, quotas shared by two apps through a real redis-server, request
+ids. (Metrics of real requests and streams, JSON request logs and a stream over its quota:
+tests/test_ops.py, on real servers.)"""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from tests.http_utils import assert_error, jfk_file, post
 from tests.ops_utils import add_key, assert_quota_sequence, scrape, value
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +28,14 @@ def test_audio_quota_of_a_named_key(make_app, keys) -> None:
     assert value(scrape(client), "audio_service_quota_rejections_total", key="small", limit="audio_seconds") == 1
     wrong = post(client, jfk_file(), headers={"Authorization": f"Bearer {keys['bob'][:-2]}xx"})
     assert_error(wrong, 401, code="invalid_api_key")
+
+
+def test_audio_quota_shared_through_redis_by_two_apps(make_app, keys) -> None:
+    """Two apps (two replicas' worth of limiter state) on one real redis-server share a key's budget."""
+    with RedisServer() as redis_server:
+        settings = {"auth": {"keys_file": str(keys["file"])}, "quotas": {"storage": redis_server.url}}
+        a, b = make_app(**settings).client, make_app(**settings).client
+        assert_quota_sequence(a, b, keys["small"], keys["bob"])
 
 
 def test_open_server_sends_rate_limit_headers(client) -> None:
