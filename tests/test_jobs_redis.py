@@ -1,17 +1,20 @@
 """Jobs shared through Redis (a real ``redis-server``) by two replicas: two apps in-process on the fake
 backend share the queue, the listing and cancels; of two real servers, a job taken by one that is then
 killed is queued again once its lease expires and finished by the other, which sends the signed
-callback. No disk is shared (each server's jobs.dir stays empty)."""
+callback (no disk is shared: each server's jobs.dir stays empty). And the store's pieces: a lapsed lease
+taken back unless another replica took it, the audio in chunks."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import os
 
 import httpx
 import redis
 
-from audio_service.ops.redis_jobs import PREFIX, RedisJobStore
+from audio_service.ops.redis_jobs import CHUNK, PREFIX, RedisJobStore
 from tests.audio_utils import JFK_TEXT, wer
 from tests.fast.conftest import App, settings
 from tests.fast.fake_backend import FakeBackend
@@ -130,5 +133,24 @@ def test_a_lapsed_lease_is_taken_back_unless_another_replica_took_it() -> None:
             assert not await a.lease("job_x") and await b.renew("job_x")
             await a.close()
             await b.close()
+
+        asyncio.run(scenario())
+
+
+def test_audio_is_stored_in_chunks_read_back_whole_and_deleted() -> None:
+    audio = os.urandom(CHUNK * 2 + 12345)  # three chunks, the last one short
+    with RedisServer() as redis_server:
+        direct = redis.Redis.from_url(redis_server.url)
+
+        async def scenario() -> None:
+            store = RedisJobStore(redis_server.url, lease_s=30, retention_s=60)
+            await store.save_audio("job_y", io.BytesIO(audio))
+            assert sorted(direct.keys(f"{PREFIX}audio:job_y:*")) == [f"{PREFIX}audio:job_y:{n}".encode() for n in range(3)]
+            async with store.audio_file("job_y") as path:
+                assert path.read_bytes() == audio
+            assert not path.exists()  # the local copy lasts as long as the run
+            await store.drop_audio("job_y")
+            assert not direct.keys(f"{PREFIX}audio:*")
+            await store.close()
 
         asyncio.run(scenario())

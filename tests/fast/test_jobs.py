@@ -20,6 +20,7 @@ from tests.fast.conftest import App, settings
 from tests.fast.fake_backend import FakeBackend
 from tests.http_utils import JOBS, Receiver, assert_error, jfk_file, post, signature
 from tests.ops_utils import wait_for
+from tests.server import free_port
 
 SECRET = "callback-secret"
 
@@ -209,3 +210,12 @@ def test_the_disk_sweep_deletes_ended_records_once_the_retention_passed(tmp_path
 
     asyncio.run(scenario())
     assert sorted(p.name for p in tmp_path.glob("job_*.json")) == [f"{unfinished.id}.json", f"{pending.id}.json"]
+
+
+def test_jobs_answer_503_while_their_redis_is_down(make_app, tmp_path) -> None:
+    nothing_listens = f"redis://127.0.0.1:{free_port()}/0"
+    app = make_app(**_job_settings(tmp_path, jobs={"storage": nothing_listens, "lease_s": 1.0}))
+    assert_error(post(app.client, jfk_file(), path=JOBS), 503, code="storage_unavailable")
+    assert_error(app.client.get(JOBS), 503, code="storage_unavailable")
+    assert_error(app.client.get(f"{JOBS}/job_{'0' * 24}"), 503, code="storage_unavailable")
+    assert app.client.get("/health").status_code == 200  # the rest of the service is up
