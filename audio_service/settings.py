@@ -446,7 +446,10 @@ class JobsSettings(Group):
     )
     dir: Path | None = Field(
         None,
-        description="Where job records and their uploaded audio are kept (survive restarts); default: <models.cache_dir>/jobs.",
+        description=(
+            "With disk storage: where job records and their uploaded audio are kept (survive restarts); "
+            "default: <models.cache_dir>/jobs."
+        ),
     )
     lease_s: float = Field(
         30.0,

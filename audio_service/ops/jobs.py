@@ -43,7 +43,7 @@ import httpx
 
 from audio_service.audio.decode import audio_duration
 from audio_service.audio.fetch import GuardedBackend
-from audio_service.errors import InvalidRequestError, NotFoundError, OverloadedError, ServiceError
+from audio_service.errors import InvalidRequestError, NotFoundError, OverloadedError, ServiceError, StorageUnavailableError
 from audio_service.formatting import render
 from audio_service.keys import KeyIdentity
 from audio_service.leases import shared_storage
@@ -302,6 +302,10 @@ class JobRunner:
             self._drop_lost(record.id)
         except JobCancelled:
             await self._finish(record, "cancelled")
+        except StorageUnavailableError:
+            # not the job's fault: it stays "running" in the store and is queued again once Redis answers
+            self._running.pop(record.id, None)
+            raise
         except ServiceError as exc:
             await self._finish(record, "failed", error=exc)
         except Exception:

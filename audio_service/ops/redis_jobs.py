@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "audio_service:jobs:"
 CHUNK = 4 << 20  # bytes per audio key
+_MISSING = "The job's audio is missing from the job storage."
 # KEYS[1] = the lease; ARGV = token, then lease ms. Extends the lease if this token holds it, takes it back
 # if it lapsed and no one took it (a heartbeat late in a busy process); 0 when another holder has it.
 _RENEW = """
@@ -158,18 +159,23 @@ class RedisJobStore:
 
     @contextlib.asynccontextmanager
     async def audio_file(self, job_id: str) -> AsyncIterator[Path]:
-        count = await self._redis.get(_audio(job_id))
-        if count is None:
-            raise ServiceError("The job's audio is missing from the job storage.")
         with tempfile.TemporaryDirectory(prefix="audio-service-job-") as tmp:
             path = Path(tmp) / f"{job_id}.audio"
-            with path.open("wb") as out:
-                for n in range(int(count)):
-                    chunk = await self._redis.get(_audio(job_id, n))
-                    if chunk is None:
-                        raise ServiceError("The job's audio is missing from the job storage.")
-                    await asyncio.to_thread(out.write, chunk if isinstance(chunk, bytes) else chunk.encode())
+            await self._copy_audio(job_id, path)
             yield path
+
+    @_answering
+    async def _copy_audio(self, job_id: str, path: Path) -> None:
+        """The chunks, one at a time, into ``path`` (a Redis failure is a 503, a missing chunk fails the job)."""
+        count = await self._redis.get(_audio(job_id))
+        if count is None:
+            raise ServiceError(_MISSING)
+        with path.open("wb") as out:
+            for n in range(int(count)):
+                chunk = await self._redis.get(_audio(job_id, n))
+                if chunk is None:
+                    raise ServiceError(_MISSING)
+                await asyncio.to_thread(out.write, chunk if isinstance(chunk, bytes) else chunk.encode())
 
     async def drop_audio(self, job_id: str) -> None:
         count = await self._redis.get(_audio(job_id))
