@@ -204,15 +204,16 @@ class JobRunner:
             if not await self._take(record.id):  # running (or delivered) by a live process
                 continue
             if record.status in FINAL:  # ended, and the process delivering its callback stopped
-                self._call_back(record)
-            elif record.status == "queued" and await self.store.is_queued(record.id):
+                self._call_back(record)  # the delivery gives the lease back
+                continue
+            try:
+                if not (record.status == "queued" and await self.store.is_queued(record.id)):
+                    record.status, record.progress, record.started_at = "queued", 0.0, None
+                    await self.store.save(record)
+                    await self.store.enqueue(record.id)
+                    requeued += 1
+            finally:
                 await self._give(record.id)
-            else:
-                record.status, record.progress, record.started_at = "queued", 0.0, None
-                await self.store.save(record)
-                await self.store.enqueue(record.id)
-                await self._give(record.id)
-                requeued += 1
         if requeued:
             log.info("jobs: %d unfinished job(s) queued again", requeued)
 
