@@ -125,3 +125,11 @@ class RequestTimeoutError(ServiceError):
     error_type = "invalid_request_error"
     default_code = "request_timeout"
     close_code = CloseCode.POLICY
+
+
+class StorageUnavailableError(ServiceError):
+    """A shared storage (Redis) did not answer; the client may retry."""
+
+    status_code = 503
+    error_type = "server_error"
+    default_code = "storage_unavailable"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from audio_service.settings import Settings
+from audio_service.settings import REDIS_SCHEMES, Settings
 
 log = logging.getLogger(__name__)
 # KEYS[1] = the name's lease set; ARGV = limit, lease id, lease ms. Returns 1 when admitted.
@@ -142,7 +142,7 @@ class RedisLeases(Leases):
 def shared_storage(settings: Settings) -> str | None:
     """The Redis URI the deployment shares (``quotas.storage``), or None when counting in memory."""
     uri = settings.quotas.storage.removeprefix("async+")
-    return uri if uri.split("://", 1)[0] in ("redis", "rediss", "unix") else None
+    return uri if uri.split("://", 1)[0] in REDIS_SCHEMES else None
 
 
 def leases(settings: Settings, prefix: str) -> Leases:

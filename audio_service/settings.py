@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 ENV_PREFIX = "AUDIO_SERVICE_"
 NESTED = "__"
+# URI schemes of a Redis storage (quotas.storage, jobs.storage)
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 DEFAULT_MODELS: dict[str, str] = {
     # model id -> source: "packaged:<name>", a hub id (e.g. "Systran/faster-whisper-large-v3") or a local directory
@@ -434,9 +436,32 @@ class JobsSettings(Group):
 
     flat_prefix: ClassVar[str] = "jobs_"
 
+    storage: str = Field(
+        "",
+        description=(
+            "Where jobs, their queue and their uploaded audio live: disk (jobs.dir, one process) or redis://host:port/db "
+            "(shared by every replica: any of them runs a job, one at a time); empty = Redis when quotas.storage is a "
+            "redis:// URI, else disk."
+        ),
+    )
     dir: Path | None = Field(
         None,
-        description="Where job records and their uploaded audio are kept (survive restarts); default: <models.cache_dir>/jobs.",
+        description=(
+            "With disk storage: where job records and their uploaded audio are kept (survive restarts); "
+            "default: <models.cache_dir>/jobs."
+        ),
+    )
+    lease_s: float = Field(
+        30.0,
+        ge=1.0,
+        le=3600,
+        description=(
+            "A running job is its replica's until this long after the replica's last heartbeat (every third of it); "
+            "then another replica sharing the Redis storage queues it again."
+        ),
+    )
+    retention_s: float = Field(
+        604800.0, ge=1, description="Records of ended jobs are deleted this long after they end (default 7 days)."
     )
     callback_secret: SecretStr | None = Field(
         None,
@@ -452,6 +477,14 @@ class JobsSettings(Group):
     @classmethod
     def _expand_user(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser()
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_uri(cls, value: str) -> str:
+        value = value.strip()
+        if value not in ("", "disk") and value.split("://", 1)[0] not in REDIS_SCHEMES:
+            raise ValueError("jobs.storage is empty, disk, or a redis://, rediss:// or unix:// URI")
+        return value
 
 
 class Settings(BaseSettings):

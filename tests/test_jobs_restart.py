@@ -7,8 +7,8 @@ import json
 
 import httpx
 
-from tests.audio_utils import JFK, JFK_TEXT, wer
-from tests.http_utils import JOBS, Receiver, signature
+from tests.audio_utils import JFK_TEXT, wer
+from tests.http_utils import JOBS, Receiver, jfk_file, post, signature
 from tests.ops_utils import wait_for
 from tests.server import ServerProcess
 
@@ -24,13 +24,7 @@ def test_a_job_finishes_after_a_restart_and_calls_back_signed(tmp_path) -> None:
     try:
         # the first server loads no model before it is ready: it only has to take the job
         with ServerProcess(log_path=tmp_path / "first.log", models={"preload": []}, **settings) as first:
-            with JFK.open("rb") as f:
-                r = httpx.post(
-                    first.base_url + JOBS,
-                    files={"file": ("jfk.flac", f, "audio/flac")},
-                    data={"language": "en", "callback_url": receiver.url},
-                    timeout=60,
-                )
+            r = post(first, jfk_file(), {"language": "en", "callback_url": receiver.url}, path=JOBS)
             assert r.status_code == 202, r.text
             assert first.proc is not None
             first.proc.kill()  # a crash, before the 11 s of audio can have been transcribed

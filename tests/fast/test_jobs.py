@@ -1,21 +1,26 @@
-"""Transcription jobs in-process on the fake backend: submit and poll, cancel, the callback's SSRF check,
-its signature and retries, and jobs found unfinished on disk run by the next app."""
+"""Transcription jobs in-process on the fake backend, stored on disk: submit and poll, cancel, list a page
+at a time, the callback's SSRF check, its signature and retries, jobs found unfinished on disk run by the
+next app, and ended records deleted after the retention. (In Redis: tests/test_jobs_redis.py.)"""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
 
 from audio_service.keys import KeyIdentity
-from audio_service.ops.jobs import JobRecord, JobStore
+from audio_service.ops.job_store import DiskJobStore, JobRecord
 from audio_service.pipeline.batch import BatchJob
 from tests.fast.conftest import App, settings
 from tests.fast.fake_backend import FakeBackend
 from tests.http_utils import JOBS, Receiver, assert_error, jfk_file, post, signature
 from tests.ops_utils import wait_for
+from tests.server import free_port
 
 SECRET = "callback-secret"
 
@@ -131,8 +136,86 @@ def test_a_callback_left_undelivered_is_sent_by_the_next_app(make_app, tmp_path,
         result={"text": "done"},
         callback_pending=True,
     )
-    JobStore(tmp_path / "jobs").save(ended)
+    asyncio.run(DiskJobStore(tmp_path / "jobs", retention_s=3600).save(ended))
     make_app(**_job_settings(tmp_path))
     wait_for(lambda: len(receiver.calls) == 2, 30, "the callback and its retry")
     assert json.loads(receiver.calls[1][1])["result"] == {"text": "done"}
     wait_for(lambda: not json.loads((tmp_path / "jobs" / f"{ended.id}.json").read_text())["callback_pending"], 10, "delivered")
+
+
+def _ended(job_id: str, finished_at: int, who: str = "anonymous") -> JobRecord:
+    return JobRecord(
+        id=job_id,
+        created_at=finished_at - 10,
+        job=BatchJob(),
+        who=KeyIdentity(who),
+        status="succeeded",
+        finished_at=finished_at,
+        result={"text": "done"},
+    )
+
+
+def test_a_keys_jobs_are_listed_newest_first_a_page_at_a_time(make_app, tmp_path) -> None:
+    app = make_app(**_job_settings(tmp_path, auth={"api_keys": ["key-a", "key-b"]}))
+    a, b = {"Authorization": "Bearer key-a"}, {"Authorization": "Bearer key-b"}
+    submitted = [post(app.client, jfk_file(), path=JOBS, headers=a).json() for _ in range(3)]
+    newest_first = [j["id"] for j in sorted(submitted, key=lambda j: (j["created_at"], j["id"]), reverse=True)]
+
+    first = app.client.get(JOBS, params={"limit": 2}, headers=a).json()
+    assert first["object"] == "list" and first["has_more"] is True
+    assert [j["id"] for j in first["data"]] == newest_first[:2]
+    assert first["data"][0]["object"] == "audio.transcription.job"
+    rest = app.client.get(JOBS, params={"limit": 2, "after": first["data"][-1]["id"]}, headers=a).json()
+    assert [j["id"] for j in rest["data"]] == newest_first[2:] and rest["has_more"] is False
+    everything = app.client.get(JOBS, headers=a).json()  # default limit 20
+    assert [j["id"] for j in everything["data"]] == newest_first and everything["has_more"] is False
+
+    assert app.client.get(JOBS, headers=b).json() == {"object": "list", "data": [], "has_more": False}
+    assert_error(app.client.get(JOBS, params={"after": newest_first[0]}, headers=b), 404, "after", "job_not_found")
+    assert_error(app.client.get(JOBS, params={"limit": 0}, headers=a), 400, "limit")
+    assert_error(app.client.get(JOBS, params={"limit": 101}, headers=a), 400, "limit")
+    assert_error(app.client.get(JOBS), 401)
+    for job_id in newest_first:
+        _until_ended(_Authed(app.client, a), job_id)
+
+
+def test_ended_jobs_past_the_retention_are_deleted_at_start(make_app, tmp_path) -> None:
+    now = int(time.time())
+    store = DiskJobStore(tmp_path / "jobs", retention_s=3600)
+    old, recent = _ended("job_" + "0" * 24, now - 7200), _ended("job_" + "1" * 24, now - 60)
+    for record in (old, recent):
+        asyncio.run(store.save(record))
+    app = make_app(**_job_settings(tmp_path, jobs={**_job_settings(tmp_path)["jobs"], "retention_s": 3600}))
+    assert [j["id"] for j in app.client.get(JOBS).json()["data"]] == [recent.id]
+    assert_error(app.client.get(f"{JOBS}/{old.id}"), 404, "id", "job_not_found")
+    assert not (tmp_path / "jobs" / f"{old.id}.json").exists()
+
+
+def test_the_disk_sweep_deletes_ended_records_once_the_retention_passed(tmp_path) -> None:
+    clock = [1000.0]
+    store = DiskJobStore(tmp_path, retention_s=100, clock=lambda: clock[0])
+    ended, unfinished = _ended("job_" + "2" * 24, 1000), JobRecord("job_" + "3" * 24, 0, BatchJob(), KeyIdentity("anonymous"))
+    pending = dataclasses.replace(_ended("job_" + "4" * 24, 1000), callback_url="http://x/", callback_pending=True)
+
+    async def sweep_at(t: float) -> int:
+        clock[0] = t
+        return await store.sweep()
+
+    async def scenario() -> None:
+        for record in (ended, unfinished, pending):
+            await store.save(record)
+        assert await sweep_at(1099) == 0
+        assert await sweep_at(1101) == 1  # the ended job; not the unfinished one, nor the undelivered callback
+        assert await store.get(ended.id) is None and await store.get(unfinished.id) is not None
+
+    asyncio.run(scenario())
+    assert sorted(p.name for p in tmp_path.glob("job_*.json")) == [f"{unfinished.id}.json", f"{pending.id}.json"]
+
+
+def test_jobs_answer_503_while_their_redis_is_down(make_app, tmp_path) -> None:
+    nothing_listens = f"redis://127.0.0.1:{free_port()}/0"
+    app = make_app(**_job_settings(tmp_path, jobs={"storage": nothing_listens, "lease_s": 1.0}))
+    assert_error(post(app.client, jfk_file(), path=JOBS), 503, code="storage_unavailable")
+    assert_error(app.client.get(JOBS), 503, code="storage_unavailable")
+    assert_error(app.client.get(f"{JOBS}/job_{'0' * 24}"), 503, code="storage_unavailable")
+    assert app.client.get("/health").status_code == 200  # the rest of the service is up

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -15,7 +15,8 @@ from audio_service.api.forms import TranscriptionParams, multipart_openapi, pars
 from audio_service.api.multipart import audio_source, read_form
 from audio_service.audio.decode import probe_audio
 from audio_service.errors import InvalidRequestError
-from audio_service.ops.jobs import JobRecord, check_callback_url, new_job_id
+from audio_service.ops.job_store import JobRecord
+from audio_service.ops.jobs import check_callback_url, new_job_id
 
 router = APIRouter(prefix="/v1/audio/transcriptions/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
 
@@ -39,6 +40,14 @@ class TranscriptionJob(BaseModel):
         'for text, srt and vtt, {"text": <the body it would send>}.',
     )
     error: dict[str, Any] | None = Field(None, description="When failed: the error object (message, type, param, code).")
+
+
+class TranscriptionJobList(BaseModel):
+    """A page of the caller's jobs, newest first."""
+
+    object: Literal["list"] = "list"
+    data: list[TranscriptionJob]
+    has_more: bool = Field(description="Older jobs follow this page.")
 
 
 _FORM = multipart_openapi(TranscriptionParams)
@@ -90,9 +99,27 @@ async def submit(request: Request, services: Services = Depends(get_services)) -
     return JSONResponse(answer, status_code=202)
 
 
+@router.get(
+    "",
+    responses={200: {"model": TranscriptionJobList, "description": "A page of the caller's jobs."}},
+    summary="List transcription jobs",
+    description="The calling API key's jobs, newest first, `limit` at a time; pass the id of a page's last job "
+    "as `after` for the next one (404 `job_not_found` when `after` is not one of the key's jobs). "
+    "Records of ended jobs are deleted `jobs.retention_s` (default 7 days) after they end.",
+)
+async def list_jobs(
+    request: Request,
+    limit: int = Query(20, ge=1, le=100, description="Jobs per page, 1 to 100."),
+    after: str | None = Query(None, description="A job id: list the jobs older than it."),
+    services: Services = Depends(get_services),
+) -> JSONResponse:
+    page = await services.jobs.page(request.state.key_identity, limit, after)
+    return JSONResponse({"object": "list", "data": [record.public() for record in page.records], "has_more": page.has_more})
+
+
 @router.get("/{job_id}", responses={200: _JOB}, summary="Get a transcription job")
 async def get_job(job_id: str, request: Request, services: Services = Depends(get_services)) -> JSONResponse:
-    return JSONResponse(services.jobs.get(job_id, request.state.key_identity).public())
+    return JSONResponse((await services.jobs.get(job_id, request.state.key_identity)).public())
 
 
 @router.delete(
