@@ -1,6 +1,6 @@
 """OpenAI Realtime transcription sessions beside the streaming protocol, on the same server and audio.
 
-    python bench/realtime.py            # jfk and the realspeech recordings (about 6 minutes on 2 cores)
+    python bench/realtime.py            # jfk and the realspeech recordings (about 11 minutes on 2 cores)
     python bench/realtime.py --quick    # jfk only
 
 Starts the real server once (its defaults) and, one session at a time:

@@ -451,6 +451,7 @@ def keyterms(d: dict) -> list[str]:
     conditions = {
         "none": "no keyterms",
         "own": "the file's own terms",
+        "own_hotwords": "the file's own terms as free-text hotwords (one decode)",
         "distractors": "terms not in the audio (negative control)",
         "glossary": "one list of every term and distractor",
     }
@@ -469,6 +470,15 @@ def keyterms(d: dict) -> list[str]:
         for x in [d[key][cond]]
     ]
     offered = d["summary"]["distractors"]["distractor_terms_offered"]
+    per_file = [
+        [f"`{f['file']}`", ", ".join(f["terms"]), str(f["runs"]["none"]["rest_words"])]
+        + [
+            f"{r['terms_found']}/{r['terms_total']}, {r['rest_errors']}" if r else "-"
+            for r in (f.get(key, {}).get(c) for key, c in FILE_COLUMNS)
+        ]
+        for f in d["files"]
+        if f["terms"]
+    ]
     return [
         "## Keyterms",
         "",
@@ -481,7 +491,23 @@ def keyterms(d: dict) -> list[str]:
         + _where("keyterms", d),
         "",
         *_table(["endpoint", "keyterms", "term recall", "rest WER", "all-files WER", "false insertions"], rows),
+        "",
+        "Batch requests with `keyterms` are decoded twice, without and with the terms as hotwords, and keep the first"
+        " decode except the spans where only the second has a keyterm: a hotwords prompt recalls terms but also flips"
+        " other words, for better or worse. Streams keep the terms in every window's prompt (one decode: a second per"
+        " window would double a stream's compute), where on these files the prompt changed the other words for the"
+        " better overall. Per file with terms, each condition on the same files: terms found, and errors on the rest"
+        " of the words.",
+        "",
+        *_table(
+            ["file", "terms", "rest words", *(f"{endpoint} {cond}" for endpoint, cond in FILE_HEADERS)],
+            per_file,
+        ),
     ]
+
+
+FILE_COLUMNS = (("runs", "none"), ("runs", "own"), ("runs", "own_hotwords"), ("stream_runs", "none"), ("stream_runs", "own"))
+FILE_HEADERS = (("batch", "none"), ("batch", "own"), ("batch", "hotwords only"), ("streaming", "none"), ("streaming", "own"))
 
 
 def multichannel(d: dict) -> list[str]:
