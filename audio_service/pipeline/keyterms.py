@@ -53,7 +53,10 @@ def _units(transcript: Transcript) -> list[_Unit]:
 
 def keep_keyterms(plain: Transcript, biased: Transcript, keyterms: Sequence[str]) -> Transcript:
     """``plain`` (decoded without hotwords) with the spans of ``biased`` (decoded with them) that have a
-    keyterm ``plain`` lacks at that place. A span goes into the plain segment where it starts."""
+    keyterm ``plain`` lacks at that place. A span goes into the plain segment where it starts.
+
+    A span only replaces words: where the plain decode heard none, a keyterm is not added, since a
+    prompt's words are sometimes echoed into silence or noise."""
     terms = [t for t in (words_of(k) for k in keyterms) if t]
     p, b = _units(plain), _units(biased)
     merged: list[list[_Unit]] = [[] for _ in plain.segments]
@@ -62,13 +65,11 @@ def keep_keyterms(plain: Transcript, biased: Transcript, keyterms: Sequence[str]
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         theirs = words_of(" ".join(u.text for u in b[j1:j2]))
         ours = words_of(" ".join(u.text for u in p[i1:i2]))
-        if tag == "equal" or not any(_has(theirs, t) and not _has(ours, t) for t in terms):
+        if tag != "replace" or not any(_has(theirs, t) and not _has(ours, t) for t in terms):
             for u in p[i1:i2]:
                 merged[u.segment].append(u)
             continue
-        if not plain.segments:  # nothing to place a span in
-            break
-        at = p[i1].segment if i1 < len(p) else (p[i1 - 1].segment if i1 else 0)
+        at = p[i1].segment
         merged[at] += [replace(u, segment=at) for u in b[j1:j2]]
         changed |= {at, *(u.segment for u in p[i1:i2])}
     if not changed:

@@ -38,6 +38,12 @@ def test_without_a_keyterm_in_the_difference_the_plain_decode_stays() -> None:
     assert keep_keyterms(plain, transcript(PLAIN.replace("rijo", "riesgo ya")), ("rijo",)) is plain
 
 
+def test_a_keyterm_is_not_added_where_the_plain_decode_heard_nothing() -> None:
+    # the hotwords decode echoing its prompt into a pause: no plain word there to replace
+    plain = transcript("the stew for dinner", "and carrots")
+    assert keep_keyterms(plain, transcript("the stew for dinner Quilter, Dashwood.", "and carrots"), ("Quilter",)) is plain
+
+
 def test_a_multi_word_keyterm_replaces_a_different_number_of_words() -> None:
     plain = transcript("Jean-Carlo fité là, a perdu le contrôle.", "Peu après le démarrage.")
     biased = transcript("Giancarlo Fisichella a perdu le contrôle. Peu après", "le démarrage.")
