@@ -1,7 +1,7 @@
 """Keyterms (``keyterms`` / ``hotwords``): recall of rare words and names with and without them, the
 WER on the other words, and false insertions of keyterms that are not in the audio.
 
-    .venv/bin/python bench/keyterms.py              # about 11 minutes on 2 cores
+    .venv/bin/python bench/keyterms.py              # about 10 minutes on 2 cores
     .venv/bin/python bench/keyterms.py --no-stream  # the batch path only
 
 The recordings are ``../shared/data/realspeech`` (real read speech in 4 languages) and jfk, decoded
