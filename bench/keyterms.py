@@ -1,7 +1,7 @@
 """Keyterms (``keyterms`` / ``hotwords``): recall of rare words and names with and without them, the
 WER on the other words, and false insertions of keyterms that are not in the audio.
 
-    .venv/bin/python bench/keyterms.py              # about 5 minutes on 2 cores
+    .venv/bin/python bench/keyterms.py              # about 10 minutes on 2 cores
     .venv/bin/python bench/keyterms.py --no-stream  # the batch path only
 
 The recordings are ``../shared/data/realspeech`` (real read speech in 4 languages) and jfk, decoded
@@ -11,7 +11,10 @@ gets wrong without help were found by running this script's ``none`` condition, 
 already gets right) show that a keyterm does not break a word that was fine. Conditions:
 
 * ``none``: no keyterms;
-* ``own``: the file's own terms as keyterms;
+* ``own``: the file's own terms as keyterms (batch: decoded without and with them as hotwords, the
+  keyterms' spans taken from the second decode, ``audio_service.pipeline.keyterms``);
+* ``own_hotwords`` (batch): the same terms as free-text ``hotwords``, one decode with them in the prompt
+  (what the streaming endpoint does with keyterms);
 * ``distractors``: keyterms NOT in the audio (the other files' terms, and a few names), the negative
   control: a keyterm that shows up in the transcript is a false insertion;
 * ``glossary``: one list of every term and distractor for every file (one glossary for a deployment).
@@ -19,7 +22,8 @@ already gets right) show that a keyterm does not break a word that was fine. Con
 Term recall: occurrences of a term (normalised, as a word sequence) in the transcript, at most its
 count in the reference, over its count in the reference. "Rest WER": errors on the reference words
 that are not term words (substitutions and deletions of those words, insertions not next to a term
-word), over their number.
+word), over their number. Recall and rest WER are summed over the files that have terms of their own,
+the same files for every condition; each of those files is also printed with ``none`` beside the others.
 
 The streaming endpoint is measured too (``none``, ``own`` and ``distractors``, the ``keyterms`` query
 parameter): a server started from this checkout, each file streamed as fast as it takes it, its final
@@ -138,11 +142,12 @@ def summarize(files: list[dict], conditions: tuple[str, ...], key: str = "runs")
     summary = {}
     for cond in conditions:
         runs = [f[key][cond] for f in files if cond in f[key]]
-        with_terms = [f[key][cond] for f in files if f["terms"] and cond in f[key]]
+        with_terms = [f[key][cond] for f in files if f["terms"]]  # every condition runs on these
         found, total = sum(r["terms_found"] for r in with_terms), sum(r["terms_total"] for r in with_terms)
         errors, words = sum(r["rest_errors"] for r in with_terms), sum(r["rest_words"] for r in with_terms)
         summary[cond] = {
             "files": len(runs),
+            "files_with_terms": len(with_terms),
             "term_recall": round(found / total, 3) if total else None,
             "terms_found": found,
             "terms_total": total,
@@ -166,6 +171,19 @@ def print_table(title: str, summary: dict) -> None:
         print(f"{cond:12s} {recall_s:>16s} {s['rest_wer']:>9.4f} {all_wer:>14s} {s['false_insertions']:>17d}")
 
 
+def print_files(title: str, files: list[dict], conditions: tuple[str, ...], key: str) -> None:
+    """Per file with terms: term recall and rest errors of each condition, ``none`` first."""
+    print(f"\n{title}: per file, terms found / rest errors")
+    print(f"{'file':45s} " + " ".join(f"{c:>14s}" for c in conditions))
+    for f in files:
+        if f["terms"]:
+            cells = [
+                f"{r['terms_found']}/{r['terms_total']} {r['rest_errors']}/{r['rest_words']}"
+                for r in (f[key][c] for c in conditions)
+            ]
+            print(f"{f['file']:45s} " + " ".join(f"{c:>14s}" for c in cells))
+
+
 def stream_text(srv: ServerProcess, path: Path, language: str, keyterms: tuple[str, ...]) -> str:
     """The final text of ``path`` streamed as fast as the server takes it."""
     params = {"language": language, **({"keyterms": ",".join(keyterms)} if keyterms else {})}
@@ -181,18 +199,19 @@ def measure(
     key: str,
     conditions: tuple[str, ...],
     glossary: tuple[str, ...],
-    transcribe: Callable[[Path, str, tuple[str, ...]], str],
+    transcribe: Callable[[Path, str, tuple[str, ...], str], str],
 ) -> None:
-    """Each file under each condition: ``transcribe(path, language, keyterms)`` scored into ``row[key]``."""
+    """Each file under each condition: ``transcribe(path, language, keyterms, condition)`` scored into ``row[key]``."""
     for row, (name, path, language, reference) in zip(files, items, strict=True):
         own = TERMS[name]
         keyterms = {"none": (), "own": own, "distractors": tuple(row["distractors"]), "glossary": glossary}
+        keyterms["own_hotwords"] = own
         row[key] = {}
         for cond in conditions:
-            if cond == "own" and not own:
+            if cond.startswith("own") and not own:
                 continue
             t0 = time.perf_counter()
-            text = transcribe(path, language, keyterms[cond])
+            text = transcribe(path, language, keyterms[cond], cond)
             offered = tuple(t for t in keyterms[cond] if t not in own)
             run = row[key][cond] = score(own, offered, reference, text, time.perf_counter() - t0)
             print(
@@ -211,23 +230,27 @@ def main() -> None:
     items = clips()
     languages = {name: lang for name, _, lang, _ in items}
     glossary = tuple(dict.fromkeys([t for ts in TERMS.values() for t in ts] + list(EXTRA_DISTRACTORS)))
-    conditions = ("none", "own", "distractors", "glossary")
+    conditions = ("none", "own", "own_hotwords", "distractors", "glossary")
     stream_conditions = ("none", "own", "distractors")
     files = []
     for name, _, language, reference in items:
         negative = distractors(name, language, reference, languages)
         files.append({"file": name, "language": language, "terms": list(TERMS[name]), "distractors": list(negative)})
 
-    def batch_text(path: Path, language: str, keyterms: tuple[str, ...]) -> str:
-        # the terms as the form's ``keyterms`` field becomes the decoder's hotwords
-        return service.run_sync(str(path), service.validate(BatchJob(language=language, hotwords=keyterms_text(keyterms)))).text
+    def batch_text(path: Path, language: str, keyterms: tuple[str, ...], condition: str) -> str:
+        # the terms as the form's ``keyterms`` field gives them: the hotwords text and the list (none for
+        # ``own_hotwords``: free-text hotwords, one decode)
+        terms = () if condition == "own_hotwords" else keyterms
+        job = BatchJob(language=language, hotwords=keyterms_text(keyterms), keyterms=terms)
+        return service.run_sync(str(path), service.validate(job)).text
 
     measure(files, items, "runs", conditions, glossary, batch_text)
     if args.stream:
         with ServerProcess(log_path=RESULTS / "keyterms-server.log") as srv:
-            measure(files, items, "stream_runs", stream_conditions, glossary, lambda *a: stream_text(srv, *a))
+            measure(files, items, "stream_runs", stream_conditions, glossary, lambda *a: stream_text(srv, *a[:3]))
     summary = summarize(files, conditions)
     print_table("batch (POST /v1/audio/transcriptions)", summary)
+    print_files("batch", files, conditions[:3], "runs")
     results = {
         "machine": machine_info(),
         "model": service.validate(BatchJob()).model,
@@ -237,6 +260,7 @@ def main() -> None:
     if args.stream:
         results["stream_summary"] = summarize(files, stream_conditions, "stream_runs")
         print_table("streaming (WebSocket, keyterms query parameter)", results["stream_summary"])
+        print_files("streaming", files, stream_conditions[:2], "stream_runs")
     save("keyterms", {**results, "files": files})
 
 

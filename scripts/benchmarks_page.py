@@ -366,6 +366,25 @@ def realtime(d: dict) -> list[str]:
         ]
         for r in d["accuracy"]
     ]
+    same = [
+        [
+            f"`{r['clip']}`",
+            _f(r["wer_streaming_server_16k"], 3),
+            _f(r["diff_same_audio"], 3),
+            "yes" if r["same_text_same_audio"] else "no",
+            _f(r["diff_original_audio"], 3),
+            _f(r["resampling"]["snr_db"], 1),
+            _f(r["resampling"]["snr_below_7khz_db"], 1),
+        ]
+        for r in d["accuracy"]
+        if "diff_same_audio" in r
+    ]
+    # a clip that is not PCM16 at 16 kHz already (jfk: 44.1 kHz FLAC) loses to PCM16 itself on any path
+    quantized = [
+        f"`{r['clip']}` quantized to PCM16 alone: {_f(r['resampling']['snr_pcm16_db'], 1)} dB"
+        for r in d["accuracy"]
+        if r.get("resampling", {}).get("snr_pcm16_db", 999) < 100
+    ]
     paced = [
         [f"`{r['clip']}`", _f(r["wer_streaming"], 3), _f(r["wer_realtime_server_vad"], 3), _f(r["wer_realtime_commit"], 3)]
         for r in d.get("accuracy_real_time", [])
@@ -398,8 +417,27 @@ def realtime(d: dict) -> list[str]:
             acc,
         ),
         "",
-        "At 24 kHz the server resamples to 16 kHz: Whisper hears slightly different samples than the streaming protocol's,"
-        " which flips a word now and then; at 16 kHz (the extension) the realtime session gets the streaming protocol's samples.",
+        "At 24 kHz the server resamples to 16 kHz, so Whisper hears the clip after a 16k -> 24k (the client, a polyphase"
+        " filter) -> 16k (the server, libswresample) round trip: band-limited filters that change it only near 8 kHz, their"
+        " transition band (the SNRs below), yet enough to flip Whisper's borderline words now and then. At 16 kHz (the"
+        " extension) the realtime session gets the streaming protocol's samples. For the same comparison at 24 kHz the"
+        " streaming protocol is also given the 16 kHz samples the server derives from the 24 kHz audio (its resampler on"
+        " the chunks the Realtime client sends; they are PCM16 values, so both endpoints get the very same samples):"
+        " the largest WER difference of the two 24 kHz sessions from it on the same audio, and from the streaming"
+        " protocol on the original audio" + (f" ({'; '.join(quantized)})." if quantized else "."),
+        "",
+        *_table(
+            [
+                "clip",
+                "WER streaming, server's 16 kHz",
+                "difference, same audio",
+                "same text",
+                "difference, original audio",
+                "round trip SNR (dB)",
+                "SNR below 7 kHz (dB)",
+            ],
+            same,
+        ),
         "",
         "At real-time pace on jfk and the English recordings, one session at a time: WER, and latency (seconds).",
         "",
@@ -413,6 +451,7 @@ def keyterms(d: dict) -> list[str]:
     conditions = {
         "none": "no keyterms",
         "own": "the file's own terms",
+        "own_hotwords": "the file's own terms as free-text hotwords (one decode)",
         "distractors": "terms not in the audio (negative control)",
         "glossary": "one list of every term and distractor",
     }
@@ -431,6 +470,15 @@ def keyterms(d: dict) -> list[str]:
         for x in [d[key][cond]]
     ]
     offered = d["summary"]["distractors"]["distractor_terms_offered"]
+    per_file = [
+        [f"`{f['file']}`", ", ".join(f["terms"]), str(f["runs"]["none"]["rest_words"])]
+        + [
+            f"{r['terms_found']}/{r['terms_total']}, {r['rest_errors']}" if r else "-"
+            for r in (f.get(key, {}).get(c) for key, c in FILE_COLUMNS)
+        ]
+        for f in d["files"]
+        if f["terms"]
+    ]
     return [
         "## Keyterms",
         "",
@@ -443,7 +491,23 @@ def keyterms(d: dict) -> list[str]:
         + _where("keyterms", d),
         "",
         *_table(["endpoint", "keyterms", "term recall", "rest WER", "all-files WER", "false insertions"], rows),
+        "",
+        "Batch requests with `keyterms` are decoded twice, without and with the terms as hotwords, and keep the first"
+        " decode except the spans where only the second has a keyterm: a hotwords prompt recalls terms but also flips"
+        " other words, for better or worse. Streams keep the terms in every window's prompt (one decode: a second per"
+        " window would double a stream's compute), where on these files the prompt changed the other words for the"
+        " better overall. Per file with terms, each condition on the same files: terms found, and errors on the rest"
+        " of the words.",
+        "",
+        *_table(
+            ["file", "terms", "rest words", *(f"{endpoint} {cond}" for endpoint, cond in FILE_HEADERS)],
+            per_file,
+        ),
     ]
+
+
+FILE_COLUMNS = (("runs", "none"), ("runs", "own"), ("runs", "own_hotwords"), ("stream_runs", "none"), ("stream_runs", "own"))
+FILE_HEADERS = (("batch", "none"), ("batch", "own"), ("batch", "hotwords only"), ("streaming", "none"), ("streaming", "own"))
 
 
 def multichannel(d: dict) -> list[str]:

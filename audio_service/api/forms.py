@@ -121,6 +121,7 @@ class TranscriptionParams(BaseModel):
             language=self.language,
             prompt=self.prompt,
             hotwords=keyterms_text(self.keyterms, self.hotwords),
+            keyterms=tuple(t.strip() for t in self.keyterms if t.strip()),
             temperatures=self.temperature,
             word_timestamps="word" in self.timestamp_granularities,
             timed_segments=self.response_format in ("srt", "vtt", "verbose_json"),

@@ -1,7 +1,14 @@
 """PCM16 audio at another sample rate -> float32 samples at the service's rate, chunk by chunk.
 
 A stream arrives in small chunks: resampling each alone would click at every boundary, so one
-libswresample instance (PyAV) keeps its filter state across the chunks of a stream.
+libswresample instance (PyAV) keeps its filter state across the chunks of a stream. Its windowed-sinc
+filter is band-limited: a 16k -> 24k -> 16k round trip of real speech changes it only near 8 kHz, the
+filters' transition band (``bench/realtime.py`` records the SNR).
+
+The output is PCM16 again, as every client of the streaming protocol sends: the samples Whisper hears
+from a 24 kHz session are exactly samples a 16 kHz client could send, so a realtime session and the
+streaming protocol can be given the very same audio (Whisper's decode flips on differences far below
+hearing, such as float rounding against PCM16).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ class PcmResampler:
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
-        self._resampler = None if rate == SAMPLE_RATE else av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        self._resampler = None if rate == SAMPLE_RATE else _resampler()
 
     def push(self, data: bytes) -> np.ndarray:
         """The samples of ``data`` (whole PCM16 samples) that the filter can give now."""
@@ -39,10 +46,14 @@ class PcmResampler:
         if self._resampler is None:
             return np.zeros(0, np.float32)
         out = _samples(self._resampler.resample(None))
-        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        self._resampler = _resampler()
         return out
+
+
+def _resampler() -> av.AudioResampler:
+    return av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
 
 
 def _samples(frames: list[av.AudioFrame]) -> np.ndarray:
     out = [f.to_ndarray().reshape(-1) for f in frames]
-    return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros(0, np.float32)
+    return pcm16_to_float(np.concatenate(out).astype("<i2").tobytes()) if out else np.zeros(0, np.float32)

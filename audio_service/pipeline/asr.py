@@ -39,6 +39,9 @@ class AsrOptions:
     language: str | None = None
     prompt: str | None = None
     hotwords: str | None = None  # the client's keyterms: faster-whisper's ``hotwords``, put before the previous text
+    # The client's keyterms as a list (not its free-text ``hotwords``): the batch service decodes without
+    # and with the hotwords and takes only the keyterms' spans from the second (pipeline.keyterms).
+    keyterms: tuple[str, ...] = ()
     temperatures: tuple[float, ...] = (0.0,)  # the client's; (0.0,) is Whisper's fallback list (DecodeOptions.fallback)
     decode: DecodeOptions = DecodeOptions()  # the service's decoding options (beam size, thresholds, ...)
     # Word timing costs little next to decoding, and gives sentence-sized segments (see segmenter).

@@ -29,6 +29,7 @@ from audio_service.pipeline import asr
 from audio_service.pipeline.align import AlignerRegistry
 from audio_service.pipeline.blocks import Block, join, merge_channels, speech_blocks
 from audio_service.pipeline.fanout import BlockResult, BlockTask, BlockTranscriber, Lane, transcribe_blocks
+from audio_service.pipeline.keyterms import keep_keyterms
 from audio_service.pipeline.queue import WorkQueue
 from audio_service.schema import Audio, SpeechSpan, Task, Transcript
 from audio_service.settings import Settings
@@ -49,6 +50,7 @@ class BatchJob:
     language: str | None = None
     prompt: str | None = None
     hotwords: str | None = None  # the client's keyterms or hotwords, validated (decoding.keyterms_text)
+    keyterms: tuple[str, ...] = ()  # the client's keyterms as a list (empty for free-text hotwords)
     temperatures: tuple[float, ...] = (0.0,)
     word_timestamps: bool = False  # the client asked for word timing
     timed_segments: bool = False  # the output shows segment times (srt, vtt, verbose_json)
@@ -186,7 +188,14 @@ class BatchService:
     def _transcribe_block(
         self, model: LoadedModel, audio: Audio, spans, opts: asr.AsrOptions, aligner: str | None, on_segment=None
     ) -> Transcript:
-        part = self._transcribe(model, audio, list(spans), opts, on_segment)
+        if opts.keyterms and opts.hotwords:
+            # the hotwords' decode gives the keyterms, the plain one every other word (pipeline.keyterms);
+            # the positions reported are the second decode's, the one the client waits for last
+            plain = self._transcribe(model, audio, list(spans), replace(opts, hotwords=None))
+            biased = self._transcribe(model, audio, list(spans), opts, on_segment)
+            part = keep_keyterms(plain, biased, opts.keyterms)
+        else:
+            part = self._transcribe(model, audio, list(spans), opts, on_segment)
         return part if aligner is None else self.aligners.realign(aligner, audio, part)
 
     def _aligner(self, job: BatchJob) -> str | None:
@@ -257,6 +266,7 @@ class BatchService:
             language=job.language,
             prompt=job.prompt,
             hotwords=job.hotwords,
+            keyterms=job.keyterms,
             temperatures=job.temperatures,
             decode=self._decode,
             word_timestamps=job.word_timestamps or job.timed_segments or job.diarize,

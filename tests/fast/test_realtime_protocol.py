@@ -403,3 +403,24 @@ def test_fuzzed_events_leave_a_live_session(srv, jfk, sequence) -> None:
     for error in by_type(events, "error"):
         assert set(error["error"]) == {"type", "code", "message", "param", "event_id"}
         assert error["error"]["type"] != "server_error", error
+
+
+def test_the_24k_resampler_gives_pcm16_samples_of_the_speech(jfk) -> None:
+    """The server's 24k -> 16k resampler: the same samples whatever the chunking, each one a PCM16 value
+    (what a streaming client could send: bench/realtime.py streams them for its same-audio comparison),
+    and the round trip of real speech through 24 kHz close to the original (band-limited filters)."""
+    from audio_service.audio.decode import pcm16_to_float
+    from audio_service.audio.resample import PcmResampler
+
+    pcm = float_to_pcm16(to_24k(jfk))
+
+    def resampled(chunk_bytes: int) -> np.ndarray:
+        r = PcmResampler(24000)
+        return np.concatenate([*(r.push(pcm[i : i + chunk_bytes]) for i in range(0, len(pcm), chunk_bytes)), r.flush()])
+
+    whole, chunked = resampled(len(pcm)), resampled(2 * 2400)
+    assert np.array_equal(whole, chunked)
+    assert np.array_equal(pcm16_to_float(float_to_pcm16(whole)), whole)
+    assert len(whole) == len(jfk)
+    error = whole - jfk
+    assert 10 * np.log10(np.sum(jfk**2) / np.sum(error**2)) > 40  # dB; PCM16 alone limits jfk to 46
