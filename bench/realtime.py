@@ -38,16 +38,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.signal import resample_poly
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from audio_service.audio.decode import pcm16_to_float  # noqa: E402
-from audio_service.audio.resample import PcmResampler  # noqa: E402
 from bench._common import machine_info  # noqa: E402
 from tests.audio_utils import JFK, JFK_TEXT, REALSPEECH, float_to_pcm16, load_16k, realspeech_manifest, wer  # noqa: E402
-from tests.realtime_client import RATE, append_event, configure, connect  # noqa: E402
+from tests.realtime_client import RATE, append_event, at_24k, configure, connect, server_16k  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 from tests.stream_client import stream  # noqa: E402
 
@@ -65,21 +63,6 @@ def clips(quick: bool) -> list[dict[str, Any]]:
                 {"name": name, "language": row["language"], "samples": load_16k(REALSPEECH / name), "text": row["reference_text"]}
             )
     return out
-
-
-def at_24k(samples: np.ndarray) -> np.ndarray:
-    """The clip as the bench's Realtime client sends it at 24 kHz (a polyphase band-limited filter)."""
-    return resample_poly(samples, 3, 2).astype(np.float32)
-
-
-def server_16k(samples: np.ndarray) -> np.ndarray:
-    """The 16 kHz samples the server derives from the clip sent at 24 kHz: its resampler on the same PCM16
-    chunks as :func:`realtime` appends, flushed at the commit."""
-    resampler = PcmResampler(RATE)
-    pcm = float_to_pcm16(at_24k(samples))
-    step = 2 * int(CHUNK_S * RATE)
-    out = [resampler.push(pcm[i : i + step]) for i in range(0, len(pcm), step)]
-    return np.concatenate([*out, resampler.flush()])
 
 
 def round_trip(samples: np.ndarray, derived: np.ndarray) -> dict[str, float]:
@@ -190,7 +173,7 @@ def main() -> None:
             v_text, _, _ = asyncio.run(realtime(srv, c["samples"], c["language"], SERVER_VAD, pace=0))
             m_text, _, _ = asyncio.run(realtime(srv, c["samples"], c["language"], None, pace=0))
             k_text, _, _ = asyncio.run(realtime(srv, c["samples"], c["language"], SERVER_VAD, pace=0, rate=SR))
-            derived = server_16k(c["samples"])
+            derived = server_16k(at_24k(c["samples"]), CHUNK_S)
             d_text, _, _ = streaming(srv, derived, c["language"], pace=0)
             w_s, w_v, w_m, w_d = (round(wer(ref, t), 4) for t in (s_text, v_text, m_text, d_text))
             row = {

@@ -9,10 +9,9 @@ import time
 from typing import Any
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from tests.audio_utils import JFK_TEXT, wer
-from tests.realtime_client import append_event, configure, connect
+from tests.realtime_client import append_event, at_24k, configure, connect, server_16k
 from tests.stream_client import stream
 
 SR = 16000
@@ -56,12 +55,16 @@ def transcript(events: list[Any]) -> str:
 
 
 def test_jfk_through_the_openai_realtime_client(server, jfk) -> None:
-    reference = asyncio.run(stream(server.ws_url, jfk, pace=0, params={"language": "en"})).text
-    at_24k = resample_poly(np.concatenate([jfk, np.zeros(SR, np.float32)]), 3, 2).astype(np.float32)
-    manual, commit_latency = asyncio.run(realtime_session(server, at_24k, turn_detection=None))
+    sent = at_24k(np.concatenate([jfk, np.zeros(SR, np.float32)]))
+    # the streaming protocol given the very samples the server derives from the 24 kHz session: the same
+    # engine must then write the same words (against the original 16 kHz, Whisper's borderline words may
+    # flip on the resampling's change near 8 kHz: "ask"/"asked" was seen)
+    same_audio = server_16k(sent, CHUNK_S)
+    reference = asyncio.run(stream(server.ws_url, same_audio, pace=0, params={"language": "en"})).text
+    manual, commit_latency = asyncio.run(realtime_session(server, sent, turn_detection=None))
     vad, _ = asyncio.run(
         realtime_session(
-            server, at_24k, {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500}
+            server, sent, {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500}
         )
     )
     kinds = {e.type for e in manual}
@@ -73,4 +76,7 @@ def test_jfk_through_the_openai_realtime_client(server, jfk) -> None:
         got = wer(JFK_TEXT, text)
         print(f"realtime WER {got:.3f} (streaming endpoint {ref_wer:.3f}), commit latency {commit_latency:.2f} s: {text}")
         assert got <= 0.1, text
-        assert abs(got - ref_wer) <= 0.01, (text, reference)
+    # Commits by hand leave the segmentation to the server's own VAD settings, as on the streaming protocol.
+    # (The server_vad session above brings OpenAI's 300 ms of padding, not the server's 200 ms: other cuts,
+    # so other context; bench/realtime.py compares a server_vad session on the server's settings, per clip.)
+    assert abs(wer(JFK_TEXT, transcript(manual)) - ref_wer) <= 0.01, (transcript(manual), reference)
