@@ -299,6 +299,14 @@ class StreamingSettings(Group):
             "Empty = the stream's model."
         ),
     )
+    commit_words: bool = Field(
+        True,
+        description=(
+            "Make words of a segment final while the speaker goes on (when two consecutive hypotheses of the stream's model "
+            "agree on them; partials then run on the stream's model, not streaming.partial_model); off: words become final "
+            "with their segment. Not with diarize or without word timestamps."
+        ),
+    )
     speaker_context_s: float = Field(
         40.0, gt=0, description="Streaming diarization: seconds of past final segments re-diarized with each new one."
     )
