@@ -471,16 +471,27 @@ def multichannel(d: dict) -> list[str]:
 
 def commit_lag(d: dict) -> list[str]:
     peers = d["peers"]
-    header = ["streams", "this service: commit lag p50 / p95 (s), WER"]
+    off = d.get("segment_finals")
+    header = ["streams", "this service: commit lag p50 / p95 (s)", "final latency p50 / p95 (s)", "CPU-s per audio-s", "WER"]
+    if off:
+        header += ["`streaming.commit_words=false`: commit lag p50 / p95 (s)", "CPU-s per audio-s", "WER"]
     header += [f"{name} {p['version']}: commit lag p50 / p95 (s), WER" for name, p in peers.items()]
 
-    def cell(x: dict) -> str:
-        return f"{_f(x['commit_p50'])} / {_f(x['commit_p95'])}, {_f(x['wer'], 3)}"
+    def lag(x: dict) -> str:
+        return f"{_f(x['commit_p50'])} / {_f(x['commit_p95'])}"
 
-    rows = [
-        [str(x["streams"]), cell(x), *[cell(p["levels"][i]) for p in peers.values()]]
-        for i, x in enumerate(d["service"]["levels"])
-    ]
+    def peer_cell(p: dict, n: int) -> str:
+        x = next((x for x in p["levels"] if x["streams"] == n), None)
+        return "-" if x is None else f"{lag(x)}, {_f(x['wer'], 3)}"
+
+    rows = []
+    for i, x in enumerate(d["service"]["levels"]):
+        row = [str(x["streams"]), lag(x), f"{_f(x.get('final_p50'))} / {_f(x.get('final_p95'))}"]
+        row += [_f(x.get("cpu_per_stream_audio_s"), 3), _f(x["wer"], 3)]
+        if off:
+            y = off["levels"][i]
+            row += [lag(y), _f(y.get("cpu_per_stream_audio_s"), 3), _f(y["wer"], 3)]
+        rows.append(row + [peer_cell(p, x["streams"]) for p in peers.values()])
     commands = "; ".join(f"{name}: `{p['command']}`" for name, p in peers.items())
     return [
         "## Commit lag beside other servers",

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from audio_service.schema import SAMPLE_RATE
-from audio_service.streaming.commits import COMMIT_MARGIN_S, WINDOW_LEAD_S, Commits
+from audio_service.streaming.commits import COMMIT_MARGIN_S, Commits
 from audio_service.streaming.cuts import CUT_CONTEXT, CUT_CONTEXT_WAIT_S, CutEdges, norm, repeated_lead
 from audio_service.streaming.endpointing import Endpointer
 from audio_service.streaming.protocol import StreamFinishedError
@@ -411,20 +411,12 @@ def test_the_older_hypothesis_last_word_may_differ_in_punctuation_only():
     assert c.observe(said((" my", 0.1, 0.4), (" fellow,", 0.5, 0.8)), end=2 * SR) == 1, "nor the newer one's last word"
 
 
-def test_the_partial_prefix_always_starts_with_the_committed_tokens():
-    c = Commits()
-    assert c.prefix((1, 2, 3)) == (1, 2, 3), "nothing committed: the agreed tokens"
-    c.observe(said((" ask", 0.1, 0.4), (" not", 0.5, 0.8)), end=2 * SR)
-    c.observe(said((" ask", 0.1, 0.4), (" not", 0.5, 0.8)), end=2 * SR)
-    assert c.prefix(c.tokens + (7,)) == c.tokens + (7,) and c.prefix((7,)) == c.tokens
-
-
 def test_settle_keeps_the_committed_words_whatever_the_final_pass_made_of_them():
     c = Commits()
-    h = said((" ask", 0.1, 0.4), (" not", 0.5, 0.8), (" what", 0.9, 1.1))
+    h = said((" ask", 0.1, 0.4), (" not", 0.5, 0.8), (" what", 0.9, 1.1), (" your", 1.2, 1.4))
     c.observe(h, end=2 * SR)
     c.observe(h, end=2 * SR)
-    assert [w.word for w in c.words] == [" ask", " not", " what"]
+    assert [w.word for w in c.words] == [" ask", " not", " what"], "never a hypothesis' last word"
     ask, no, what = c.words
     # the final pass re-aligned the forced prefix (other times): the committed words stay as they were
     final = said((" ask", 0.0, 0.5), (" not", 0.5, 0.9), (" what", 0.9, 1.2), (" your", 1.3, 1.5))
@@ -471,8 +463,9 @@ def test_session_commits_words_final_on_the_word_and_keeps_them_through_the_fina
     assert not seg["is_final"]
     s.feed(np.zeros(SR // 2, np.float32))
     job = s.next_job(final=False)
-    assert job.request.prefix_tokens[:2] == tuple(t for w in said((" ask", 0, 0), (" not", 0, 0)).words for t in w.tokens)
-    s.complete(job, said((" ask", 0.1, 0.4), (" not", 0.5, 0.9), (" what", 1.0, 1.45)))
+    # only the committed words are forced (not the words the hypotheses agreed on beyond them)
+    assert job.request.prefix_tokens == tuple(t for w in said((" ask", 0, 0), (" not", 0, 0)).words for t in w.tokens)
+    s.complete(job, said((" ask", 0.1, 0.4), (" not", 0.5, 0.9), (" what", 1.0, 1.45), (" your", 1.5, 1.8)))
     committed = [w for w in out[-1]["segments"][0]["words"] if w["is_final"]]
     s.mark(Checkpoint("final"))
     job = s.next_job(final=True)
@@ -501,23 +494,3 @@ def test_a_long_segment_is_never_cut_before_its_last_committed_word():
     seg.commits.observe(said((" a", 0.5, 3.9), (" b", 4.0, 4.1)), end=5 * SR)
     run_vad(ep, [0.9] * windows(1.0), start=windows(4.5) * WINDOW)  # the quiet part (3-3.5 s) is before "a" ends
     assert ep.pending and ep.pending[0].span.end >= seg.commits.until
-
-
-def test_a_decode_leaves_out_the_audio_of_all_but_the_last_committed_words():
-    s, out = commit_session()
-    s.feed(np.zeros(3 * SR, np.float32))
-    spoken = [(" one", 0.1, 0.5), (" two", 0.6, 1.0), (" three", 1.1, 1.5), (" four", 1.6, 2.0), (" five", 2.1, 2.5)]
-    partial(s, *spoken)
-    s.feed(np.zeros(SR // 2, np.float32))
-    partial(s, *spoken, (" six", 2.6, 3.0))
-    seg = s._ep.open
-    assert seg is not None and [w.word for w in seg.commits.words] == [" one", " two", " three", " four", " five"]
-    s.feed(np.zeros(SR // 2, np.float32))
-    job = s.next_job(final=False)
-    # the decode starts shortly before "four": "one two three" is the end of its prompt, "four five" its forced head
-    assert job.skipped == 3 and job.request.offset == pytest.approx(1.6 - WINDOW_LEAD_S)
-    assert job.request.context_text.endswith("one two three")
-    assert job.request.prefix_tokens[:2] == seg.commits.tokens[3:]
-    s.complete(job, said(*spoken[3:], (" six", 2.6, 3.0), (" seven", 3.3, 3.6)))
-    assert out[-1]["segments"][0]["text"] == "one two three four five six seven"
-    assert [w["is_final"] for w in out[-1]["segments"][0]["words"]] == [True] * 6 + [False]

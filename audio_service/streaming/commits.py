@@ -3,12 +3,12 @@
 The open segment is re-decoded on the stream's own model as it grows. A word is committed when two
 consecutive hypotheses agree on it exactly (same text, punctuation included, at the same position
 after the words committed before it; the older hypothesis' last word may differ in case and
-punctuation) and it ends at least :data:`COMMIT_MARGIN_S` before the audio the newer hypothesis heard.
+punctuation), the newer hypothesis heard a word after it, and it ends at least :data:`COMMIT_MARGIN_S`
+before the audio the newer hypothesis heard.
 Committed words never change: every later hypothesis and the segment's final pass are decoded with
 their tokens forced as the decoder prefix, and whatever those decodes make of that prefix, the
 segment keeps the committed words (text and times) and takes only the rest from them
-(:meth:`Commits.settle`). Those decodes also leave out the audio of all but the last committed words
-(their text ends the prompt instead), so their cost follows what is not committed yet.
+(:meth:`Commits.settle`).
 
 Each segment carries a :class:`Commits`, the state this module owns. Pure logic, no model.
 """
@@ -21,13 +21,6 @@ from audio_service.schema import SAMPLE_RATE
 from audio_service.streaming.cuts import norm
 from audio_service.whisper.types import DecodedWord, DecodeResult
 
-# A decode of a segment with committed words may leave out its audio up to shortly before the last
-# WINDOW_WORDS of them (forced, so the decoder hears the words it continues from): the text before goes
-# into the prompt instead, and the encoder and decoder work on what is not committed. Only when that
-# leaves out at least MIN_SKIP_S of audio.
-WINDOW_WORDS = 2
-WINDOW_LEAD_S = 0.2
-MIN_SKIP_S = 1.0
 # Whisper's last word or two before the end of its audio are the least sure (a word cut off mid-way
 # is guessed); a word ending this close to it waits for more audio even when two hypotheses agree.
 COMMIT_MARGIN_S = 0.2
@@ -62,35 +55,6 @@ class Commits:
         """The sample where the last committed word ends (None: nothing committed)."""
         return int(round(self.words[-1].end * SAMPLE_RATE)) if self.words else None
 
-    def skippable(self, decode_from: int) -> int:
-        """How many committed words a decode of the segment (from sample ``decode_from``) leaves out."""
-        n = len(self.words) - WINDOW_WORDS
-        return n if n > 0 and self.resume_at(n) - decode_from >= MIN_SKIP_S * SAMPLE_RATE else 0
-
-    def resume_at(self, skipped: int) -> int:
-        """The first sample of a decode that leaves out the first ``skipped`` committed words."""
-        return int((self.words[skipped].start - WINDOW_LEAD_S) * SAMPLE_RATE)
-
-    def skipped_text(self, skipped: int) -> str:
-        """The text of the committed words a decode leaves out (its prompt ends with it)."""
-        return "".join(w.word for w in self.words[:skipped]).strip()
-
-    def skipped_tokens(self, skipped: int) -> int:
-        return sum(len(w.tokens) for w in self.words[:skipped])
-
-    def restore(self, result: DecodeResult, skipped: int) -> DecodeResult:
-        """A decode that left out the first ``skipped`` committed words, with them in front."""
-        if not skipped:
-            return result
-        words = (*self.words[:skipped], *result.words)
-        return replace(result, text="".join(w.word for w in words).strip(), words=words)
-
-    def prefix(self, locked: tuple[int, ...]) -> tuple[int, ...]:
-        """The decoder prefix of a partial: the agreed tokens ``locked`` when they start with the committed
-        ones (they normally do: committed words were agreed first), else the committed tokens."""
-        tokens = self.tokens
-        return locked if locked[: len(tokens)] == tokens else tokens
-
     def observe(self, result: DecodeResult, end: int) -> int:
         """Take a hypothesis of the stream's model decoded up to sample ``end`` with the committed tokens
         forced; commit the words it agrees on with the hypothesis before it. Returns how many it committed."""
@@ -104,7 +68,9 @@ class Commits:
         k = len(self.words)
         limit = end / SAMPLE_RATE - COMMIT_MARGIN_S
         n = k
-        while n < min(len(words), len(previous)) and _agree(said, previous, n) and words[n].end <= limit:
+        # never the newest hypothesis' last word: forced to the end of what it heard, Whisper ends the next
+        # decode right there (as the agreed prefix, see stabilize, never holds a whole hypothesis)
+        while n < min(len(words) - 1, len(previous)) and _agree(said, previous, n) and words[n].end <= limit:
             n += 1
         self.words += words[k:n]
         return n - k

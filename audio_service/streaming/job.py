@@ -42,7 +42,6 @@ class DecodeJob:
     end: int  # absolute sample just past the decoded audio
     model: LoadedModel  # the shared model that decodes it (the draft model for partials, if any)
     early: bool = False  # a final pass of the open segment, taken before its endpoint (see Endpointer.early_end)
-    skipped: int = 0  # committed words of the segment left out of the decode (see Commits.skippable)
 
     @property
     def kind(self) -> JobKind:

@@ -252,9 +252,8 @@ class StreamSession:
             assert early_end is not None  # has_work(): it is due
             seg, end, early = self._ep.begin_early(early_end), early_end, True
         prefix = seg.commits.tokens if self._commits_in(seg) else ()
-        skipped = seg.commits.skippable(seg.decode_from) if prefix else 0
-        request = self._request(seg, end, beam_size=self.config.final_beam_size, max_tokens=0, prefix=prefix, skipped=skipped)
-        return DecodeJob(self, seg, True, request, end, self.model_for(True), early, skipped)
+        request = self._request(seg, end, beam_size=self.config.final_beam_size, max_tokens=0, prefix=prefix)
+        return DecodeJob(self, seg, True, request, end, self.model_for(True), early)
 
     def _commits_in(self, seg: StreamSegment) -> bool:
         """Whether words of ``seg`` are committed before it is final: not in a segment that continues
@@ -268,31 +267,21 @@ class StreamSession:
         seg.hyp.submit(end)
         model = self.model_for(False)
         budget = seg.hyp.token_budget(seg.start, end)
-        prefix, skipped = seg.hyp.prefix_for(model), 0
-        if self._commits_in(seg):
-            prefix = seg.commits.prefix(prefix)
-            skipped = seg.commits.skippable(seg.decode_from)
-        request = self._request(seg, end, beam_size=1, max_tokens=budget, prefix=prefix, skipped=skipped)
-        return DecodeJob(self, seg, False, request, end, model, skipped=skipped)
+        # with commits, only the committed words are forced: each hypothesis decodes the rest afresh, so two
+        # that agree on a word are two readings of the audio, not one reading forced twice
+        prefix = seg.commits.tokens if self._commits_in(seg) else seg.hyp.prefix_for(model)
+        request = self._request(seg, end, beam_size=1, max_tokens=budget, prefix=prefix)
+        return DecodeJob(self, seg, False, request, end, model)
 
-    def _request(
-        self, seg: StreamSegment, end: int, beam_size: int, max_tokens: int, prefix: tuple[int, ...], skipped: int = 0
-    ) -> DecodeRequest:
-        """A decode of ``seg`` up to ``end`` with ``prefix`` forced; ``skipped``: it leaves out the audio of the
-        first committed words, whose text ends its prompt instead (see Commits.skippable)."""
-        start, context = seg.decode_from, self._transcript.context
-        if skipped:
-            start = seg.commits.resume_at(skipped)
-            context = (context + " " + seg.commits.skipped_text(skipped)).strip()
-            prefix = prefix[seg.commits.skipped_tokens(skipped) :]
+    def _request(self, seg: StreamSegment, end: int, beam_size: int, max_tokens: int, prefix: tuple[int, ...]) -> DecodeRequest:
         return DecodeRequest(
-            samples=self._buf.slice(start, end),
-            offset=start / SR,
+            samples=self._buf.slice(seg.decode_from, end),
+            offset=seg.decode_from / SR,
             language=self._transcript.language,
             language_switch=self.options.language is None,
             prompt_text=self.options.prompt or "",
             hotwords=self.options.hotwords or "",
-            context_text=context,
+            context_text=self._transcript.context,
             prefix_tokens=prefix,
             beam_size=beam_size,
             temperature=self.options.temperature,
@@ -316,7 +305,6 @@ class StreamSession:
             self.waiting_since = time.monotonic()
             if self._closed:
                 return
-            result = job.segment.commits.restore(result, job.skipped)
             if job.early:
                 self._ep.early_done(job.segment, result)
             elif job.final:
