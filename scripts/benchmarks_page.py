@@ -506,6 +506,28 @@ def commit_lag(d: dict) -> list[str]:
     ]
 
 
+def commit_words_wer(d: dict) -> list[str]:
+    """Streaming WER with word commits on and off (``bench/results/commit_words_wer.json``)."""
+    on, off = d["runs"]["commit_words"], d["runs"]["segment_finals"]
+    files_off = {f["file"]: f for f in off["files"]}
+
+    def wer(f: dict) -> str:
+        return _f(f["systems"]["stream"]["wer"], 3)
+
+    rows = [[f"`{f['file']}`", f["language"], wer(files_off[f["file"]]), wer(f)] for f in on["files"] if f["file"] in files_off]
+    overall_on, overall_off = on["summary"]["wer"]["overall"]["stream"], off["summary"]["wer"]["overall"]["stream"]
+    rows.append(["overall (realspeech + jfk)", "", _f(overall_off["wer"], 4), _f(overall_on["wer"], 4)])
+    return [
+        "## Word commits and accuracy",
+        "",
+        f"`{d['command']}`, each file streamed at {on['stream_speed']:g}x real time, once with"
+        " `streaming.commit_words=false` (words final with their segment) and once with the defaults (word commits), the"
+        " two servers at the same time. WER of the final text, normalised (whisper-normalizer). " + _where("commit_words_wer", d),
+        "",
+        *_table(["file", "language", "segment finals: WER", "word commits: WER"], rows),
+    ]
+
+
 def files_list() -> list[str]:
     rows = []
     for path in sorted(RESULTS.glob("*.json")):
@@ -525,6 +547,7 @@ def page() -> str:
         streaming("streaming", load("streaming"), "## Streaming"),
         streaming("streaming_n1", load("streaming_n1"), "## One stream on an AVX2-only CPU"),
         commit_lag(load("commit_lag")),
+        commit_words_wer(load("commit_words_wer")),
         diarization(load("diarization")),
         alignment(load("alignment")),
         keyterms(load("keyterms")),

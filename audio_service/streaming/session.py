@@ -228,7 +228,7 @@ class StreamSession:
     def model_for(self, final: bool) -> LoadedModel:
         """The shared model a job of this kind runs on."""
         draft = self.draft
-        if final or draft is None or self._commit_words or not (draft.multilingual or self._transcript.language == "en"):
+        if final or draft is None or self._committing() or not (draft.multilingual or self._transcript.language == "en"):
             return self.model
         return draft
 
@@ -251,14 +251,20 @@ class StreamSession:
             early_end = self._early_due()
             assert early_end is not None  # has_work(): it is due
             seg, end, early = self._ep.begin_early(early_end), early_end, True
-        prefix = seg.commits.tokens if self._commits_in(seg) else ()
+        prefix = seg.commits.tokens  # none without commits
         request = self._request(seg, end, beam_size=self.config.final_beam_size, max_tokens=0, prefix=prefix)
         return DecodeJob(self, seg, True, request, end, self.model_for(True), early)
+
+    def _committing(self) -> bool:
+        """Whether the stream commits words now: ``config.commit_words``, in a language of
+        ``config.commit_languages`` (the stream's, once known)."""
+        languages, language = self.config.commit_languages, self._transcript.language
+        return self._commit_words and language is not None and ("*" in languages or language in languages)
 
     def _commits_in(self, seg: StreamSegment) -> bool:
         """Whether words of ``seg`` are committed before it is final: not in a segment that continues
         after a cut (its decode starts before the cut, with words of the segment before)."""
-        return self._commit_words and seg.edges.cut_start is None
+        return bool(seg.commits.words) or (self._committing() and seg.edges.cut_start is None)
 
     def _partial_job(self) -> DecodeJob:
         seg = self._ep.open
