@@ -44,7 +44,6 @@ class Commits:
     def __init__(self) -> None:
         self.words: tuple[DecodedWord, ...] = ()
         self._previous: tuple[str, ...] = ()  # the newest hypothesis' words (text as decoded, stripped)
-        self._newest: tuple[DecodedWord, ...] = ()  # its words (the committed ones in front)
 
     @property
     def tokens(self) -> tuple[int, ...]:
@@ -64,7 +63,6 @@ class Commits:
             self._previous = ()
             return 0  # the decode dropped the committed prefix (silence, a loop cut): no evidence
         words = self.settle(result).words
-        self._newest = words
         said = tuple(w.word.strip() for w in words)
         previous, self._previous = self._previous, said
         k = len(self.words)
@@ -76,16 +74,6 @@ class Commits:
             n += 1
         self.words += words[k:n]
         return n - k
-
-    def final(self, result: DecodeResult) -> DecodeResult:
-        """The segment's final words from its final pass (:meth:`settle`). Forced to the committed words,
-        Whisper sometimes ends the decode right after them; the newest hypothesis always heard a word more
-        (see :meth:`observe`), so then its words after the committed ones end the segment."""
-        settled = self.settle(result)
-        if not self.words or len(settled.words) > len(self.words):
-            return settled
-        words = (*settled.words, *self._newest[len(self.words) :])
-        return replace(settled, text="".join(w.word for w in words).strip(), words=words)
 
     def settle(self, result: DecodeResult) -> DecodeResult:
         """``result`` (decoded with the committed tokens forced) with the committed words in place of what

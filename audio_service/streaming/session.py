@@ -332,7 +332,7 @@ class StreamSession:
     def _finalize(self, seg: StreamSegment, result: DecodeResult, speakers: list[str] | None) -> None:
         nxt = self._ep.finalized(seg)
         result, speakers = seg.edges.clip(result, speakers)
-        result = seg.commits.final(result)
+        result = seg.commits.settle(result)
         seg.edges.hand_over(result, None if nxt is None else nxt.edges)
         self._send(self._transcript.final(seg.shown, result, speakers, seg.start, seg.shown_end))
 
