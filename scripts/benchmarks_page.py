@@ -73,6 +73,8 @@ def _machine(data: dict) -> str:
     load = m.get("loadavg_before") or m.get("loadavg")
     if load:
         text += f", load average {' / '.join(f'{x:.1f}' for x in load)}" + (" before the run" if m.get("loadavg_before") else "")
+        if m.get("loadavg_after"):
+            text += f", {' / '.join(f'{x:.1f}' for x in m['loadavg_after'])} after it"
     if m.get("ct2_forced_isa"):
         text += f", CTranslate2 held to its {m['ct2_forced_isa']} kernels (`CT2_FORCE_CPU_ISA`)"
     return text
