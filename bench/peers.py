@@ -202,15 +202,33 @@ def wlk_level(
     return row
 
 
+SEGMENT_FINALS: dict[str, dict[str, object]] = {"streaming": {"commit_words": False}}  # words final with their segment
+
+
+def _peer_cell(peer: dict, i: int, what: str) -> str:
+    """A peer's commit lag or WER at the service's i-th level (peers may run fewer levels)."""
+    if i >= len(peer["levels"]):
+        return "-"
+    row = peer["levels"][i]
+    return f"{row['commit_p50']} / {row['commit_p95']}" if what == "commit" else str(row["wer"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--levels", default="1,2,4,8", help="comma-separated concurrent stream counts")
     ap.add_argument("--frame-ms", type=int, default=100)
     ap.add_argument("--wlk", help="whisperlivekit-server executable (in its own venv); without it, this service only")
     ap.add_argument("--wlk-args", default="", help="more whisperlivekit-server flags, e.g. '--min-chunk-size 1'")
+    ap.add_argument("--peer-levels", help="stream counts for the peers (default: --levels; WhisperLiveKit is slow)")
+    ap.add_argument(
+        "--segment-finals",
+        action="store_true",
+        help="also run this service with streaming.commit_words off (words final with their segment only)",
+    )
     ap.add_argument("--out", default=RESULTS.name, help=f"results file name in bench/results (default {RESULTS.name})")
     args = ap.parse_args()
     levels = [int(n) for n in args.levels.split(",")]
+    peer_levels = [int(n) for n in args.peer_levels.split(",")] if args.peer_levels else levels
     audio, reference = jfk_repeated(3, 1.0)
     load_before = os.getloadavg()
     t_start = time.perf_counter()
@@ -221,6 +239,12 @@ def main() -> None:
         with ServerProcess(log_path=work / "service.log", quotas={"max_streams_per_key": 1000}) as srv:
             ref = reference_word_ends(srv, audio, work)
             service = [level(srv, audio, reference, n, args.frame_ms) for n in levels]
+        segment_finals = []
+        if args.segment_finals:
+            print("  this service, streaming.commit_words=false:", flush=True)
+            quotas = {"max_streams_per_key": 1000}
+            with ServerProcess(log_path=work / "segment.log", quotas=quotas, **SEGMENT_FINALS) as srv:
+                segment_finals = [level(srv, audio, reference, n, args.frame_ms) for n in levels]
         peer: dict = {}
         if args.wlk:
             query = "import importlib.metadata as m; print(m.version('whisperlivekit'))"
@@ -234,13 +258,14 @@ def main() -> None:
             warmup = write_wav(work / "jfk.wav", load_16k(JFK))  # its warmup would download jfk.wav otherwise
             wlk = WhisperLiveKit(args.wlk, work / "wlk.log", warmup, args.wlk_args.split())
             with wlk:
-                rows = [wlk_level(wlk, audio, reference, ref, n, args.frame_ms) for n in levels]
+                rows = [wlk_level(wlk, audio, reference, ref, n, args.frame_ms) for n in peer_levels]
             peer = {"whisperlivekit": {"version": version, "command": " ".join(wlk.flags), "levels": rows}}
     results = {
         "machine": {**machine_info(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "frame_ms": args.frame_ms,
         "audio": "jfk x3 with 1 s pauses",
         "service": {"settings": {}, "levels": service},
+        **({"segment_finals": {"settings": SEGMENT_FINALS, "levels": segment_finals}} if segment_finals else {}),
         "peers": peer,
         "wall_s": round(time.perf_counter() - t_start, 1),
     }
@@ -255,8 +280,8 @@ def main() -> None:
                 row["streams"],
                 f"{row['commit_p50']} / {row['commit_p95']}",
                 row["wer"],
-                *[f"{p['levels'][i]['commit_p50']} / {p['levels'][i]['commit_p95']}" for p in peer.values()],
-                *[p["levels"][i]["wer"] for p in peer.values()],
+                *[_peer_cell(p, i, "commit") for p in peer.values()],
+                *[_peer_cell(p, i, "wer") for p in peer.values()],
             ]
             for i, row in enumerate(service)
         ],

@@ -73,6 +73,8 @@ def _machine(data: dict) -> str:
     load = m.get("loadavg_before") or m.get("loadavg")
     if load:
         text += f", load average {' / '.join(f'{x:.1f}' for x in load)}" + (" before the run" if m.get("loadavg_before") else "")
+        if m.get("loadavg_after"):
+            text += f", {' / '.join(f'{x:.1f}' for x in m['loadavg_after'])} after it"
     if m.get("ct2_forced_isa"):
         text += f", CTranslate2 held to its {m['ct2_forced_isa']} kernels (`CT2_FORCE_CPU_ISA`)"
     return text
@@ -535,16 +537,27 @@ def multichannel(d: dict) -> list[str]:
 
 def commit_lag(d: dict) -> list[str]:
     peers = d["peers"]
-    header = ["streams", "this service: commit lag p50 / p95 (s), WER"]
+    off = d.get("segment_finals")
+    header = ["streams", "this service: commit lag p50 / p95 (s)", "final latency p50 / p95 (s)", "CPU-s per audio-s", "WER"]
+    if off:
+        header += ["`streaming.commit_words=false`: commit lag p50 / p95 (s)", "CPU-s per audio-s", "WER"]
     header += [f"{name} {p['version']}: commit lag p50 / p95 (s), WER" for name, p in peers.items()]
 
-    def cell(x: dict) -> str:
-        return f"{_f(x['commit_p50'])} / {_f(x['commit_p95'])}, {_f(x['wer'], 3)}"
+    def lag(x: dict) -> str:
+        return f"{_f(x['commit_p50'])} / {_f(x['commit_p95'])}"
 
-    rows = [
-        [str(x["streams"]), cell(x), *[cell(p["levels"][i]) for p in peers.values()]]
-        for i, x in enumerate(d["service"]["levels"])
-    ]
+    def peer_cell(p: dict, n: int) -> str:
+        x = next((x for x in p["levels"] if x["streams"] == n), None)
+        return "-" if x is None else f"{lag(x)}, {_f(x['wer'], 3)}"
+
+    rows = []
+    for i, x in enumerate(d["service"]["levels"]):
+        row = [str(x["streams"]), lag(x), f"{_f(x.get('final_p50'))} / {_f(x.get('final_p95'))}"]
+        row += [_f(x.get("cpu_per_stream_audio_s"), 3), _f(x["wer"], 3)]
+        if off:
+            y = off["levels"][i]
+            row += [lag(y), _f(y.get("cpu_per_stream_audio_s"), 3), _f(y["wer"], 3)]
+        rows.append(row + [peer_cell(p, x["streams"]) for p in peers.values()])
     commands = "; ".join(f"{name}: `{p['command']}`" for name, p in peers.items())
     return [
         "## Commit lag beside other servers",
@@ -556,6 +569,28 @@ def commit_lag(d: dict) -> list[str]:
         f" from this service's batch word timestamps (its lines carry none). {commands}. " + _where("commit_lag", d),
         "",
         *_table(header, rows),
+    ]
+
+
+def commit_words_wer(d: dict) -> list[str]:
+    """Streaming WER with word commits on and off (``bench/results/commit_words_wer.json``)."""
+    on, off = d["runs"]["commit_words"], d["runs"]["segment_finals"]
+    files_off = {f["file"]: f for f in off["files"]}
+
+    def wer(f: dict) -> str:
+        return _f(f["systems"]["stream"]["wer"], 3)
+
+    rows = [[f"`{f['file']}`", f["language"], wer(files_off[f["file"]]), wer(f)] for f in on["files"] if f["file"] in files_off]
+    overall_on, overall_off = on["summary"]["wer"]["overall"]["stream"], off["summary"]["wer"]["overall"]["stream"]
+    rows.append(["overall (realspeech + jfk)", "", _f(overall_off["wer"], 4), _f(overall_on["wer"], 4)])
+    return [
+        "## Word commits and accuracy",
+        "",
+        f"`{d['command']}`, each file streamed at {on['stream_speed']:g}x real time, once with"
+        " `streaming.commit_words=false` (words final with their segment) and once with the defaults (word commits), the"
+        " two servers at the same time. WER of the final text, normalised (whisper-normalizer). " + _where("commit_words_wer", d),
+        "",
+        *_table(["file", "language", "segment finals: WER", "word commits: WER"], rows),
     ]
 
 
@@ -578,6 +613,7 @@ def page() -> str:
         streaming("streaming", load("streaming"), "## Streaming"),
         streaming("streaming_n1", load("streaming_n1"), "## One stream on an AVX2-only CPU"),
         commit_lag(load("commit_lag")),
+        commit_words_wer(load("commit_words_wer")),
         diarization(load("diarization")),
         alignment(load("alignment")),
         keyterms(load("keyterms")),

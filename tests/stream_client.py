@@ -32,7 +32,8 @@ class StreamResult:
     sent_audio: list[tuple[float, float]] = field(default_factory=list)  # (seconds since t0, audio seconds sent)
     segments: dict[int, dict] = field(default_factory=dict)
     first_seen: dict[int, float] = field(default_factory=dict)
-    final_changed: list[str] = field(default_factory=list)  # violations: a final segment re-sent differently
+    final_changed: list[str] = field(default_factory=list)  # violations: a final segment or word re-sent differently
+    committed: dict[tuple[int, int], dict] = field(default_factory=dict)  # (segment id, position) -> the word sent final
     checkpoints: list[Any] = field(default_factory=list)
     traces: list[dict] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
@@ -63,6 +64,7 @@ class StreamResult:
                 old = self.segments.get(seg["id"])
                 if old is not None and old["is_final"]:
                     self.final_changed.append(f"segment {seg['id']} re-sent after final: {old['text']!r} -> {seg['text']!r}")
+                self._check_committed(seg)
                 self.segments[seg["id"]] = seg
         elif "checkpoint_id" in msg:
             self.checkpoints.append(msg["checkpoint_id"])
@@ -70,6 +72,17 @@ class StreamResult:
             self.traces.append(msg)
         elif "error" in msg:
             self.errors.append(msg["error"])
+
+    def _check_committed(self, seg: dict) -> None:
+        """Words sent with ``is_final`` keep their place, text and times in every later message of their segment."""
+        words = seg.get("words", [])
+        for (sid, k), w in self.committed.items():
+            if sid == seg["id"] and (k >= len(words) or words[k] != w):
+                now = words[k] if k < len(words) else None
+                self.final_changed.append(f"segment {sid} word {k} changed after final: {w} -> {now}")
+        for k, w in enumerate(words):
+            if w.get("is_final"):
+                self.committed.setdefault((seg["id"], k), w)
 
 
 def url_for(ws_base: str, **params: Any) -> str:

@@ -52,6 +52,8 @@ def test_jfk_real_time_50ms_frames(srv, jfk):
     assert all(t["lag_s"] >= 0 for t in r.traces)
     # partial results arrive while the audio is still being sent
     assert any(not s["is_final"] for _, m in r.messages for s in m.get("segments", []))
+    # and words are committed before their segment is final (check_segments: they never changed)
+    assert any(w["is_final"] and not s["is_final"] for _, m in r.messages for s in m.get("segments", []) for w in s["words"])
     first_text_at = next(t for t, m in r.messages if m.get("segments"))
     assert first_text_at < 8.0  # text shows up long before the 11 s of audio are sent (about 1 s on an idle machine)
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from audio_service.schema import SAMPLE_RATE
+from audio_service.streaming.commits import COMMIT_MARGIN_S, Commits
 from audio_service.streaming.cuts import CUT_CONTEXT, CUT_CONTEXT_WAIT_S, CutEdges, norm, repeated_lead
 from audio_service.streaming.endpointing import Endpointer
 from audio_service.streaming.protocol import StreamFinishedError
@@ -369,3 +370,127 @@ def test_session_context_and_language_reach_the_next_request():
     assert isinstance(out[-1], RuntimeError)
     s.close()
     assert s.next_job(final=False) is None
+
+
+# --- word-level commits -----------------------------------------------------------------------------
+
+
+def said(*spec: tuple[str, float, float]) -> DecodeResult:
+    """A hypothesis whose tokens are the same for the same word (as a model's are): one per word."""
+    ws = tuple(DecodedWord(w, s, e, 0.9, (2000 + sum(map(ord, w)),)) for w, s, e in spec)
+    return DecodeResult("".join(w.word for w in ws).strip(), ws, "en", 0.01, -0.2)
+
+
+def test_a_word_is_committed_when_two_hypotheses_agree_on_it_away_from_the_audio_edge():
+    c = Commits()
+    assert c.observe(said((" And", 0.1, 0.4), (" so", 0.5, 0.8)), end=SR) == 0, "one hypothesis is no evidence"
+    # the next one agrees on "And" and "so"; "so" ends within the margin of its audio end: it waits
+    h2 = said((" And", 0.1, 0.4), (" so", 0.5, 1.3 - COMMIT_MARGIN_S + 0.05), (" my", 1.3, 1.4))
+    assert c.observe(h2, end=int(1.3 * SR)) == 1 and [w.word for w in c.words] == [" And"]
+    assert c.tokens == h2.words[0].tokens and c.until == int(0.4 * SR)
+    # punctuation is part of the word: "so" and "so," differ, so nothing more is committed ...
+    assert c.observe(said((" And", 0.1, 0.4), (" so,", 0.5, 0.9), (" my", 1.3, 1.5)), end=2 * SR) == 0
+    # ... until two hypotheses agree again; a hypothesis that dropped the committed prefix is no evidence
+    assert c.observe(said((" so,", 0.5, 0.9)), end=2 * SR) == 0
+    assert c.observe(said((" And", 0.1, 0.4), (" so,", 0.5, 0.9), (" my", 1.3, 1.5)), end=2 * SR) == 0
+    assert c.observe(said((" And", 0.1, 0.42), (" so,", 0.5, 0.95), (" my", 1.3, 1.6), (" fellow", 1.7, 1.9)), end=2 * SR) == 2
+    assert [(w.word, w.end) for w in c.words] == [(" And", 0.4), (" so,", 0.95), (" my", 1.6)], "times of the commit, kept"
+
+
+def test_the_older_hypothesis_last_word_may_differ_in_punctuation_only():
+    c = Commits()
+    c.observe(said((" my", 0.1, 0.4), (" fellow", 0.5, 0.8), (" Americans.", 0.9, 1.4)), end=int(1.5 * SR))
+    # Whisper ended the older hypothesis with a full stop where its audio ended; the newer one goes on
+    n = c.observe(said((" my", 0.1, 0.4), (" fellow", 0.5, 0.8), (" Americans,", 0.9, 1.4), (" ask", 1.8, 2.0)), end=2 * SR)
+    assert n == 3 and c.words[-1].word == " Americans,"
+    c = Commits()
+    c.observe(said((" my", 0.1, 0.4), (" fellow", 0.5, 0.8)), end=int(1.5 * SR))
+    assert c.observe(said((" my", 0.1, 0.4), (" fellows", 0.5, 0.8), (" ask", 1.8, 2.0)), end=2 * SR) == 1, "another word"
+    c = Commits()
+    c.observe(said((" my", 0.1, 0.4), (" fellow.", 0.5, 0.8)), end=int(1.5 * SR))
+    assert c.observe(said((" my", 0.1, 0.4), (" fellow,", 0.5, 0.8)), end=2 * SR) == 1, "nor the newer one's last word"
+
+
+def test_settle_keeps_the_committed_words_whatever_the_final_pass_made_of_them():
+    c = Commits()
+    h = said((" ask", 0.1, 0.4), (" not", 0.5, 0.8), (" what", 0.9, 1.1), (" your", 1.2, 1.4))
+    c.observe(h, end=2 * SR)
+    c.observe(h, end=2 * SR)
+    assert [w.word for w in c.words] == [" ask", " not", " what"], "never a hypothesis' last word"
+    ask, no, what = c.words
+    # the final pass re-aligned the forced prefix (other times): the committed words stay as they were
+    final = said((" ask", 0.0, 0.5), (" not", 0.5, 0.9), (" what", 0.9, 1.2), (" your", 1.3, 1.5))
+    settled = c.settle(final)
+    assert settled.words[:3] == (ask, no, what) and settled.words[3] == final.words[3] and settled.text == "ask not what your"
+    # punctuation after the last committed word joined it in the final pass: kept as a word of its own
+    comma = DecodedWord(" what,", 0.9, 1.2, 0.8, (*what.tokens, 11))
+    settled = c.settle(DecodeResult("", (ask, no, comma, final.words[3]), "en", 0.0, 0.0))
+    assert [w.word for w in settled.words] == [" ask", " not", " what", ",", " your"] and settled.text == "ask not what, your"
+    # a decode without the prefix (an early pass taken before the commits): its words after the committed ones
+    early = said((" ask", 0.1, 0.4), (" knot", 0.5, 0.8), (" what", 0.9, 1.15), (" your", 1.3, 1.5))
+    assert [w.word for w in c.settle(early).words] == [" ask", " not", " what", " your"]
+    assert c.settle(DecodeResult("", (), "en", 0.9, -2.0)).text == "ask not what", "a decode that lost everything"
+
+
+class Draft(Model):
+    multilingual = False  # an English-only draft: used once the stream is known to be English
+
+
+def commit_session(**config):
+    out = []
+    cfg = SessionConfig(max_segment_s=5.0, **config)
+    s = StreamSession(StreamOptions(skip_vad=True, language="en"), Model(), cfg, out.append, draft=Draft())
+    return s, out
+
+
+def partial(s: StreamSession, *spec: tuple[str, float, float]):
+    job = s.next_job(final=False)
+    assert job is not None
+    s.complete(job, said(*spec))
+    return job
+
+
+def test_session_commits_words_final_on_the_word_and_keeps_them_through_the_final_pass():
+    s, out = commit_session()
+    s.feed(np.zeros(SR, np.float32))
+    job = partial(s, (" ask", 0.1, 0.4), (" not", 0.5, 0.9))
+    assert job.model is s.model, "partials run on the stream's model: its tokens are the final pass's prefix"
+    assert [w["is_final"] for w in out[-1]["segments"][0]["words"]] == [False, False]
+    s.feed(np.zeros(SR // 2, np.float32))
+    job = partial(s, (" ask", 0.1, 0.4), (" not", 0.5, 0.9), (" what", 1.0, 1.4))
+    seg = out[-1]["segments"][0]
+    assert [(w["word"], w["is_final"]) for w in seg["words"]] == [("ask", True), ("not", True), ("what", False)]
+    assert not seg["is_final"]
+    s.feed(np.zeros(SR // 2, np.float32))
+    job = s.next_job(final=False)
+    # only the committed words are forced (not the words the hypotheses agreed on beyond them)
+    assert job.request.prefix_tokens == tuple(t for w in said((" ask", 0, 0), (" not", 0, 0)).words for t in w.tokens)
+    s.complete(job, said((" ask", 0.1, 0.4), (" not", 0.5, 0.9), (" what", 1.0, 1.45), (" your", 1.5, 1.8)))
+    committed = [w for w in out[-1]["segments"][0]["words"] if w["is_final"]]
+    s.mark(Checkpoint("final"))
+    job = s.next_job(final=True)
+    assert job.request.prefix_tokens == job.segment.commits.tokens and len(job.segment.commits.words) == 3
+    s.complete(job, said((" ask", 0.0, 0.5), (" not", 0.5, 1.0), (" what", 1.0, 1.5), (" your", 1.5, 1.9)))
+    final = out[-2]["segments"][0]
+    assert final["is_final"] and final["text"] == "ask not what your"
+    assert final["words"][: len(committed)] == committed, "committed words never change"
+
+
+def test_session_without_commits_uses_the_draft_and_commits_nothing():
+    s, out = commit_session(commit_words=False)
+    s.feed(np.zeros(SR, np.float32))
+    assert partial(s, (" ask", 0.1, 0.4), (" not", 0.5, 0.9)).model is s.draft
+    s.feed(np.zeros(SR // 2, np.float32))
+    partial(s, (" ask", 0.1, 0.4), (" not", 0.5, 0.9), (" what", 1.0, 1.4))
+    assert not any(w["is_final"] for w in out[-1]["segments"][0]["words"])
+
+
+def test_a_long_segment_is_never_cut_before_its_last_committed_word():
+    ep = Endpointer(VadParams(), SessionConfig(max_segment_s=5.0))
+    run_vad(ep, [0.9] * windows(3.0) + [0.6] * windows(0.5) + [0.9] * windows(1.0))
+    seg = ep.open
+    assert seg is not None
+    seg.commits.observe(said((" a", 0.5, 3.9), (" b", 4.0, 4.1)), end=5 * SR)
+    seg.commits.observe(said((" a", 0.5, 3.9), (" b", 4.0, 4.1)), end=5 * SR)
+    run_vad(ep, [0.9] * windows(1.0), start=windows(4.5) * WINDOW)  # the quiet part (3-3.5 s) is before "a" ends
+    assert ep.pending and ep.pending[0].span.end >= seg.commits.until

@@ -52,6 +52,8 @@ def session_config(s: StreamingSettings) -> SessionConfig:
         final_beam_size=s.final_beam_size,
         short_segment_s=s.short_segment_s,
         short_endpoint_s=s.short_endpoint_s,
+        commit_words=s.commit_words,
+        commit_languages=tuple(x.strip() for x in s.commit_languages.split(",") if x.strip()),
     )
 
 

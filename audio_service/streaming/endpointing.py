@@ -9,7 +9,8 @@ segments wait longer), at the maximum length (cut at its quietest recent window)
 A :class:`StreamSegment` is composed of one state object per part, each changed only by the module that
 owns it: its :class:`Span` and :class:`EarlyPass` (this module), its
 :class:`~audio_service.streaming.cuts.CutEdges`, its
-:class:`~audio_service.streaming.stabilize.Hypothesis` and its
+:class:`~audio_service.streaming.stabilize.Hypothesis`, its
+:class:`~audio_service.streaming.commits.Commits` and its
 :class:`~audio_service.streaming.transcript.Shown`. The :class:`Endpointer` makes segments, so the
 composition is defined here; other parts get the piece they own (and read-only facts) as arguments.
 """
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from audio_service.schema import SAMPLE_RATE
+from audio_service.streaming.commits import Commits
 from audio_service.streaming.cuts import CUT_CONTEXT, CUT_CONTEXT_WAIT_S, CutEdges
 from audio_service.streaming.stabilize import Hypothesis
 from audio_service.streaming.transcript import Shown
@@ -72,10 +74,11 @@ class StreamSegment:
     hyp: Hypothesis
     shown: Shown
     early: EarlyPass
+    commits: Commits
 
     @classmethod
     def open_at(cls, start: int, edges: CutEdges | None = None) -> StreamSegment:
-        return cls(Span(start), edges or CutEdges(), Hypothesis(start), Shown(), EarlyPass())
+        return cls(Span(start), edges or CutEdges(), Hypothesis(start), Shown(), EarlyPass(), Commits())
 
     @property
     def start(self) -> int:
@@ -186,8 +189,9 @@ class Endpointer:
         self._pending.append(seg)
 
     def _cut_long(self, seg: StreamSegment, end: int, held_from: int) -> None:
-        """Close an over-long segment at its quietest recent window and go on in a new one."""
-        lo, hi = end - 3 * SR, end - SR // 4
+        """Close an over-long segment at its quietest recent window and go on in a new one; never before
+        the end of its last committed word (the segment keeps that word)."""
+        lo, hi = max(end - 3 * SR, seg.commits.until or 0), end - SR // 4
         candidates = [(p, pos) for pos, p in seg.span.probs if lo <= pos <= hi]
         cut = min(candidates)[1] + WINDOW // 2 if candidates else end
         self.close_open(cut)

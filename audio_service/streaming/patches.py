@@ -26,7 +26,7 @@ def segment_json(seg: SegmentView, with_words: bool = True) -> dict[str, Any]:
                 "start": round(w.start, 3),
                 "end": round(w.end, 3),
                 "probability": round(w.probability, 4),
-                "is_final": seg.is_final,
+                "is_final": w.is_final or seg.is_final,
                 **({"speaker_id": seg.speaker_id} if seg.speaker_id is not None else {}),
             }
             for w in seg.words

@@ -19,7 +19,10 @@ How the session's segments map to conversation items:
 
 Deltas carry final text only: the concatenation of an item's deltas is exactly its ``completed``
 transcript. Partial hypotheses (re-decoded with beam 1, sometimes on a draft model) often revise
-punctuation, case or words that a delta would already have sent and cannot take back.
+punctuation, case or words that a delta would already have sent and cannot take back; their committed
+words (``is_final`` on a word of a segment that is not final yet, see
+:mod:`~audio_service.streaming.commits`) never change, so each is sent as a delta as soon as it is
+committed, and the segment's final sends the rest of its text.
 """
 
 from __future__ import annotations
@@ -353,7 +356,37 @@ def _usage(seconds: float) -> dict[str, Any]:
 @dataclass
 class _Item:
     id: str
-    texts: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # its final segments' texts
+    sent: dict[int, int] = field(default_factory=dict)  # stream segment id -> characters of its text sent as deltas
+    spoke: bool = False  # a delta was sent
+
+
+def committed_chars(seg: dict[str, Any]) -> int:
+    """How many characters of a segment's text its committed words (``is_final`` words) cover: the text
+    starts with them."""
+    text, pos = (seg.get("text") or "").strip(), 0
+    for w in seg.get("words", ()):
+        if not w.get("is_final"):
+            break
+        at = text.find(w["word"], pos)
+        if at < 0:
+            break
+        pos = at + len(w["word"])
+    return pos
+
+
+def _delta(item: _Item, seg: dict[str, Any], upto: int) -> list[dict[str, Any]]:
+    """The delta event with the segment's text from what was sent of it up to character ``upto`` (none
+    when there is nothing new)."""
+    text = (seg.get("text") or "").strip()
+    sent = item.sent.get(seg["id"], 0)
+    piece = text[sent:upto]
+    if not piece.strip():
+        return []
+    item.sent[seg["id"]] = upto
+    delta = (" " if item.spoke and sent == 0 else "") + piece
+    item.spoke = True
+    return [server_event("conversation.item.input_audio_transcription.delta", item_id=item.id, content_index=0, delta=delta)]
 
 
 class RealtimeTranslator:
@@ -438,11 +471,11 @@ class RealtimeTranslator:
             self._open = _Item(new_id("item"))
         item = self._open
         text = (seg.get("text") or "").strip()
-        if not seg.get("is_final") or not text:
-            return []
-        delta = (" " if any(item.texts) else "") + text
-        item.texts.append(text)
-        return [server_event("conversation.item.input_audio_transcription.delta", item_id=item.id, content_index=0, delta=delta)]
+        if not seg.get("is_final"):
+            return _delta(item, seg, committed_chars(seg))
+        if text:
+            item.texts.append(text)
+        return _delta(item, seg, len(text))
 
     def _segment_vad(self, seg: dict[str, Any]) -> list[dict[str, Any]]:
         events = []
@@ -453,7 +486,7 @@ class RealtimeTranslator:
                 server_event("input_audio_buffer.speech_started", audio_start_ms=_ms(seg.get("start")), item_id=item.id)
             )
         if not seg.get("is_final"):
-            return events
+            return events + _delta(item, seg, committed_chars(seg))
         del self._items[seg["id"]]
         previous, self._previous = self._previous, item.id
         text = (seg.get("text") or "").strip()
@@ -461,10 +494,7 @@ class RealtimeTranslator:
             server_event("input_audio_buffer.speech_stopped", audio_end_ms=_ms(seg.get("end")), item_id=item.id),
             *_committed(item.id, previous),
         ]
-        if text:
-            events.append(
-                server_event("conversation.item.input_audio_transcription.delta", item_id=item.id, content_index=0, delta=text)
-            )
+        events += _delta(item, seg, len(text))
         events.append(
             server_event(
                 "conversation.item.input_audio_transcription.completed",

@@ -13,6 +13,8 @@ state and changing it only through its own methods:
 - :mod:`~audio_service.streaming.cuts`: the words on each side of a mid-speech cut (each segment's edges);
 - :mod:`~audio_service.streaming.stabilize`: when to re-decode, local agreement, partial text (each
   segment's hypothesis);
+- :mod:`~audio_service.streaming.commits`: the words of the open segment that are final already (each
+  segment's commits);
 - :mod:`~audio_service.streaming.transcript`: ids, finality, context, the views sent as patches (the
   stream's :class:`~.transcript.StreamTranscript`, and what each segment has shown);
 - :mod:`~audio_service.streaming.markers`: checkpoints and traces, answered once their audio is done.
@@ -96,7 +98,9 @@ class StreamSession:
     """All state of one stream. ``emit`` receives each message for the client (dicts, or an exception).
 
     ``draft``: a cheaper shared model for partial hypotheses (finals always use ``model``); an
-    English-only draft is used once the stream's language is known to be English. ``vad``: the
+    English-only draft is used once the stream's language is known to be English. With word commits
+    (``config.commit_words``) partials run on ``model``: its consecutive hypotheses decide the commits,
+    and their tokens are the forced prefix of the final pass. ``vad``: the
     frame VAD (None: Silero, made on the first feed, on the VAD thread, so ONNX loads there).
     """
 
@@ -127,6 +131,9 @@ class StreamSession:
         self.finished = False
         self.waiting_since = time.monotonic()  # for fair scheduling between streams
         self._load_scale: Callable[[], float] = lambda: 1.0  # partials get rarer under load (see follow_load)
+        # word commits: not with a speaker tracker (it may split a final segment, moving committed words
+        # to another id), nor without word timestamps (a client could not tell which words are final)
+        self._commit_words = config.commit_words and tracker is None and options.word_timestamps
 
     def follow_load(self, scale: Callable[[], float]) -> None:
         """Take partial intervals (and whether early final passes are free) from the engine's load:
@@ -221,7 +228,7 @@ class StreamSession:
     def model_for(self, final: bool) -> LoadedModel:
         """The shared model a job of this kind runs on."""
         draft = self.draft
-        if final or draft is None or not (draft.multilingual or self._transcript.language == "en"):
+        if final or draft is None or self._committing() or not (draft.multilingual or self._transcript.language == "en"):
             return self.model
         return draft
 
@@ -244,8 +251,20 @@ class StreamSession:
             early_end = self._early_due()
             assert early_end is not None  # has_work(): it is due
             seg, end, early = self._ep.begin_early(early_end), early_end, True
-        request = self._request(seg, end, beam_size=self.config.final_beam_size, max_tokens=0, prefix=())
+        prefix = seg.commits.tokens  # none without commits
+        request = self._request(seg, end, beam_size=self.config.final_beam_size, max_tokens=0, prefix=prefix)
         return DecodeJob(self, seg, True, request, end, self.model_for(True), early)
+
+    def _committing(self) -> bool:
+        """Whether the stream commits words now: ``config.commit_words``, in a language of
+        ``config.commit_languages`` (the stream's, once known)."""
+        languages, language = self.config.commit_languages, self._transcript.language
+        return self._commit_words and language is not None and ("*" in languages or language in languages)
+
+    def _commits_in(self, seg: StreamSegment) -> bool:
+        """Whether words of ``seg`` are committed before it is final: not in a segment that continues
+        after a cut (its decode starts before the cut, with words of the segment before)."""
+        return bool(seg.commits.words) or (self._committing() and seg.edges.cut_start is None)
 
     def _partial_job(self) -> DecodeJob:
         seg = self._ep.open
@@ -254,7 +273,10 @@ class StreamSession:
         seg.hyp.submit(end)
         model = self.model_for(False)
         budget = seg.hyp.token_budget(seg.start, end)
-        request = self._request(seg, end, beam_size=1, max_tokens=budget, prefix=seg.hyp.prefix_for(model))
+        # with commits, only the committed words are forced: each hypothesis decodes the rest afresh, so two
+        # that agree on a word are two readings of the audio, not one reading forced twice
+        prefix = seg.commits.tokens if self._commits_in(seg) else seg.hyp.prefix_for(model)
+        request = self._request(seg, end, beam_size=1, max_tokens=budget, prefix=prefix)
         return DecodeJob(self, seg, False, request, end, model)
 
     def _request(self, seg: StreamSegment, end: int, beam_size: int, max_tokens: int, prefix: tuple[int, ...]) -> DecodeRequest:
@@ -310,14 +332,19 @@ class StreamSession:
     def _finalize(self, seg: StreamSegment, result: DecodeResult, speakers: list[str] | None) -> None:
         nxt = self._ep.finalized(seg)
         result, speakers = seg.edges.clip(result, speakers)
+        result = seg.commits.settle(result)
         seg.edges.hand_over(result, None if nxt is None else nxt.edges)
         self._send(self._transcript.final(seg.shown, result, speakers, seg.start, seg.shown_end))
 
     def _update_partial(self, job: DecodeJob, result: DecodeResult) -> None:
         seg = job.segment
+        committed = seg.commits.observe(result, job.end) if self._commits_in(seg) and job.model is self.model else 0
         shown = seg.hyp.take(result, job.end, job.model, seg.edges, seg.shown.text)
+        if shown is None and committed:  # the same text, with more of it final
+            shown, _ = seg.edges.clip(result, None)
         if shown is not None:
-            self._send([self._transcript.partial(seg.shown, shown, seg.start, seg.shown_end)])
+            shown = seg.commits.settle(shown)
+            self._send([self._transcript.partial(seg.shown, shown, seg.start, seg.shown_end, len(seg.commits.words))])
         elif seg is self._ep.open and seg.shown.view is not None and seg.hyp.timed_out(job.end, self.options.text_timeout_s):
             self._ep.close_open(job.end)  # speech that goes on opens the next segment (VAD, or the next frame without VAD)
 

@@ -39,8 +39,9 @@ def speakers_of(tracker: SpeakerLabeller, audio: Audio, words: list[tuple[float,
     return [tracker.assign(audio, words[0][0], words[-1][1])] * len(words)
 
 
-def _word_views(words: tuple[DecodedWord, ...] | list[DecodedWord]) -> tuple[WordView, ...]:
-    return tuple(WordView(w.word.strip(), w.start, w.end, w.probability) for w in words)
+def _word_views(words: tuple[DecodedWord, ...] | list[DecodedWord], committed: int) -> tuple[WordView, ...]:
+    """The views of ``words``, the first ``committed`` of them final."""
+    return tuple(WordView(w.word.strip(), w.start, w.end, w.probability, i < committed) for i, w in enumerate(words))
 
 
 class Shown:
@@ -74,11 +75,12 @@ class StreamTranscript:
         self.next_id += 1
         return self.next_id - 1
 
-    def partial(self, shown: Shown, result: DecodeResult, start: int, end: int) -> SegmentView:
-        """The view of a changed partial hypothesis (the segment gets its id on its first text)."""
+    def partial(self, shown: Shown, result: DecodeResult, start: int, end: int, committed: int = 0) -> SegmentView:
+        """The view of a changed partial hypothesis (the segment gets its id on its first text); its first
+        ``committed`` words are final."""
         if shown.id is None:
             shown.id = self.take_id()
-        shown.view = self._view(shown.id, result, start, end, final=False)
+        shown.view = self._view(shown.id, result, start, end, final=False, committed=committed)
         return shown.view
 
     def final(self, shown: Shown, result: DecodeResult, speakers: list[str] | None, start: int, end: int) -> list[SegmentView]:
@@ -115,13 +117,15 @@ class StreamTranscript:
             sid = shown.id if i == 0 else self.take_id()
             assert sid is not None
             text = "".join(w.word for w in words)
-            words_shown = _word_views(words) if self.word_timestamps else ()
+            words_shown = _word_views(words, len(words)) if self.word_timestamps else ()
             views.append(SegmentView(sid, text, words[0].start, words[-1].end, True, words_shown, speaker, result.language))
         shown.view = views[0]
         return views
 
-    def _view(self, sid: int, result: DecodeResult, start: int, end: int, final: bool, speaker: str | None = None) -> SegmentView:
-        words = _word_views(result.words)
+    def _view(
+        self, sid: int, result: DecodeResult, start: int, end: int, final: bool, speaker: str | None = None, committed: int = 0
+    ) -> SegmentView:
+        words = _word_views(result.words, len(result.words) if final else committed)
         start_s = words[0].start if words else start / SAMPLE_RATE
         end_s = words[-1].end if words else end / SAMPLE_RATE
         shown = words if self.word_timestamps else ()

@@ -28,6 +28,8 @@ class SessionConfig:
     context_chars: int = 200
     short_segment_s: float = 2.0
     short_endpoint_s: float = 1.5
+    commit_words: bool = True  # words of the open segment become final once stable (see commits)
+    commit_languages: tuple[str, ...] = ("en",)  # ... in streams of these languages ("*": all)
 
 
 @dataclass(frozen=True)
@@ -74,10 +76,13 @@ class Trace:
 
 @dataclass(frozen=True)
 class WordView:
+    """One word of a segment; ``is_final``: committed, it never changes (every word of a final segment is)."""
+
     word: str
     start: float
     end: float
     probability: float
+    is_final: bool = False
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,9 @@ def test_server_vad_session(srv, jfk) -> None:
         kinds = [e["type"] for e in events if e.get("item_id") == item_id]
         assert kinds[0] == "input_audio_buffer.speech_started" and kinds[-1].endswith("transcription.completed")
         assert kinds.index("input_audio_buffer.speech_stopped") < kinds.index("input_audio_buffer.committed")
+    # committed words are sent as deltas while their segment (the item) goes on: before speech_stopped
+    early = [i for i in done if [e["type"] for e in events if e.get("item_id") == i][1].endswith("transcription.delta")]
+    assert early, "no words were committed before their item ended"
     added = by_type(events, "conversation.item.added")
     assert [a["item"]["id"] for a in added] == list(done) and added[0]["item"]["role"] == "user"
     committed = by_type(events, "input_audio_buffer.committed")

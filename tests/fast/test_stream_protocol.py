@@ -171,3 +171,41 @@ def test_skip_vad_and_vad_kwargs(srv, jfk) -> None:
     assert len(r.segments) == 1 and r.text.split() == expected_text(jfk).split()  # no VAD: every sounding half second
     r = stream(srv.client, jfk, headers=AUTH, language="en", vad_kwargs=json.dumps({"min_silence_duration_ms": 3000}))
     assert len(r.segments) == 1
+
+
+def committed_words(r) -> dict[tuple[int, int], tuple[dict, bool]]:
+    """Each (segment id, position) of a word first sent with ``is_final`` on the word -> (that word, whether its
+    segment was final then); every later message must carry the same word there."""
+    first: dict[tuple[int, int], tuple[dict, bool]] = {}
+    for _, msg in r.messages:
+        for seg in msg.get("segments", []):
+            for k, w in enumerate(seg.get("words", [])):
+                if (seg["id"], k) in first:
+                    assert w == first[(seg["id"], k)][0], ("a final word changed", seg)
+                elif w["is_final"]:
+                    first[(seg["id"], k)] = (w, seg["is_final"])
+                assert w["is_final"] or not seg["is_final"], "every word of a final segment is final"
+    return first
+
+
+def test_committed_words_are_final_before_their_segment_and_never_change(srv, jfk) -> None:
+    with srv.client.websocket_connect(url(language="en"), headers=AUTH) as ws:
+        for i in range(0, len(jfk), SR // 10):  # a checkpoint now and then: the partials of the audio before it run
+            send_audio(ws, jfk[i : i + SR // 10])
+            if i % SR == 0:
+                ws.send_text(json.dumps({"object": "stt.input.trace", "trace_id": i}))
+        checkpoint(ws)
+        r = Session().read_until(ws)
+    first = committed_words(r)
+    assert any(not seg_final for _, seg_final in first.values()), "words committed while their segment was open"
+    final_words = [(sid, k) for sid, seg in r.segments.items() for k in range(len(seg["words"]))]
+    assert sorted(first) == sorted(final_words)
+    assert_heard(r.text, jfk)
+    check_segments(r)
+
+
+def test_without_word_commits_words_are_final_with_their_segment(make_app, jfk) -> None:
+    app = make_app(streaming={"commit_words": False})
+    r = stream(app.client, jfk, language="en")
+    assert all(seg_final for _, seg_final in committed_words(r).values())
+    assert_heard(r.text, jfk)

@@ -259,7 +259,7 @@ class _Connection:
             model=c.model,
             language=c.language,
             prompt=c.prompt,
-            word_timestamps=False,
+            word_timestamps=True,  # internal: the translator sends committed words as deltas (clients get no words)
             vad=default_vad(st) if c.turn_detection is None else c.turn_detection.vad(default_vad(st)),
             text_timeout_s=st.text_timeout_s,
         )
