@@ -302,11 +302,12 @@ class StreamingSettings(Group):
         ),
     )
     commit_words: bool = Field(
-        True,
+        False,
         description=(
             "Make words of a segment final while the speaker goes on (when two consecutive hypotheses of the stream's model "
-            "agree on them; partials then run on the stream's model, not streaming.partial_model); off: words become final "
-            "with their segment. Not with diarize or without word timestamps; only in streams of streaming.commit_languages."
+            "agree on them): lower commit lag for about 1.3x the CPU per stream, as partials then run on the stream's model, "
+            "not streaming.partial_model. Off: words become final with their segment. Not with diarize or without word "
+            "timestamps; only in streams of streaming.commit_languages."
         ),
     )
     commit_languages: str = Field(

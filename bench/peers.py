@@ -202,6 +202,7 @@ def wlk_level(
     return row
 
 
+WORD_COMMITS: dict[str, dict[str, object]] = {"streaming": {"commit_words": True}}  # words final while the speaker goes on
 SEGMENT_FINALS: dict[str, dict[str, object]] = {"streaming": {"commit_words": False}}  # words final with their segment
 
 
@@ -235,8 +236,8 @@ def main() -> None:
     print(f"concurrent real-time streams of jfk x3 (1 s pauses), {args.frame_ms} ms frames", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        print("  this service (current defaults):", flush=True)
-        with ServerProcess(log_path=work / "service.log", quotas={"max_streams_per_key": 1000}) as srv:
+        print("  this service, streaming.commit_words=true:", flush=True)
+        with ServerProcess(log_path=work / "service.log", quotas={"max_streams_per_key": 1000}, **WORD_COMMITS) as srv:
             ref = reference_word_ends(srv, audio, work)
             service = [level(srv, audio, reference, n, args.frame_ms) for n in levels]
         segment_finals = []
@@ -264,7 +265,7 @@ def main() -> None:
         "machine": {**machine_info(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "frame_ms": args.frame_ms,
         "audio": "jfk x3 with 1 s pauses",
-        "service": {"settings": {}, "levels": service},
+        "service": {"settings": WORD_COMMITS, "levels": service},
         **({"segment_finals": {"settings": SEGMENT_FINALS, "levels": segment_finals}} if segment_finals else {}),
         "peers": peer,
         "wall_s": round(time.perf_counter() - t_start, 1),

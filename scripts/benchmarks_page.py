@@ -538,7 +538,13 @@ def multichannel(d: dict) -> list[str]:
 def commit_lag(d: dict) -> list[str]:
     peers = d["peers"]
     off = d.get("segment_finals")
-    header = ["streams", "this service: commit lag p50 / p95 (s)", "final latency p50 / p95 (s)", "CPU-s per audio-s", "WER"]
+    header = [
+        "streams",
+        "this service, `streaming.commit_words=true`: commit lag p50 / p95 (s)",
+        "final latency p50 / p95 (s)",
+        "CPU-s per audio-s",
+        "WER",
+    ]
     if off:
         header += ["`streaming.commit_words=false`: commit lag p50 / p95 (s)", "CPU-s per audio-s", "WER"]
     header += [f"{name} {p['version']}: commit lag p50 / p95 (s), WER" for name, p in peers.items()]
@@ -587,7 +593,7 @@ def commit_words_wer(d: dict) -> list[str]:
         "## Word commits and accuracy",
         "",
         f"`{d['command']}`, each file streamed at {on['stream_speed']:g}x real time, once with"
-        " `streaming.commit_words=false` (words final with their segment) and once with the defaults (word commits), the"
+        " `streaming.commit_words=false` (words final with their segment) and once with `streaming.commit_words=true`, the"
         " two servers at the same time. WER of the final text, normalised (whisper-normalizer). " + _where("commit_words_wer", d),
         "",
         *_table(["file", "language", "segment finals: WER", "word commits: WER"], rows),

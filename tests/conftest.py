@@ -55,7 +55,8 @@ SLOW_CLIENT_SEND_TIMEOUT_S = 3.0
 
 @pytest.fixture(scope="session")
 def keyed_server(tmp_path_factory: pytest.TempPathFactory):
-    """API keys (KEYS), two streams per key, 32 kB frames, a 20 s stream backlog (test_streaming, the clients)."""
+    """API keys (KEYS), two streams per key, 32 kB frames, a 20 s stream backlog, word commits (test_streaming,
+    the clients)."""
     log = tmp_path_factory.mktemp("keyed") / "server.log"
     with ServerProcess(
         log_path=log,
@@ -63,7 +64,8 @@ def keyed_server(tmp_path_factory: pytest.TempPathFactory):
         quotas={"max_streams_per_key": 2},
         # the backlog limit paces a fast client (test_streaming); every other client is paced by it too, and
         # must lose nothing either
-        streaming={"max_frame_bytes": 32000, "max_backlog_s": 20.0},
+        # word commits on (off by default): test_streaming checks them on real speech
+        streaming={"max_frame_bytes": 32000, "max_backlog_s": 20.0, "commit_words": True},
     ) as srv:
         srv.log = log  # type: ignore[attr-defined]
         yield srv

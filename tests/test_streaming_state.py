@@ -438,7 +438,7 @@ class Draft(Model):
 
 def commit_session(**config):
     out = []
-    cfg = SessionConfig(max_segment_s=5.0, **config)
+    cfg = SessionConfig(max_segment_s=5.0, **{"commit_words": True, **config})
     s = StreamSession(StreamOptions(skip_vad=True, language="en"), Model(), cfg, out.append, draft=Draft())
     return s, out
 

@@ -28,7 +28,7 @@ class SessionConfig:
     context_chars: int = 200
     short_segment_s: float = 2.0
     short_endpoint_s: float = 1.5
-    commit_words: bool = True  # words of the open segment become final once stable (see commits)
+    commit_words: bool = False  # words of the open segment become final once stable (see commits)
     commit_languages: tuple[str, ...] = ("en",)  # ... in streams of these languages ("*": all)
 
 

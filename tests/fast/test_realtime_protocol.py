@@ -74,7 +74,9 @@ def check_items(events: list[dict]) -> dict[str, str]:
     return done
 
 
-def test_server_vad_session(srv, jfk) -> None:
+def test_server_vad_session(make_app, jfk) -> None:
+    """With word commits on (streaming.commit_words), so committed words are sent while items go on."""
+    srv = make_app(auth={"api_keys": KEYS}, streaming={"commit_words": True})
     with srv.client.websocket_connect(URL, headers=AUTH) as ws:
         created = ws.receive_json()
         assert created["type"] == "session.created" and created["session"]["type"] == "transcription"

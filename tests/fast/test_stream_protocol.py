@@ -188,8 +188,9 @@ def committed_words(r) -> dict[tuple[int, int], tuple[dict, bool]]:
     return first
 
 
-def test_committed_words_are_final_before_their_segment_and_never_change(srv, jfk) -> None:
-    with srv.client.websocket_connect(url(language="en"), headers=AUTH) as ws:
+def test_committed_words_are_final_before_their_segment_and_never_change(make_app, jfk) -> None:
+    app = make_app(streaming={"commit_words": True})
+    with app.client.websocket_connect(url(language="en")) as ws:
         for i in range(0, len(jfk), SR // 10):  # a checkpoint now and then: the partials of the audio before it run
             send_audio(ws, jfk[i : i + SR // 10])
             if i % SR == 0:
@@ -205,7 +206,7 @@ def test_committed_words_are_final_before_their_segment_and_never_change(srv, jf
 
 
 def test_without_word_commits_words_are_final_with_their_segment(make_app, jfk) -> None:
-    app = make_app(streaming={"commit_words": False})
+    app = make_app()  # streaming.commit_words is off by default
     r = stream(app.client, jfk, language="en")
     assert all(seg_final for _, seg_final in committed_words(r).values())
     assert_heard(r.text, jfk)
