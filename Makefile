@@ -2,9 +2,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 0.0.0.0
 PORT ?= 8000
-# pytest workers of `make test` (modules are spread over them whole: --dist loadfile). Three on two
-# cores: much of the suite waits on real-time streams, servers and a browser (docs/development.md#tests).
-TEST_WORKERS ?= 3
+# pytest workers of `make test` (modules are spread over them whole: --dist loadfile). Two on two cores:
+# three took as long (573 s against 569 s) with more contention between timing-sensitive tests.
+TEST_WORKERS ?= 2
 
 .PHONY: install serve test test-fast bench docs check lower-bounds
 
