@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 HOST ?= 0.0.0.0
 PORT ?= 8000
 # pytest workers of `make test` (modules are spread over them whole: --dist loadfile). Two on two cores:
-# three took as long (573 s against 569 s) with more contention between timing-sensitive tests.
+# three are no faster there and crowd the timing-sensitive tests.
 TEST_WORKERS ?= 2
 
 .PHONY: install serve test test-fast bench docs check lower-bounds

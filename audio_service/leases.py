@@ -129,9 +129,9 @@ class RedisLeases(Leases):
 
     async def close(self) -> None:
         """Stop the heartbeat and give back every lease still held (a clean shutdown frees its slots)."""
-        # Emptied first: the heartbeat's loop ends on its own at its next beat. A cancel alone was not
+        # Emptied first: the heartbeat's loop ends on its own at its next beat. A cancel alone is not
         # enough: one that lands while redis-py reads a reply can be swallowed, and waiting for the task
-        # then hung (seen in a test at load 19).
+        # would then never end.
         held, self._held = self._held, defaultdict(set)
         if self._heartbeat is not None:
             self._heartbeat.cancel()

@@ -60,7 +60,7 @@ class QuotaState:
 
 def _until(reset_time: float, now: float) -> float:
     """Seconds from ``now`` to a window's reset, at most one window: the store reads the clock again after
-    ``now`` (its own stamps are a moment later), which made a fresh window reset in 1m1s (Retry-After 61)."""
+    ``now`` (its own stamps are a moment later), so a fresh window would otherwise reset in 1m1s."""
     return min(WINDOW_S, max(0.0, reset_time - now))
 
 
