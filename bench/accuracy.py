@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import csv
 import fnmatch
+import json
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -391,6 +392,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--meetings", action=argparse.BooleanOptionalAction, default=True, help="diarization on ami_dev00 and two_speakers"
+    )
+    ap.add_argument(
+        "--streaming-settings",
+        type=json.loads,
+        default={},
+        help="the server's streaming settings as JSON, e.g. '{\"commit_words\": true}' (recorded in the results)",
     )
     ap.add_argument(
         "--out", type=Path, default=RESULTS / "accuracy.json", help="results JSON (default bench/results/accuracy.json)"

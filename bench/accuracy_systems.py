@@ -236,7 +236,8 @@ def run(args: argparse.Namespace) -> dict:
     with contextlib.ExitStack() as stack:
         srv = None
         if set(systems) & set(SERVICE_SYSTEMS) or args.meetings:
-            srv = stack.enter_context(ServerProcess(log_path=RESULTS / "accuracy-server.log"))
+            streaming = {"streaming": args.streaming_settings} if args.streaming_settings else {}
+            srv = stack.enter_context(ServerProcess(log_path=RESULTS / "accuracy-server.log", **streaming))
         table = runners(systems, srv, engine, args.stream_speed)
         jfk = load_16k(JFK)
         for fn in table.values():  # warm-up, untimed: first calls pay for lazy loading
@@ -270,6 +271,7 @@ def run(args: argparse.Namespace) -> dict:
         "cpu_threads": os.cpu_count(),
         "systems": systems,
         "stream_speed": args.stream_speed,
+        **({"streaming_settings": args.streaming_settings} if args.streaming_settings else {}),
         "normaliser": "whisper-normalizer (English for en, basic otherwise)",
         "files": rows_json(rows),
         "summary": summary,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from audio_service.schema import SAMPLE_RATE
-from audio_service.streaming.commits import COMMIT_MARGIN_S, Commits
+from audio_service.streaming.commits import COMMIT_MARGIN_S, MIN_EVIDENCE_S, Commits
 from audio_service.streaming.cuts import CUT_CONTEXT, CUT_CONTEXT_WAIT_S, CutEdges, norm, repeated_lead
 from audio_service.streaming.endpointing import Endpointer
 from audio_service.streaming.protocol import StreamFinishedError
@@ -450,23 +450,102 @@ def partial(s: StreamSession, *spec: tuple[str, float, float]):
     return job
 
 
+def drafted(*spec: tuple[str, float, float]) -> DecodeResult:
+    """A hypothesis of the draft model: its own vocabulary (other tokens for the same words)."""
+    ws = tuple(DecodedWord(w, s, e, 0.9, (9000 + sum(map(ord, w)),)) for w, s, e in spec)
+    return DecodeResult("".join(w.word for w in ws).strip(), ws, "en", 0.01, -0.2)
+
+
+def test_the_draft_confirms_words_of_the_own_model_and_the_own_words_are_committed():
+    c = Commits()
+    own = said((" And", 0.1, 0.4), (" so,", 0.5, 0.8), (" my", 0.9, 1.1))
+    assert c.observe(own, end=int(1.2 * SR)) == 0
+    # the draft agrees on "and so" (case and punctuation aside): the own model's words are committed, not
+    # its last one ("my"), which the draft has but nothing after it
+    n = c.observe(drafted((" and", 0.2, 0.5), (" so", 0.6, 0.9), (" my", 1.0, 1.2)), end=int(1.6 * SR), own=False)
+    assert n == 2 and c.words == own.words[:2]
+    # the next own hypothesis, forced with the own tokens, agrees with the draft on "my"; the draft then is
+    # forced with the committed words' text, in its own vocabulary
+    assert c.text == " And so,"
+    assert c.observe(said((" And", 0.1, 0.4), (" so,", 0.5, 0.8), (" my", 0.9, 1.1), (" fellow", 1.2, 1.5)), end=2 * SR) == 1
+    # a draft hypothesis that does not start with the committed words is no evidence
+    other = drafted((" Ann", 0.2, 0.5), (" so", 0.6, 0.9), (" my", 1.0, 1.2), (" fellow", 1.3, 1.6))
+    assert c.observe(other, end=3 * SR, own=False) == 0
+
+
+def test_an_own_hypothesis_is_also_checked_against_the_own_one_before_the_draft():
+    c = Commits()
+    c.observe(said((" Ask", 0.1, 0.4), (" not", 0.5, 0.8), (" what", 0.9, 1.1)), end=int(1.2 * SR))
+    # the draft misheard the words: nothing to commit against it ...
+    assert c.observe(drafted((" As", 0.1, 0.4), (" question", 0.5, 1.0)), end=int(1.6 * SR), own=False) == 0
+    # ... but the own model's next hypothesis agrees with its previous one (one model: exact text)
+    assert c.observe(said((" Ask", 0.1, 0.4), (" not", 0.5, 0.8), (" what", 0.9, 1.1), (" your", 1.2, 1.5)), end=2 * SR) == 3
+
+
+def test_the_draft_confirms_the_own_hypothesis_last_word_only_as_it_spells_it():
+    c = Commits()
+    c.observe(said((" my", 0.1, 0.4), (" fellow", 0.5, 0.8), (" Americans.", 0.9, 1.3)), end=int(1.8 * SR))
+    # Whisper's full stop at the end of the own hypothesis is a guess the draft does not confirm ...
+    draft = drafted((" my", 0.1, 0.4), (" fellow", 0.5, 0.8), (" Americans", 0.9, 1.3), (" ask", 1.9, 2.2))
+    n = c.observe(draft, end=int(2.4 * SR), own=False)
+    assert n == 2 and [w.word for w in c.words] == [" my", " fellow"]
+    c = Commits()
+    c.observe(said((" my", 0.1, 0.4), (" fellow", 0.5, 0.8), (" Americans,", 0.9, 1.3)), end=int(1.8 * SR))
+    # ... where the draft goes on after the same word spelled alike, it does
+    draft = drafted((" my", 0.1, 0.4), (" fellow", 0.5, 0.8), (" Americans,", 0.9, 1.3), (" ask", 1.9, 2.2))
+    assert c.observe(draft, end=int(2.4 * SR), own=False) == 3
+
+
+def test_in_a_pause_the_newest_hypothesis_last_word_is_committed_too():
+    h = said((" for", 0.1, 0.4), (" your", 0.5, 0.7), (" country.", 0.8, 1.2))
+    for pause, committed in ((False, 2), (True, 3)):
+        c = Commits()
+        c.observe(h, end=int(1.6 * SR))
+        # the VAD heard the speech end before this hypothesis' end: nothing follows "country." to wait for
+        assert c.observe(h, end=int(1.8 * SR), pause=pause) == committed
+    c = Commits()
+    c.observe(h, end=int(1.3 * SR))
+    assert c.observe(h, end=int(1.3 * SR), pause=True) == 2, "still not within the margin of the audio's end"
+
+
+def test_a_hypothesis_of_a_short_window_is_no_evidence():
+    c = Commits()
+    start = 10 * SR
+    h = said((" like", 10.1, 10.4), (" your", 10.4, 10.5), (" country", 10.5, 10.55))
+    end = start + int((MIN_EVIDENCE_S - 0.1) * SR)
+    assert c.observe(h, end=end, start=start) == 0
+    draft = drafted((" like", 10.1, 10.4), (" your", 10.4, 10.5), (" country", 10.5, 10.7))
+    assert c.observe(draft, end=start + SR, own=False, start=start) == 0
+    assert not c.words, "the short window was no evidence, so the draft had nothing to agree with"
+
+
 def test_session_commits_words_final_on_the_word_and_keeps_them_through_the_final_pass():
     s, out = commit_session()
     s.feed(np.zeros(SR, np.float32))
     job = partial(s, (" ask", 0.1, 0.4), (" not", 0.5, 0.9))
-    assert job.model is s.model, "partials run on the stream's model: its tokens are the final pass's prefix"
-    assert [w["is_final"] for w in out[-1]["segments"][0]["words"]] == [False, False]
+    assert job.model is s.draft, "a segment's first partial runs on the draft"
     s.feed(np.zeros(SR // 2, np.float32))
-    job = partial(s, (" ask", 0.1, 0.4), (" not", 0.5, 0.9), (" what", 1.0, 1.4))
+    job = s.next_job(final=False)
+    assert job.model is s.model, "then the partials take turns: the own model's tokens are the final pass's prefix"
+    s.complete(job, said((" ask", 0.1, 0.4), (" not", 0.5, 0.9), (" what", 1.0, 1.4)))
     seg = out[-1]["segments"][0]
     assert [(w["word"], w["is_final"]) for w in seg["words"]] == [("ask", True), ("not", True), ("what", False)]
     assert not seg["is_final"]
     s.feed(np.zeros(SR // 2, np.float32))
     job = s.next_job(final=False)
-    # only the committed words are forced (not the words the hypotheses agreed on beyond them)
-    assert job.request.prefix_tokens == tuple(t for w in said((" ask", 0, 0), (" not", 0, 0)).words for t in w.tokens)
-    s.complete(job, said((" ask", 0.1, 0.4), (" not", 0.5, 0.9), (" what", 1.0, 1.45), (" your", 1.5, 1.8)))
+    # the draft is forced with the committed words' text (its vocabulary is not the own model's)
+    assert job.model is s.draft and job.request.prefix_tokens == () and job.request.prefix_text == " ask not"
+    s.complete(job, drafted((" ask", 0.1, 0.4), (" not", 0.5, 0.9), (" what", 1.0, 1.45), (" your", 1.5, 1.8)))
     committed = [w for w in out[-1]["segments"][0]["words"] if w["is_final"]]
+    assert [w["word"] for w in committed] == ["ask", "not", "what"], "the draft went on after 'what', spelled alike"
+    assert committed[-1]["end"] == 1.4, "the own model's word (and time) is committed"
+    s.feed(np.zeros(SR // 2, np.float32))
+    job = s.next_job(final=False)
+    # only the committed words are forced (not the words the hypotheses agreed on beyond them)
+    assert job.model is s.model
+    forced = said((" ask", 0, 0), (" not", 0, 0), (" what", 0, 0))
+    assert job.request.prefix_tokens == tuple(t for w in forced.words for t in w.tokens)
+    s.complete(job, said((" ask", 0.1, 0.4), (" not", 0.5, 0.9), (" what", 1.0, 1.45), (" your", 1.5, 1.8)))
     s.mark(Checkpoint("final"))
     job = s.next_job(final=True)
     assert job.request.prefix_tokens == job.segment.commits.tokens and len(job.segment.commits.words) == 3
@@ -474,6 +553,15 @@ def test_session_commits_words_final_on_the_word_and_keeps_them_through_the_fina
     final = out[-2]["segments"][0]
     assert final["is_final"] and final["text"] == "ask not what your"
     assert final["words"][: len(committed)] == committed, "committed words never change"
+
+
+def test_a_committing_segment_takes_no_early_final_pass():
+    for commit_words in (True, False):
+        s, _ = commit_session(commit_words=commit_words)
+        s.feed(np.zeros(SR, np.float32))
+        partial(s, (" ask", 0.1, 0.4), (" not", 0.5, 0.9))
+        s._ep.early_due = lambda received: received  # an early pass would be due now (the silence it waits for)
+        assert s.has_work(final=True) is not commit_words
 
 
 def test_session_without_commits_uses_the_draft_and_commits_nothing():

@@ -122,3 +122,30 @@ def test_the_batch_path_passes_its_thresholds_explicitly(model: LoadedModel) -> 
     transcribe(_recording(model, [], infos), audio, [SpeechSpan(0.0, audio.duration)], AsrOptions(language="en", decode=options))
     resolved = infos[0].transcription_options
     assert (resolved.no_speech_threshold, resolved.log_prob_threshold, resolved.compression_ratio_threshold) == (0.5, -0.8, 2.2)
+
+
+def _tokens(result) -> int:
+    return sum(len(w.tokens) for w in result.words)
+
+
+@pytest.mark.parametrize("context", ["", "And so, my fellow Americans, these are the words he said that day."])
+def test_a_window_gets_the_text_tokens_its_budget_allows_with_or_without_previous_text(model: LoadedModel, context: str) -> None:
+    # CTranslate2 caps a Whisper generate at half its max_length: with no previous text, a budget of 16
+    # tokens once gave 8, and a stream's first segment stalled at its first words
+    samples = load_16k(JFK)
+    options = DecodeOptions.from_settings(Settings())
+    for budget in (10, 16):
+        (result,) = decode_batch(
+            model, [DecodeRequest(samples, 0.0, "en", context_text=context, max_tokens=budget)], WindowPolicy(), options
+        )
+        assert budget - 2 <= _tokens(result) <= budget + 1, (budget, result.text)
+
+
+def test_a_text_prefix_is_forced_in_the_model_s_own_vocabulary(model: LoadedModel) -> None:
+    # the draft model re-reads the words committed from the stream's model by their text
+    samples = load_16k(JFK)
+    options = DecodeOptions.from_settings(Settings())
+    request = DecodeRequest(samples, 0.0, "en", prefix_text=" And so my fellow Americans, ask")
+    (result,) = decode_batch(model, [request], WindowPolicy(), options)
+    assert normalize(result.text).startswith("and so my fellow americans ask")
+    assert normalize(result.text) == normalize(JFK_TEXT)

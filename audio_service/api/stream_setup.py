@@ -53,6 +53,7 @@ def session_config(s: StreamingSettings) -> SessionConfig:
         short_segment_s=s.short_segment_s,
         short_endpoint_s=s.short_endpoint_s,
         commit_words=s.commit_words,
+        commit_interval_s=s.commit_interval_s,
         commit_languages=tuple(x.strip() for x in s.commit_languages.split(",") if x.strip()),
     )
 

@@ -40,6 +40,7 @@ from audio_service.streaming.job import DecodeJob
 from audio_service.streaming.markers import Markers
 from audio_service.streaming.patches import patch_message
 from audio_service.streaming.protocol import StreamFinishedError, StreamLagError
+from audio_service.streaming.stabilize import SPEECH_TAIL_S
 from audio_service.streaming.transcript import SpeakerLabeller, StreamTranscript, speakers_of
 from audio_service.streaming.values import Checkpoint, SegmentView, SessionConfig, StreamOptions, Trace
 from audio_service.vad.streaming import WINDOW, StreamingVad
@@ -99,8 +100,9 @@ class StreamSession:
 
     ``draft``: a cheaper shared model for partial hypotheses (finals always use ``model``); an
     English-only draft is used once the stream's language is known to be English. With word commits
-    (``config.commit_words``) partials run on ``model``: its consecutive hypotheses decide the commits,
-    and their tokens are the forced prefix of the final pass. ``vad``: the
+    (``config.commit_words``) partials take turns on ``model`` and ``draft`` (on ``model`` alone without
+    a draft for the language): consecutive hypotheses decide the commits, and the committed words'
+    tokens (``model``'s) are the forced prefix of the final pass. ``vad``: the
     frame VAD (None: Silero, made on the first feed, on the VAD thread, so ONNX loads there).
     """
 
@@ -211,7 +213,8 @@ class StreamSession:
             seg = self._ep.open
             if self._ep.pending or seg is None:
                 return False
-            interval = self.config.partial_interval_s * self._load_scale()
+            base = self.config.commit_interval_s if self._commits_in(seg) else self.config.partial_interval_s
+            interval = base * self._load_scale()
             return seg.hyp.due(seg.start, seg.span.last_speech, self._buf.end, interval, self._markers.first_at)
 
     def _early_due(self) -> int | None:
@@ -219,16 +222,28 @@ class StreamSession:
 
         Only while the model has time (no streams waiting on each other: a pass that speech resuming
         discards is then free), never with a speaker tracker (its state must only see real finals),
-        and once per silence.
+        once per silence, and not in a segment that commits words: most of its words are final before
+        its endpoint already, and the final pass after it decodes only the rest, where an early pass is
+        a beam search over the whole segment that speech resuming throws away (on jfk x3, 16 early passes
+        for 9 segments took 36% of a committing stream's model time).
         """
         if self._ep.pending or self._tracker is not None or self._load_scale() > 1.0:
+            return None
+        seg = self._ep.open
+        if seg is not None and self._commits_in(seg):
             return None
         return self._ep.early_due(self._buf.end)
 
     def model_for(self, final: bool) -> LoadedModel:
-        """The shared model a job of this kind runs on."""
+        """The shared model a job of this kind runs on: the stream's for final passes; for partials the
+        draft where it reads the stream's language, taking turns with the stream's model while the open
+        segment commits words (see :mod:`~audio_service.streaming.commits`)."""
         draft = self.draft
-        if final or draft is None or self._committing() or not (draft.multilingual or self._transcript.language == "en"):
+        if final or draft is None or not (draft.multilingual or self._transcript.language == "en"):
+            return self.model
+        seg = self._ep.open
+        # the draft first: a segment's first hypothesis (0.6 s) is a guess either way, and no evidence
+        if seg is not None and self._commits_in(seg) and seg.hyp.locked_by is draft:
             return self.model
         return draft
 
@@ -275,11 +290,19 @@ class StreamSession:
         budget = seg.hyp.token_budget(seg.start, end)
         # with commits, only the committed words are forced: each hypothesis decodes the rest afresh, so two
         # that agree on a word are two readings of the audio, not one reading forced twice
-        prefix = seg.commits.tokens if self._commits_in(seg) else seg.hyp.prefix_for(model)
-        request = self._request(seg, end, beam_size=1, max_tokens=budget, prefix=prefix)
+        text = ""
+        if not self._commits_in(seg):
+            prefix = seg.hyp.prefix_for(model)
+        elif model is self.model:
+            prefix = seg.commits.tokens
+        else:  # the draft: the committed words in its own vocabulary
+            prefix, text = (), seg.commits.text
+        request = self._request(seg, end, beam_size=1, max_tokens=budget, prefix=prefix, prefix_text=text)
         return DecodeJob(self, seg, False, request, end, model)
 
-    def _request(self, seg: StreamSegment, end: int, beam_size: int, max_tokens: int, prefix: tuple[int, ...]) -> DecodeRequest:
+    def _request(
+        self, seg: StreamSegment, end: int, beam_size: int, max_tokens: int, prefix: tuple[int, ...], prefix_text: str = ""
+    ) -> DecodeRequest:
         return DecodeRequest(
             samples=self._buf.slice(seg.decode_from, end),
             offset=seg.decode_from / SR,
@@ -289,6 +312,7 @@ class StreamSession:
             hotwords=self.options.hotwords or "",
             context_text=self._transcript.context,
             prefix_tokens=prefix,
+            prefix_text=prefix_text,
             beam_size=beam_size,
             temperature=self.options.temperature,
             max_tokens=max_tokens,
@@ -338,7 +362,9 @@ class StreamSession:
 
     def _update_partial(self, job: DecodeJob, result: DecodeResult) -> None:
         seg = job.segment
-        committed = seg.commits.observe(result, job.end) if self._commits_in(seg) and job.model is self.model else 0
+        own = job.model is self.model
+        pause = seg.span.last_speech + int(SPEECH_TAIL_S * SR) <= job.end
+        committed = seg.commits.observe(result, job.end, own, seg.decode_from, pause) if self._commits_in(seg) else 0
         shown = seg.hyp.take(result, job.end, job.model, seg.edges, seg.shown.text)
         if shown is None and committed:  # the same text, with more of it final
             shown, _ = seg.edges.clip(result, None)

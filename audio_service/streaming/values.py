@@ -29,6 +29,7 @@ class SessionConfig:
     short_segment_s: float = 2.0
     short_endpoint_s: float = 1.5
     commit_words: bool = False  # words of the open segment become final once stable (see commits)
+    commit_interval_s: float = 0.4  # partial_interval_s of a segment that commits words
     commit_languages: tuple[str, ...] = ("en",)  # ... in streams of these languages ("*": all)
 
 

@@ -60,7 +60,8 @@ def decode_batch(
             tokenizers[key] = model_tokenizer(model, lang, task)
         return tokenizers[key]
 
-    prompts = [_prompt(model, tokenizer(lang, r.task), r) for r, lang in zip(requests, languages)]
+    prefixes = [_prefix(tokenizer(lang, r.task), r) for r, lang in zip(requests, languages)]
+    prompts = [_prompt(model, tokenizer(lang, r.task), r, p) for r, lang, p in zip(requests, languages, prefixes)]
     results: list = [None] * len(requests)
     # one generate per (window length, beam, temperature, start-of-transcript position): encoder
     # outputs of a batch must have one shape, and the SOT token one position (see PROMPT_BUCKET_TOKENS).
@@ -70,11 +71,16 @@ def decode_batch(
     for i, r in enumerate(requests):
         groups.setdefault((frames[i], r.beam_size, r.temperature, prompts[i].index(sot)), []).append(i)
     for (_, beam, temp, _), idx in groups.items():
-        max_new = max(_token_budget(requests[i]) for i in idx)
+        # CTranslate2's Whisper generates at most min(max_length / 2, max_length - lead) text tokens (the forced
+        # prefix included), ``lead`` being the prompt before the text: previous text and start sequence
+        # (measured on CTranslate2 4.x). Without previous text, prompt + budget as max_length gave half the
+        # budget: a stream's first segment stalled at its first words until the text timeout cut it.
+        most = max(len(prefixes[i]) + _token_budget(requests[i], len(prefixes[i])) for i in idx)
+        lead = max(len(prompts[i]) - len(prefixes[i]) for i in idx)
         out = whisper.model.generate(
             storage(np.concatenate([encoded[i] for i in idx])),
             [prompts[i] for i in idx],
-            max_length=min(whisper.max_length, max(len(prompts[i]) for i in idx) + max_new),
+            max_length=min(whisper.max_length, max(2 * most, most + lead)),
             **generate_options(model, options, tokenizer(languages[idx[0]], requests[idx[0]].task), beam, temp),
         )
         for i, res in zip(idx, out):
@@ -120,10 +126,15 @@ def generate_options(model: LoadedModel, options: DecodeOptions, tok: Any, beam_
     }
 
 
-def _token_budget(r: DecodeRequest) -> int:
-    """New tokens a window may get: ``max_tokens`` (or 10 + 7 per second of audio), less the forced prefix."""
+def _token_budget(r: DecodeRequest, prefix: int) -> int:
+    """New tokens a window may get: ``max_tokens`` (or 10 + 7 per second of audio), less the ``prefix`` forced tokens."""
     budget = r.max_tokens or int(10 + 7 * len(r.samples) / SAMPLE_RATE)
-    return max(4, min(224, budget) - len(r.prefix_tokens))
+    return max(4, min(224, budget) - prefix)
+
+
+def _prefix(tok, r: DecodeRequest) -> list[int]:
+    """The forced decoder prefix: ``prefix_tokens``, else ``prefix_text`` in this model's vocabulary."""
+    return list(r.prefix_tokens) or (tok.encode(r.prefix_text) if r.prefix_text.strip() else [])
 
 
 def _fit(feat: np.ndarray, frames: int) -> np.ndarray:
@@ -146,7 +157,7 @@ def _languages(model: LoadedModel, requests: list[DecodeRequest], encoded: list[
     return out
 
 
-def _prompt(model: LoadedModel, tok, r: DecodeRequest) -> list[int]:
+def _prompt(model: LoadedModel, tok, r: DecodeRequest, prefix: list[int]) -> list[int]:
     def encode(text: str) -> list[int]:
         return tok.encode(" " + text.strip()) if text.strip() else []
 
@@ -158,7 +169,7 @@ def _prompt(model: LoadedModel, tok, r: DecodeRequest) -> list[int]:
     if keep >= 2 * PROMPT_BUCKET_TOKENS:
         keep = keep // PROMPT_BUCKET_TOKENS * PROMPT_BUCKET_TOKENS
     previous = client + context[len(context) - keep :]
-    return prompt_tokens(model, tok, previous, list(r.prefix_tokens), r.hotwords)
+    return prompt_tokens(model, tok, previous, prefix, r.hotwords)
 
 
 def _align(

@@ -56,6 +56,9 @@ class DecodeRequest:
     hotwords: str = ""  # the client's keyterms, before the prompt (faster-whisper's ``hotwords``)
     context_text: str = ""  # recent final text of the stream: trimmed to a token bucket (whisper/stream.py)
     prefix_tokens: tuple[int, ...] = ()
+    # the forced prefix as text, for a model whose vocabulary ``prefix_tokens`` are not in (a stream's
+    # draft model re-reading the words committed from the stream's model); used when ``prefix_tokens`` is empty
+    prefix_text: str = ""
     beam_size: int = 1
     temperature: float = 0.0
     task: str = "transcribe"
