@@ -206,14 +206,19 @@ class JobRunner:
             if record.status in FINAL:  # ended, and the process delivering its callback stopped
                 self._call_back(record)  # the delivery gives the lease back
                 continue
+            queue = False
             try:
                 if not (record.status == "queued" and await self.store.is_queued(record.id)):
                     record.status, record.progress, record.started_at = "queued", 0.0, None
                     await self.store.save(record)
-                    await self.store.enqueue(record.id)
-                    requeued += 1
+                    queue = True
             finally:
                 await self._give(record.id)
+            # queued once the lease is given back: a worker that pops the id at once must be able to take it
+            # (queued under the lease, it was popped, found taken and dropped, every recovery pass again)
+            if queue:
+                await self.store.enqueue(record.id)
+                requeued += 1
         if requeued:
             log.info("jobs: %d unfinished job(s) queued again", requeued)
 

@@ -219,3 +219,41 @@ def test_jobs_answer_503_while_their_redis_is_down(make_app, tmp_path) -> None:
     assert_error(app.client.get(JOBS), 503, code="storage_unavailable")
     assert_error(app.client.get(f"{JOBS}/job_{'0' * 24}"), 503, code="storage_unavailable")
     assert app.client.get("/health").status_code == 200  # the rest of the service is up
+
+
+def test_a_job_queued_again_is_queued_with_its_lease_free(tmp_path) -> None:
+    # a worker waiting on the queue pops the id as soon as it is pushed: were the recovering process still
+    # holding the lease then, the worker would find the job taken and drop it, at every recovery pass again
+    from types import SimpleNamespace
+
+    from audio_service.ops.jobs import JobRunner
+
+    events: list[tuple[str, object]] = []
+
+    class Store:  # the calls of a recovery pass over one job whose process died while running it
+        held: set[str] = set()
+
+        async def unsettled(self) -> list[SimpleNamespace]:
+            return [SimpleNamespace(id="job_x", status="running", progress=0.5, started_at=1)]
+
+        async def lease(self, job_id: str) -> bool:
+            taken = job_id not in self.held
+            self.held.add(job_id)
+            return taken
+
+        async def release(self, job_id: str) -> None:
+            self.held.discard(job_id)
+
+        async def is_queued(self, job_id: str) -> bool:
+            return False
+
+        async def save(self, record: SimpleNamespace) -> None:
+            events.append(("save", record.status))
+
+        async def enqueue(self, job_id: str) -> None:
+            events.append(("enqueue, lease held", job_id in self.held))
+
+    runner = JobRunner(settings(jobs={"dir": str(tmp_path)}), batch=None, on_done=None)  # type: ignore[arg-type]
+    runner.store = Store()  # type: ignore[assignment]
+    asyncio.run(runner._recover())
+    assert events == [("save", "queued"), ("enqueue, lease held", False)]
