@@ -161,13 +161,10 @@ class Commits:
         if not self.words:
             return result
         words, tokens = result.words, self.tokens
-        flat = _flat(words)
         rest: list[DecodedWord]
-        after = self._after_text(words)
-        if flat[: len(tokens)] != tokens and after is not None:  # the draft's reading of the committed words
-            rest = list(after)
-        elif flat[: len(tokens)] != tokens:
-            rest = [w for w in words if (w.start + w.end) / 2 > self.words[-1].end]
+        if _flat(words)[: len(tokens)] != tokens:
+            after = self._after_text(words)  # the draft's reading of the committed words, if it is one
+            rest = list(after) if after is not None else [w for w in words if (w.start + w.end) / 2 > self.words[-1].end]
         else:
             n, seen = 0, 0  # words[:n] hold the first ``seen`` tokens of the prefix
             while seen + len(words[n].tokens) <= len(tokens):

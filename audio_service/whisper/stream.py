@@ -75,7 +75,7 @@ def decode_batch(
         # prefix included), ``lead`` being the prompt before the text: previous text and start sequence
         # (measured on CTranslate2 4.x). Without previous text, prompt + budget as max_length gave half the
         # budget: a stream's first segment stalled at its first words until the text timeout cut it.
-        most = max(len(prefixes[i]) + _token_budget(requests[i], len(prefixes[i])) for i in idx)
+        most = max(_text_budget(requests[i], len(prefixes[i])) for i in idx)
         lead = max(len(prompts[i]) - len(prefixes[i]) for i in idx)
         out = whisper.model.generate(
             storage(np.concatenate([encoded[i] for i in idx])),
@@ -126,10 +126,11 @@ def generate_options(model: LoadedModel, options: DecodeOptions, tok: Any, beam_
     }
 
 
-def _token_budget(r: DecodeRequest, prefix: int) -> int:
-    """New tokens a window may get: ``max_tokens`` (or 10 + 7 per second of audio), less the ``prefix`` forced tokens."""
+def _text_budget(r: DecodeRequest, prefix: int) -> int:
+    """Text tokens a window may hold, its ``prefix`` forced tokens included: ``max_tokens`` (or 10 + 7 per
+    second of audio), and at least 4 new ones."""
     budget = r.max_tokens or int(10 + 7 * len(r.samples) / SAMPLE_RATE)
-    return max(4, min(224, budget) - prefix)
+    return max(prefix + 4, min(224, budget))
 
 
 def _prefix(tok, r: DecodeRequest) -> list[int]:
